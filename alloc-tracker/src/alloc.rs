@@ -1,0 +1,213 @@
+//! [`CountingAlloc`]: the `GlobalAlloc` wrapper, and [`is_installed`].
+//!
+//! # Implementation
+//!
+//! Each method calls the inner allocator with the caller's arguments
+//! unchanged, then, on success, adds to the calling thread's counters
+//! ([`crate::counters`]). On x86-64 with the default `release` settings of
+//! this workspace, outside any scope that is two `add` instructions to
+//! thread-local memory and one test of a mode byte per `alloc`, and two `add`s
+//! per `dealloc`; inside a [`measure`](crate::measure) scope, `alloc` and
+//! `realloc` also update a high-water mark of live bytes. The measured cost is
+//! in `docs/overhead.md`.
+//!
+//! What is not seen: memory that does not go through the Rust global
+//! allocator (C libraries calling `malloc`, `mmap`, thread stacks), and the
+//! inner allocator's own metadata.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::counters;
+
+/// A [`GlobalAlloc`] that counts every allocation, reallocation and free,
+/// per thread, and forwards each call unchanged to the inner allocator `A`.
+///
+/// # Examples
+///
+/// With jemalloc (feature `jemalloc`, on by default):
+///
+/// ```
+/// use allocscope::{CountingAlloc, Jemalloc};
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+///
+/// let (_, stats) = allocscope::measure(|| std::hint::black_box(vec![0u8; 4096]));
+/// assert_eq!((stats.allocs, stats.bytes_allocated), (1, 4096));
+/// ```
+///
+/// With the system allocator:
+///
+/// ```
+/// use allocscope::CountingAlloc;
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAlloc<System> = CountingAlloc::new(System);
+///
+/// assert!(allocscope::is_installed());
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingAlloc<A> {
+    inner: A,
+}
+
+impl<A> CountingAlloc<A> {
+    /// Wraps `inner`. `const`, so it can initialise a `static`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use allocscope::CountingAlloc;
+    /// #[global_allocator]
+    /// static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+    /// # fn main() {}
+    /// ```
+    pub const fn new(inner: A) -> Self {
+        CountingAlloc { inner }
+    }
+
+    /// The wrapped allocator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use allocscope::CountingAlloc;
+    /// let a = CountingAlloc::new(std::alloc::System);
+    /// let _system: &std::alloc::System = a.inner();
+    /// ```
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+// SAFETY: every method forwards the caller's pointer and layout unchanged to
+// the inner allocator, which upholds `GlobalAlloc`'s contract; the counting
+// around it neither touches the memory nor allocates, panics or unwinds.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is forwarded unchanged.
+        let p = unsafe { self.inner.alloc(layout) };
+        if !p.is_null() {
+            counters::on_alloc(layout.size());
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc_zeroed` is forwarded
+        // unchanged, so the inner allocator's zeroing fast path is kept.
+        let p = unsafe { self.inner.alloc_zeroed(layout) };
+        if !p.is_null() {
+            counters::on_alloc(layout.size());
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract for `dealloc` is forwarded unchanged.
+        unsafe { self.inner.dealloc(ptr, layout) };
+        counters::on_dealloc(layout.size());
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc` is forwarded unchanged,
+        // so in-place growth stays available.
+        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            counters::on_realloc(layout.size(), new_size);
+        }
+        p
+    }
+}
+
+/// What the installation probe found: 0 not yet probed.
+static PROBE: AtomicU8 = AtomicU8::new(0);
+const NOT_INSTALLED: u8 = 1;
+const INSTALLED: u8 = 2;
+const INSTALLED_OVER_JEMALLOC: u8 = 3;
+
+fn probe() -> u8 {
+    let known = PROBE.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    const PROBE_SIZE: usize = 24;
+    // Process totals, not the thread's: they move whenever a `CountingAlloc`
+    // counts, even on a thread beyond the registry, and never otherwise.
+    let before = counters::process_counts();
+    let jemalloc_before = crate::jemalloc::thread_allocated();
+    let layout = Layout::new::<[u8; PROBE_SIZE]>();
+    // SAFETY: the layout has a non-zero size; the block is freed at once
+    // with the same layout.
+    unsafe {
+        let p = std::alloc::alloc(layout);
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        std::alloc::dealloc(std::hint::black_box(p), layout);
+    }
+    let after = counters::process_counts();
+    let jemalloc_after = crate::jemalloc::thread_allocated();
+    let found = if after.allocs == before.allocs {
+        NOT_INSTALLED
+    } else if jemalloc_after.zip(jemalloc_before).is_some_and(|(a, b)| a.wrapping_sub(b) >= PROBE_SIZE as u64) {
+        // jemalloc's own per-thread counter moved by at least the probe:
+        // jemalloc served the block.
+        INSTALLED_OVER_JEMALLOC
+    } else {
+        INSTALLED
+    };
+    PROBE.store(found, Ordering::Relaxed);
+    found
+}
+
+/// Whether a [`CountingAlloc`] is the program's global allocator.
+///
+/// The first call finds out by allocating and freeing one small block and
+/// checking that the process counters moved; the answer is cached.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// assert!(allocscope::is_installed());
+/// ```
+pub fn is_installed() -> bool {
+    probe() != NOT_INSTALLED
+}
+
+/// Whether jemalloc serves the counted allocations, so that its per-thread
+/// counters can give the size-class rounded bytes.
+pub(crate) fn inner_is_jemalloc() -> bool {
+    probe() == INSTALLED_OVER_JEMALLOC
+}
+
+/// The install line, shown in every refusal.
+pub(crate) const INSTALL_HINT: &str = "allocscope::CountingAlloc is not the global allocator, so nothing is counted; \
+     install it once in the binary or test crate: \
+     `#[global_allocator] static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = \
+     allocscope::CountingAlloc::new(allocscope::Jemalloc);`";
+
+/// Panics with the install line unless the tracker is installed, and unless
+/// the current thread's counters are registered.
+#[track_caller]
+pub(crate) fn require_installed(what: &str) {
+    if !is_installed() {
+        panic!("{what}: {INSTALL_HINT}");
+    }
+    if counters::current_tracking() == counters::Tracking::Detached {
+        panic!(
+            "{what}: this thread is beyond the {} threads allocscope tracks at once (or is exiting); \
+             its allocations are counted only in process totals",
+            counters::MAX_THREADS
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! Allocation budgets: [`Budget`], [`BudgetExceeded`] and
+//! [`assert_no_alloc`].
+//!
+//! A budget runs a closure in a thread scope ([`measure`](crate::measure)),
+//! so budget tests run in parallel with any other test without seeing each
+//! other's allocations.
+
+use std::fmt;
+use std::panic::Location;
+
+use crate::{measure, AllocStats};
+
+/// Limits on what a closure may allocate on the calling thread.
+///
+/// Every limit is inclusive (`max_allocs(2)` allows 2). A limit not set is
+/// not checked.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// use allocscope::Budget;
+///
+/// let id = Budget::new().max_allocs(1).max_bytes(64).assert(|| String::from("message-0001"));
+/// assert_eq!(id, "message-0001");
+///
+/// let err = Budget::new().max_allocs(2).check(|| vec![vec![1u8]; 3]).unwrap_err();
+/// assert!(err.to_string().starts_with("allocation budget exceeded: allocs 4 > 2"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[must_use = "a budget does nothing until `check` or `assert` runs a closure"]
+pub struct Budget {
+    max_allocs: Option<u64>,
+    max_bytes: Option<u64>,
+    max_peak_bytes: Option<u64>,
+}
+
+impl Budget {
+    /// A budget with no limits.
+    pub const fn new() -> Budget {
+        Budget { max_allocs: None, max_bytes: None, max_peak_bytes: None }
+    }
+
+    /// At most `n` allocations in Go's sense: `allocs + reallocs`
+    /// ([`AllocStats::allocs_total`]).
+    pub const fn max_allocs(mut self, n: u64) -> Budget {
+        self.max_allocs = Some(n);
+        self
+    }
+
+    /// At most `n` bytes allocated ([`AllocStats::bytes_allocated`]:
+    /// requested sizes, reallocations counted at their full new size).
+    pub const fn max_bytes(mut self, n: u64) -> Budget {
+        self.max_bytes = Some(n);
+        self
+    }
+
+    /// At most `n` live bytes above the starting level at any moment
+    /// ([`AllocStats::peak_bytes`]).
+    pub const fn max_peak_bytes(mut self, n: u64) -> Budget {
+        self.max_peak_bytes = Some(n);
+        self
+    }
+
+    /// Runs `f` and returns its value, or the exceeded limits (after `f` has
+    /// run to completion; its value is dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`BudgetExceeded`] naming every limit that was exceeded.
+    ///
+    /// # Panics
+    ///
+    /// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator
+    /// (the budget would pass vacuously), and if `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let budget = allocscope::Budget::new().max_bytes(256);
+    /// assert!(budget.check(|| vec![0u8; 256]).is_ok());
+    /// let err = budget.check(|| vec![0u8; 400]).unwrap_err();
+    /// assert_eq!(err.exceeded()[0].actual, 400);
+    /// ```
+    #[track_caller]
+    pub fn check<T>(&self, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
+        let location = Location::caller();
+        let (value, stats) = measure(f);
+        let limits = [
+            (Limit::Allocs, self.max_allocs, stats.allocs_total()),
+            (Limit::Bytes, self.max_bytes, stats.bytes_allocated),
+            (Limit::PeakBytes, self.max_peak_bytes, stats.peak_bytes),
+        ];
+        let exceeded: Vec<Exceeded> = limits
+            .into_iter()
+            .filter_map(|(limit, max, actual)| max.filter(|&m| actual > m).map(|max| Exceeded { limit, max, actual }))
+            .collect();
+        if exceeded.is_empty() {
+            Ok(value)
+        } else {
+            Err(BudgetExceeded { exceeded, stats, location })
+        }
+    }
+
+    /// Runs `f` and returns its value; panics if it went over budget.
+    ///
+    /// # Panics
+    ///
+    /// With the [`BudgetExceeded`] message (every exceeded limit with its
+    /// value, and this call's location) when a limit is exceeded; also if
+    /// the tracker is not installed, and if `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```should_panic
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// allocscope::Budget::new().max_allocs(2).max_bytes(256).assert(|| {
+    ///     [vec![0u8; 100], vec![0u8; 100], vec![0u8; 200]]
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn assert<T>(&self, f: impl FnOnce() -> T) -> T {
+        match self.check(f) {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Runs `f` and panics if it allocated or reallocated anything on the
+/// calling thread (frees are allowed). The zero [`Budget`].
+///
+/// # Panics
+///
+/// If `f` allocated, with the allocation count and bytes in the message;
+/// if the tracker is not installed; if `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let mut buf = Vec::with_capacity(16);
+/// allocscope::assert_no_alloc(|| buf.extend_from_slice(b"fits in capacity"));
+/// ```
+#[track_caller]
+pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
+    Budget::new().max_allocs(0).max_bytes(0).assert(f)
+}
+
+/// Which limit of a [`Budget`] was exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`Budget::max_allocs`]: allocations plus reallocations.
+    Allocs,
+    /// [`Budget::max_bytes`]: bytes allocated.
+    Bytes,
+    /// [`Budget::max_peak_bytes`]: peak live bytes.
+    PeakBytes,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::Allocs => "allocs",
+            Limit::Bytes => "bytes",
+            Limit::PeakBytes => "peak_bytes",
+        })
+    }
+}
+
+/// One exceeded limit: its kind, the limit and what was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Exceeded {
+    /// Which limit.
+    pub limit: Limit,
+    /// The limit that was set.
+    pub max: u64,
+    /// What the closure did.
+    pub actual: u64,
+}
+
+/// The error of [`Budget::check`]: the exceeded limits, the full figures and
+/// where the check was made.
+///
+/// Its `Display` is one line, for example
+/// `allocation budget exceeded: allocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5)`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("allocation budget exceeded: {} (budget at {location}; measured {stats})", list(exceeded))]
+pub struct BudgetExceeded {
+    exceeded: Vec<Exceeded>,
+    stats: AllocStats,
+    location: &'static Location<'static>,
+}
+
+fn list(exceeded: &[Exceeded]) -> String {
+    let parts: Vec<String> = exceeded.iter().map(|e| format!("{} {} > {}", e.limit, e.actual, e.max)).collect();
+    parts.join(", ")
+}
+
+impl BudgetExceeded {
+    /// The limits that were exceeded, in the order allocs, bytes, peak.
+    pub fn exceeded(&self) -> &[Exceeded] {
+        &self.exceeded
+    }
+
+    /// Everything the closure did.
+    pub fn stats(&self) -> &AllocStats {
+        &self.stats
+    }
+
+    /// Where `check`, `assert` or `assert_no_alloc` was called.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+}

@@ -1,0 +1,609 @@
+//! Per-thread counter blocks, their registry, and process totals.
+//!
+//! # Design
+//!
+//! Every thread owns one [`ThreadCounters`] block in a `const`-initialised
+//! thread-local with no destructor, so the hot path is a handful of plain
+//! `add` instructions on thread-local memory: no lazy initialisation, no
+//! lock, no shared cache line, no read-modify-write atomic. The fields are
+//! atomics written with a relaxed load and store by their single writer (the
+//! owning thread), which compiles to the same `add` as a `Cell` on x86-64 and
+//! AArch64, but lets other threads read them without a data race.
+//!
+//! A thread's first allocation (or first free, or first call into the public
+//! API) *registers* the block: it claims a slot in [`SLOTS`], a fixed static
+//! array of pointers, with one compare-and-swap, and arranges for a
+//! thread-exit hook. Registration never allocates through the global
+//! allocator. When the thread exits the hook folds the block into
+//! [`RETIRED`], so process totals stay exact after threads are gone.
+//!
+//! Two cheap tricks keep the check for "is this thread registered?" off the
+//! common path:
+//!
+//! - `alloc` and `realloc` read one byte, [`ThreadCounters::mode`]; zero means
+//!   "registered, no peak tracking", anything else goes to the cold path,
+//!   which also does peak tracking for active scopes.
+//! - `dealloc` does not read `mode` at all: an unregistered block stores its
+//!   free count *minus one* (`u64::MAX` when new), so the increment of the
+//!   first free wraps to zero and sends that one call to the cold path.
+//!
+//! # Limits
+//!
+//! - At most [`MAX_THREADS`] threads are tracked per thread at once. Further
+//!   threads, and events that happen on a thread after its exit hook ran
+//!   (frees made by later thread-local destructors), are counted only in the
+//!   process totals, through shared atomics.
+//! - A snapshot of another *running* thread is not atomic across fields; it
+//!   is exact when the other threads are quiescent (joined or parked).
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+/// The most threads whose counters can be registered at the same time.
+pub const MAX_THREADS: usize = 4096;
+
+/// `mode` value: registered, no scope is tracking peak bytes. The only value
+/// that takes the fast path.
+const READY: u8 = 0;
+/// Bit set in `mode` while a scope tracks this thread's peak live bytes.
+const PEAK: u8 = 1;
+/// Bit set in `mode` until the block is registered.
+const FRESH: u8 = 2;
+/// Bit set in `mode` when the block is not (or no longer) in the registry:
+/// every event is counted in [`RETIRED`] instead.
+const DETACHED: u8 = 4;
+
+/// Five monotonically increasing event counters, in the vocabulary of
+/// [`AllocStats`](crate::AllocStats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub allocs: u64,
+    pub deallocs: u64,
+    pub reallocs: u64,
+    pub bytes_allocated: u64,
+    pub bytes_freed: u64,
+}
+
+impl Counts {
+    pub(crate) fn wrapping_add(self, o: Counts) -> Counts {
+        Counts {
+            allocs: self.allocs.wrapping_add(o.allocs),
+            deallocs: self.deallocs.wrapping_add(o.deallocs),
+            reallocs: self.reallocs.wrapping_add(o.reallocs),
+            bytes_allocated: self.bytes_allocated.wrapping_add(o.bytes_allocated),
+            bytes_freed: self.bytes_freed.wrapping_add(o.bytes_freed),
+        }
+    }
+
+    pub(crate) fn wrapping_sub(self, o: Counts) -> Counts {
+        Counts {
+            allocs: self.allocs.wrapping_sub(o.allocs),
+            deallocs: self.deallocs.wrapping_sub(o.deallocs),
+            reallocs: self.reallocs.wrapping_sub(o.reallocs),
+            bytes_allocated: self.bytes_allocated.wrapping_sub(o.bytes_allocated),
+            bytes_freed: self.bytes_freed.wrapping_sub(o.bytes_freed),
+        }
+    }
+
+    /// Live bytes: allocated minus freed, as a signed figure (a thread that
+    /// frees what others allocated goes negative).
+    pub(crate) fn live(self) -> i64 {
+        self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
+    }
+}
+
+/// One thread's counters. Written only by the owning thread; read by any.
+#[repr(C, align(64))]
+pub(crate) struct ThreadCounters {
+    mode: AtomicU8,
+    allocs: AtomicU64,
+    /// Frees, minus one while the block is unregistered or detached.
+    deallocs_biased: AtomicU64,
+    reallocs: AtomicU64,
+    bytes_allocated: AtomicU64,
+    bytes_freed: AtomicU64,
+    /// Highest live bytes (as `i64` bits) seen while `PEAK` is set.
+    high_water: AtomicU64,
+    /// Index in [`SLOTS`] while registered.
+    slot: AtomicUsize,
+}
+
+thread_local! {
+    // No destructor and a const initialiser: access is a plain TLS offset,
+    // usable inside the allocator at any point of the thread's life.
+    static LOCAL: ThreadCounters = const {
+        ThreadCounters {
+            mode: AtomicU8::new(FRESH),
+            allocs: AtomicU64::new(0),
+            deallocs_biased: AtomicU64::new(u64::MAX),
+            reallocs: AtomicU64::new(0),
+            bytes_allocated: AtomicU64::new(0),
+            bytes_freed: AtomicU64::new(0),
+            high_water: AtomicU64::new(0),
+            slot: AtomicUsize::new(usize::MAX),
+        }
+    };
+}
+
+/// Adds `n` to a counter that only this thread writes: a relaxed load and
+/// store, which compiles to a single non-atomic `add` to memory.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) -> u64 {
+    let v = counter.load(Ordering::Relaxed).wrapping_add(n);
+    counter.store(v, Ordering::Relaxed);
+    v
+}
+
+/// Runs `f` on the current thread's block.
+///
+/// `LOCAL` has a const initialiser and no destructor, so `with` cannot fail
+/// and cannot allocate, even during thread teardown.
+#[inline(always)]
+fn with_local<R>(f: impl FnOnce(&'static ThreadCounters) -> R) -> R {
+    LOCAL.with(|l| {
+        // SAFETY: the block lives as long as the thread; every `&'static`
+        // handed out here is used only while the thread runs (by the thread
+        // itself), or through `SLOTS`, whose readers the exit hook waits for.
+        f(unsafe { &*ptr::from_ref(l) })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The hot path: called from `CountingAlloc` after the inner allocator
+// succeeded. No allocation, no lock, no panic, no system call.
+
+/// Counts one successful `alloc` or `alloc_zeroed` of `size` bytes.
+#[inline(always)]
+pub(crate) fn on_alloc(size: usize) {
+    with_local(|l| {
+        if l.mode.load(Ordering::Relaxed) != READY {
+            return on_alloc_cold(l, size as u64);
+        }
+        bump(&l.allocs, 1);
+        bump(&l.bytes_allocated, size as u64);
+    })
+}
+
+/// Counts one `dealloc` of `size` bytes.
+#[inline(always)]
+pub(crate) fn on_dealloc(size: usize) {
+    with_local(|l| {
+        if bump(&l.deallocs_biased, 1) == 0 {
+            return on_dealloc_cold(l, size as u64);
+        }
+        bump(&l.bytes_freed, size as u64);
+    })
+}
+
+/// Counts one successful `realloc` from `old` to `new` bytes.
+#[inline(always)]
+pub(crate) fn on_realloc(old: usize, new: usize) {
+    with_local(|l| {
+        if l.mode.load(Ordering::Relaxed) != READY {
+            return on_realloc_cold(l, old as u64, new as u64);
+        }
+        bump(&l.reallocs, 1);
+        bump(&l.bytes_allocated, new as u64);
+        bump(&l.bytes_freed, old as u64);
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn on_alloc_cold(l: &'static ThreadCounters, size: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
+        RETIRED.add(Counts { allocs: 1, bytes_allocated: size, ..Counts::default() });
+        return;
+    }
+    bump(&l.allocs, 1);
+    bump(&l.bytes_allocated, size);
+    if mode & PEAK != 0 {
+        raise_high_water(l);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_realloc_cold(l: &'static ThreadCounters, old: u64, new: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
+        RETIRED.add(Counts { reallocs: 1, bytes_allocated: new, bytes_freed: old, ..Counts::default() });
+        return;
+    }
+    bump(&l.reallocs, 1);
+    bump(&l.bytes_allocated, new);
+    bump(&l.bytes_freed, old);
+    if mode & PEAK != 0 {
+        raise_high_water(l);
+    }
+}
+
+/// Reached when the biased free counter wrapped to zero: the block is either
+/// unregistered (first free of this thread) or detached (every free).
+#[cold]
+#[inline(never)]
+fn on_dealloc_cold(l: &'static ThreadCounters, size: u64) {
+    // Undo the increment that wrapped: back to "biased, no frees yet".
+    l.deallocs_biased.store(u64::MAX, Ordering::Relaxed);
+    if settle(l) & DETACHED != 0 {
+        RETIRED.add(Counts { deallocs: 1, bytes_freed: size, ..Counts::default() });
+        return;
+    }
+    bump(&l.deallocs_biased, 1);
+    bump(&l.bytes_freed, size);
+}
+
+/// Registers the block if it is fresh and returns its mode.
+#[inline]
+fn settle(l: &'static ThreadCounters) -> u8 {
+    if l.mode.load(Ordering::Relaxed) & FRESH != 0 {
+        register(l);
+    }
+    l.mode.load(Ordering::Relaxed)
+}
+
+#[inline]
+fn raise_high_water(l: &ThreadCounters) {
+    let live = l.bytes_allocated.load(Ordering::Relaxed).wrapping_sub(l.bytes_freed.load(Ordering::Relaxed)) as i64;
+    if live > l.high_water.load(Ordering::Relaxed) as i64 {
+        l.high_water.store(live as u64, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The registry.
+
+/// Pointers to the blocks of registered, running threads.
+static SLOTS: [AtomicPtr<ThreadCounters>; MAX_THREADS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_THREADS];
+/// One past the highest slot ever claimed: readers scan `SLOTS[..SLOTS_USED]`.
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+/// Readers currently dereferencing pointers taken from `SLOTS`.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+/// Exit hooks currently moving a block from `SLOTS` to `RETIRED`.
+static EXITING: AtomicUsize = AtomicUsize::new(0);
+/// Completed exit hooks; lets a reader detect one that overlapped its read.
+static EXITS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts of exited threads, and of events no registered block could take.
+static RETIRED: SharedCounts = SharedCounts::new();
+
+struct SharedCounts([AtomicU64; 5]);
+
+impl SharedCounts {
+    const fn new() -> Self {
+        SharedCounts([const { AtomicU64::new(0) }; 5])
+    }
+
+    fn add(&self, c: Counts) {
+        let values = [c.allocs, c.deallocs, c.reallocs, c.bytes_allocated, c.bytes_freed];
+        for (slot, v) in self.0.iter().zip(values) {
+            if v != 0 {
+                slot.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn load(&self) -> Counts {
+        let [a, d, r, ba, bf] = &self.0;
+        Counts {
+            allocs: a.load(Ordering::Relaxed),
+            deallocs: d.load(Ordering::Relaxed),
+            reallocs: r.load(Ordering::Relaxed),
+            bytes_allocated: ba.load(Ordering::Relaxed),
+            bytes_freed: bf.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Registers a fresh block: claims a slot and arms the exit hook, or, when
+/// neither is possible, detaches the block and moves what it counted so far
+/// to [`RETIRED`]. Never allocates through the global allocator.
+fn register(l: &'static ThreadCounters) {
+    debug_assert!(l.mode.load(Ordering::Relaxed) & FRESH != 0);
+    let me = ptr::from_ref(l).cast_mut();
+    // Remove the bias before the block becomes visible to readers: from now
+    // on the counter holds the true free count. (A reader that saw the bias
+    // would sum one free too few.)
+    bump(&l.deallocs_biased, 1);
+    let claimed = SLOTS.iter().position(|slot| {
+        slot.load(Ordering::Relaxed).is_null()
+            && slot.compare_exchange(ptr::null_mut(), me, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+    });
+    let mode = l.mode.load(Ordering::Relaxed) & !FRESH;
+    match claimed {
+        Some(i) if exit_hook::arm(me) => {
+            l.slot.store(i, Ordering::Relaxed);
+            SLOTS_USED.fetch_max(i + 1, Ordering::SeqCst);
+            l.mode.store(mode, Ordering::Relaxed);
+        }
+        _ => {
+            if let Some(i) = claimed {
+                SLOTS[i].store(ptr::null_mut(), Ordering::SeqCst);
+            }
+            RETIRED.add(read_block(l));
+            l.deallocs_biased.store(u64::MAX, Ordering::Relaxed);
+            l.mode.store(mode | DETACHED, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Called on the exiting thread, after the thread's other thread-local
+/// destructors: moves the block's counts to `RETIRED` and leaves the block
+/// detached, so that any later event on this thread is counted there too.
+fn retire(l: &ThreadCounters) {
+    EXITING.fetch_add(1, Ordering::SeqCst);
+    let slot = l.slot.swap(usize::MAX, Ordering::Relaxed);
+    if slot < MAX_THREADS {
+        SLOTS[slot].store(ptr::null_mut(), Ordering::SeqCst);
+    }
+    RETIRED.add(read_block(l));
+    l.deallocs_biased.store(u64::MAX, Ordering::Relaxed);
+    l.mode.store(DETACHED, Ordering::Relaxed);
+    EXITS.fetch_add(1, Ordering::SeqCst);
+    EXITING.fetch_sub(1, Ordering::SeqCst);
+    // The block's memory goes away with the thread: wait for any reader that
+    // took its pointer before the slot was cleared.
+    while READERS.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+fn read_block(l: &ThreadCounters) -> Counts {
+    Counts {
+        allocs: l.allocs.load(Ordering::Relaxed),
+        deallocs: l.deallocs_biased.load(Ordering::Relaxed),
+        reallocs: l.reallocs.load(Ordering::Relaxed),
+        bytes_allocated: l.bytes_allocated.load(Ordering::Relaxed),
+        bytes_freed: l.bytes_freed.load(Ordering::Relaxed),
+    }
+}
+
+/// The thread-exit hook. On Unix a `pthread_key_create` destructor, which
+/// glibc and the BSDs run after the C++/Rust thread-local destructors, so
+/// frees made by those are still counted in the thread's block. Elsewhere a
+/// `thread_local!` with `Drop`, armed outside the allocator only.
+#[cfg(unix)]
+mod exit_hook {
+    use super::{retire, ThreadCounters};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// `pthread_key_t` plus one, zero until created.
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn on_exit(block: *mut libc::c_void) {
+        // SAFETY: the value was set by `arm` to this thread's block, which is
+        // still alive: pthread key destructors run before the thread's TLS
+        // memory is released.
+        retire(unsafe { &*block.cast::<ThreadCounters>() });
+    }
+
+    fn key() -> Option<libc::pthread_key_t> {
+        let k = KEY.load(Ordering::Acquire);
+        if k != 0 {
+            return Some((k - 1) as libc::pthread_key_t);
+        }
+        let mut new: libc::pthread_key_t = 0;
+        // SAFETY: `new` is a valid out-pointer; `on_exit` matches the
+        // destructor signature. glibc allocates keys without calling the
+        // Rust global allocator.
+        if unsafe { libc::pthread_key_create(&mut new, Some(on_exit)) } != 0 {
+            return None;
+        }
+        match KEY.compare_exchange(0, new as usize + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Some(new),
+            Err(winner) => {
+                // SAFETY: `new` was created above and never used.
+                unsafe { libc::pthread_key_delete(new) };
+                Some((winner - 1) as libc::pthread_key_t)
+            }
+        }
+    }
+
+    /// Arranges for `block` to be retired when this thread exits.
+    pub(super) fn arm(block: *mut ThreadCounters) -> bool {
+        let Some(key) = key() else { return false };
+        // SAFETY: `key` is a live key; storing a non-null value makes the
+        // destructor run at thread exit. The C library's own allocator backs
+        // the key's storage, not the Rust global allocator.
+        unsafe { libc::pthread_setspecific(key, block.cast()) == 0 }
+    }
+}
+
+#[cfg(not(unix))]
+mod exit_hook {
+    use super::{retire, ThreadCounters};
+
+    struct Retire(Cell<*const ThreadCounters>);
+
+    impl Drop for Retire {
+        fn drop(&mut self) {
+            let block = self.0.get();
+            if !block.is_null() {
+                // SAFETY: set by `arm` to this thread's block, which outlives
+                // its thread-local destructors.
+                retire(unsafe { &*block });
+            }
+        }
+    }
+
+    thread_local! {
+        static HOOK: Retire = const { Retire(Cell::new(std::ptr::null())) };
+    }
+
+    /// Arranges for `block` to be retired when this thread exits. Touching a
+    /// thread-local with `Drop` may allocate to register its destructor; the
+    /// block is marked registered first, so such an allocation is counted
+    /// and does not recurse here.
+    pub(super) fn arm(block: *mut ThreadCounters) -> bool {
+        HOOK.try_with(|h| h.0.set(block)).is_ok()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading, for the public API (never called from the allocator).
+
+/// How a block relates to the registry, for the public API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tracking {
+    /// Registered: thread scopes work.
+    Registered,
+    /// Counted only in process totals.
+    Detached,
+}
+
+/// Registers the current thread if needed (outside the allocator).
+pub(crate) fn current_tracking() -> Tracking {
+    with_local(|l| {
+        if l.mode.load(Ordering::Relaxed) & FRESH != 0 {
+            register(l);
+        }
+        if l.mode.load(Ordering::Relaxed) & DETACHED != 0 {
+            Tracking::Detached
+        } else {
+            Tracking::Registered
+        }
+    })
+}
+
+/// The current thread's cumulative counts (zero for a detached thread).
+pub(crate) fn thread_counts() -> Counts {
+    if current_tracking() == Tracking::Detached {
+        return Counts::default();
+    }
+    with_local(read_block)
+}
+
+/// Cumulative counts of every thread, running or exited.
+pub(crate) fn process_counts() -> Counts {
+    loop {
+        READERS.fetch_add(1, Ordering::SeqCst);
+        let exits = EXITS.load(Ordering::SeqCst);
+        let mut total = RETIRED.load();
+        let stable_start = EXITING.load(Ordering::SeqCst) == 0;
+        if stable_start {
+            for slot in &SLOTS[..SLOTS_USED.load(Ordering::SeqCst)] {
+                let p = slot.load(Ordering::SeqCst);
+                if !p.is_null() {
+                    // SAFETY: a block stays alive while its slot points to it,
+                    // and its exit hook waits for `READERS` to reach zero
+                    // after clearing the slot; we counted ourselves in above.
+                    total = total.wrapping_add(read_block(unsafe { &*p }));
+                }
+            }
+        }
+        let stable = stable_start && EXITING.load(Ordering::SeqCst) == 0 && EXITS.load(Ordering::SeqCst) == exits;
+        READERS.fetch_sub(1, Ordering::SeqCst);
+        if stable {
+            return total;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The current thread's live bytes and high-water mark state, saved by a
+/// scope when it starts tracking peak bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeakFrame {
+    saved_mode: u8,
+    saved_high_water: i64,
+}
+
+/// Starts peak tracking on the current (registered) thread: from now on the
+/// high-water mark follows live bytes, starting from the current level.
+pub(crate) fn start_peak(start: Counts) -> PeakFrame {
+    with_local(|l| {
+        let frame = PeakFrame {
+            saved_mode: l.mode.load(Ordering::Relaxed),
+            saved_high_water: l.high_water.load(Ordering::Relaxed) as i64,
+        };
+        l.high_water.store(start.live() as u64, Ordering::Relaxed);
+        l.mode.store(frame.saved_mode | PEAK, Ordering::Relaxed);
+        frame
+    })
+}
+
+/// Ends peak tracking started by [`start_peak`]: returns the highest live
+/// bytes reached above `start`, and hands the high-water mark on to the
+/// enclosing scope, if any.
+pub(crate) fn finish_peak(frame: PeakFrame, start: Counts) -> u64 {
+    with_local(|l| {
+        let high = l.high_water.load(Ordering::Relaxed) as i64;
+        let peak = high.wrapping_sub(start.live()).max(0) as u64;
+        l.high_water.store(high.max(frame.saved_high_water) as u64, Ordering::Relaxed);
+        l.mode.store(frame.saved_mode, Ordering::Relaxed);
+        peak
+    })
+}
+
+/// The highest live bytes above `start` reached so far in the current peak
+/// tracking window.
+pub(crate) fn peak_so_far(start: Counts) -> u64 {
+    with_local(|l| (l.high_water.load(Ordering::Relaxed) as i64).wrapping_sub(start.live()).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hint::black_box;
+
+    fn mode() -> u8 {
+        with_local(|l| l.mode.load(Ordering::Relaxed))
+    }
+
+    /// A bare pthread (no Rust start-up code, which would allocate) whose
+    /// first allocator event is a free.
+    #[cfg(unix)]
+    #[test]
+    fn a_threads_first_free_registers_it_without_allocating() {
+        struct Seen {
+            block: Option<Box<[u8; 48]>>,
+            mode_before: u8,
+            mode_after: u8,
+            counts: Counts,
+        }
+        extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+            // SAFETY: `arg` is the `Seen` below, borrowed until the join.
+            let seen = unsafe { &mut *arg.cast::<Seen>() };
+            seen.mode_before = mode();
+            drop(seen.block.take());
+            seen.mode_after = mode();
+            seen.counts = with_local(read_block);
+            std::ptr::null_mut()
+        }
+        let mut seen =
+            Seen { block: Some(black_box(Box::new([0u8; 48]))), mode_before: 0, mode_after: 0, counts: Counts::default() };
+        let mut thread: libc::pthread_t = 0;
+        // SAFETY: `run` matches the start routine signature and `seen`
+        // outlives the thread, which is joined before `seen` is read.
+        unsafe {
+            let arg = std::ptr::from_mut(&mut seen).cast();
+            assert_eq!(libc::pthread_create(&mut thread, std::ptr::null(), run, arg), 0);
+            assert_eq!(libc::pthread_join(thread, std::ptr::null_mut()), 0);
+        }
+        assert_eq!(seen.mode_before, FRESH, "nothing had allocated or freed on the thread");
+        assert_eq!(seen.mode_after, READY);
+        assert_eq!((seen.counts.allocs, seen.counts.deallocs, seen.counts.bytes_freed), (0, 1, 48));
+    }
+
+    #[test]
+    fn a_retired_block_counts_every_later_event_in_the_process_totals() {
+        std::thread::spawn(|| {
+            drop(black_box(vec![0u8; 8])); // registers
+            // What the exit hook does, early: later events (as from other
+            // thread-local destructors) must still reach the process totals.
+            with_local(retire);
+            assert_eq!(mode(), DETACHED);
+            let before = RETIRED.load();
+            for _ in 0..3 {
+                drop(black_box(vec![0u8; 100]));
+            }
+            let d = RETIRED.load().wrapping_sub(before);
+            // Other tests' threads may retire concurrently: at least ours.
+            assert!(d.allocs >= 3 && d.deallocs >= 3 && d.bytes_allocated >= 300, "{d:?}");
+            assert_eq!(thread_counts(), Counts::default(), "a detached thread has no thread figures");
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -1,0 +1,135 @@
+//! Exact allocation counts for Rust programs, per thread, per scope and per
+//! named operation, cheap enough to leave on; and allocation budgets that
+//! ordinary parallel `cargo test` can assert.
+//!
+//! # Motivation
+//!
+//! Go benchmarks print `B/op` and `allocs/op` beside the time. Rust has no
+//! such figure by default, and the tools that find allocations (dhat,
+//! heaptrack) are profilers: slow, one per process, not for tests or
+//! production. `allocscope` is a counting [`#[global_allocator]`][ga] that
+//! wraps jemalloc (or any [`GlobalAlloc`](std::alloc::GlobalAlloc)) and keeps
+//! a few integers per thread, so it can stay installed in an application,
+//! its benchmarks and its tests.
+//!
+//! [ga]: std::alloc::GlobalAlloc
+//!
+//! # Setup
+//!
+//! Install the allocator once, in the binary (or in each test crate):
+//!
+//! ```
+//! use allocscope::{CountingAlloc, Jemalloc};
+//!
+//! #[global_allocator]
+//! static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+//! # fn main() {}
+//! ```
+//!
+//! Without the default `jemalloc` feature, wrap the system allocator:
+//! `CountingAlloc<std::alloc::System>`.
+//!
+//! # Measuring
+//!
+//! ```
+//! # #[global_allocator]
+//! # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+//! #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+//! // What a closure allocates on this thread (other threads never leak in):
+//! let (text, stats) = allocscope::measure(|| {
+//!     let mut s = String::new();
+//!     for _ in 0..100 {
+//!         s.push('x');
+//!     }
+//!     s
+//! });
+//! assert_eq!((stats.allocs, stats.reallocs), (1, 4)); // 8 -> 16 -> 32 -> 64 -> 128
+//! assert_eq!(stats.bytes_allocated, 8 + 16 + 32 + 64 + 128);
+//! drop(text);
+//!
+//! // Named operations, for per-operation reports (B/op, allocs/op):
+//! for i in 0..3 {
+//!     let _op = allocscope::op("crate.enqueue");
+//!     std::hint::black_box(vec![i; 8]);
+//! }
+//! let row = allocscope::op_stats().into_iter().find(|r| r.name == "crate.enqueue").unwrap();
+//! assert_eq!((row.calls, row.per_call().allocs_total), (3, 1.0));
+//! ```
+//!
+//! [`thread_stats`] and [`process_stats`] return cumulative snapshots;
+//! `after - before` is the difference. [`measure_process`] counts every
+//! thread of the process while a closure runs.
+//!
+//! # Testing with budgets
+//!
+//! ```
+//! # #[global_allocator]
+//! # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+//! #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+//! use allocscope::{assert_no_alloc, Budget};
+//!
+//! let mut buf = Vec::with_capacity(64);
+//! assert_no_alloc(|| buf.extend_from_slice(&[1, 2, 3]));
+//!
+//! Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
+//! let err = Budget::new().max_allocs(1).check(|| (vec![1], vec![2])).unwrap_err();
+//! assert!(err.to_string().starts_with("allocation budget exceeded: allocs 2 > 1"));
+//! ```
+//!
+//! Budgets measure the calling thread only, so they hold under the default
+//! parallel test runner. Every entry point refuses loudly (panics with the
+//! install line) when `CountingAlloc` is not the global allocator, rather
+//! than reading zeros that would pass any budget; [`is_installed`] asks
+//! without panicking.
+//!
+//! # What is counted
+//!
+//! See [`AllocStats`] for the exact rules (a reallocation counts its full new
+//! size as allocated and its old size as freed, as Go and jemalloc do). With
+//! jemalloc, thread scopes also report
+//! [`rounded_bytes_allocated`](AllocStats::rounded_bytes_allocated), the
+//! bytes jemalloc handed out after rounding to its size classes.
+//!
+//! Not counted: memory that bypasses the Rust global allocator (C code
+//! calling `malloc`, `mmap`, thread stacks) and allocator metadata.
+//!
+//! # Cost
+//!
+//! The allocator path is a few instructions on thread-local counters: no
+//! lock, no shared atomic, no allocation. See [`CountingAlloc`] and the
+//! measured table in `docs/overhead.md`.
+//!
+//! # Feature flags
+//!
+//! - `jemalloc` (default): re-exports [`Jemalloc`] and enables the rounded
+//!   byte counts and [`JemallocStats`].
+//! - `serde`: `Serialize`/`Deserialize` for [`AllocStats`] and [`PerOp`],
+//!   `Serialize` for [`OpStats`].
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod alloc;
+mod budget;
+mod counters;
+mod jemalloc;
+mod op;
+mod scope;
+mod stats;
+
+pub use crate::alloc::{is_installed, CountingAlloc};
+pub use crate::budget::{assert_no_alloc, Budget, BudgetExceeded, Exceeded, Limit};
+pub use crate::counters::MAX_THREADS;
+#[cfg(feature = "jemalloc")]
+pub use crate::jemalloc::JemallocStats;
+pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
+pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope};
+pub use crate::stats::{AllocStats, PerOp};
+
+/// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).
+#[cfg(feature = "jemalloc")]
+pub use tikv_jemallocator::Jemalloc;
+
+// The unit tests (and Miri) exercise the counting allocator itself.
+#[cfg(test)]
+#[global_allocator]
+static TEST_GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);

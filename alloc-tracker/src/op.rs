@@ -1,0 +1,235 @@
+//! Named operations: [`op`] guards and the process-wide table that
+//! [`op_stats`] reads.
+//!
+//! An operation guard is a [`Scope`] with a name. The allocator path knows
+//! nothing of operations: the guard reads the thread's counters when it
+//! starts and when it ends, and adds the difference to the operation's row.
+//!
+//! # Nesting
+//!
+//! Each allocation is attributed to exactly one operation: the innermost one
+//! open on its thread. An outer operation's row counts what it did outside
+//! its inner operations ("self" figures, as a profiler would say), so the
+//! rows add up to the total without double counting. `peak_bytes` of a row
+//! is different: it is the highest peak of a single call, inner operations
+//! included.
+//!
+//! # Limits
+//!
+//! The table holds at most [`MAX_OPS`] names, in static memory, so that
+//! starting and ending an operation never allocates (it would show up in an
+//! enclosing [`measure`](crate::measure)).
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::counters::Counts;
+use crate::{AllocStats, Scope};
+
+/// The most distinct operation names the table holds.
+pub const MAX_OPS: usize = 256;
+
+struct Row {
+    name: OnceLock<&'static str>,
+    calls: AtomicU64,
+    counts: [AtomicU64; 5],
+    peak_bytes: AtomicU64,
+}
+
+static TABLE: [Row; MAX_OPS] = [const {
+    Row {
+        name: OnceLock::new(),
+        calls: AtomicU64::new(0),
+        counts: [const { AtomicU64::new(0) }; 5],
+        peak_bytes: AtomicU64::new(0),
+    }
+}; MAX_OPS];
+
+/// Serialises the insertion of new names (never taken on the allocator path).
+static INSERT: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// What the operations nested in the innermost open one have counted,
+    /// inclusive, so far: subtracted from it when it ends.
+    static CHILDREN: Cell<Counts> = const { Cell::new(Counts { allocs: 0, deallocs: 0, reallocs: 0, bytes_allocated: 0, bytes_freed: 0 }) };
+    /// How many operation guards are open on this thread.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+fn row_index(name: &'static str) -> usize {
+    let find = |limit: usize| TABLE[..limit].iter().position(|r| r.name.get().is_some_and(|n| *n == name));
+    let filled = TABLE.iter().position(|r| r.name.get().is_none()).unwrap_or(MAX_OPS);
+    if let Some(i) = find(filled) {
+        return i;
+    }
+    let _guard = INSERT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = find(MAX_OPS) {
+        return i;
+    }
+    let Some(i) = TABLE.iter().position(|r| r.name.get().is_none()) else {
+        panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)");
+    };
+    TABLE[i].name.set(name).expect("slot was empty under the insertion lock");
+    i
+}
+
+/// Starts a named operation on the current thread; it lasts until the guard
+/// is dropped, and its allocations go to `name`'s row of [`op_stats`].
+///
+/// Each call counts one call of the operation. See the [module
+/// docs](self) for nesting.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator,
+/// or the table already holds [`MAX_OPS`] other names.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// for i in 0..10 {
+///     let _op = allocscope::op("doc.format_id");
+///     std::hint::black_box(format!("msg-{i}"));
+/// }
+/// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.format_id").unwrap();
+/// assert_eq!(row.calls, 10);
+/// assert_eq!(row.stats.allocs_total(), 10);
+/// ```
+#[track_caller]
+pub fn op(name: &'static str) -> OpGuard {
+    let row = row_index(name);
+    let scope = Scope::start();
+    let parent_children = CHILDREN.replace(Counts::default());
+    DEPTH.set(DEPTH.get() + 1);
+    OpGuard { row, depth: DEPTH.get(), parent_children, scope: Some(scope) }
+}
+
+/// An open named operation; see [`op`].
+#[must_use = "the operation ends when the guard is dropped"]
+pub struct OpGuard {
+    row: usize,
+    depth: u32,
+    parent_children: Counts,
+    scope: Option<Scope>,
+}
+
+impl fmt::Debug for OpGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpGuard").field("name", &TABLE[self.row].name.get()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        let Some(scope) = self.scope.take() else { return };
+        let inclusive = scope.finish();
+        debug_assert_eq!(DEPTH.get(), self.depth, "allocscope::op guards must be dropped in reverse order");
+        DEPTH.set(DEPTH.get() - 1);
+        let own = inclusive.counts().wrapping_sub(CHILDREN.get());
+        CHILDREN.set(self.parent_children.wrapping_add(inclusive.counts()));
+        let row = &TABLE[self.row];
+        row.calls.fetch_add(1, Ordering::Relaxed);
+        let values = [own.allocs, own.deallocs, own.reallocs, own.bytes_allocated, own.bytes_freed];
+        for (counter, v) in row.counts.iter().zip(values) {
+            counter.fetch_add(v, Ordering::Relaxed);
+        }
+        row.peak_bytes.fetch_max(inclusive.peak_bytes, Ordering::Relaxed);
+    }
+}
+
+/// One named operation's figures, summed over all threads and calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct OpStats {
+    /// The name given to [`op`].
+    pub name: &'static str,
+    /// Guards created with this name (ended ones only).
+    pub calls: u64,
+    /// What the calls allocated outside nested operations; `peak_bytes` is
+    /// the highest peak of one call, nested operations included.
+    pub stats: AllocStats,
+}
+
+impl OpStats {
+    /// Figures per call: `B/op`, `allocs/op`, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// for _ in 0..4 {
+    ///     let _op = allocscope::op("doc.per_call");
+    ///     drop(std::hint::black_box(vec![0u8; 64]));
+    /// }
+    /// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.per_call").unwrap();
+    /// assert_eq!(row.per_call().bytes_allocated, 64.0);
+    /// ```
+    pub fn per_call(&self) -> crate::PerOp {
+        self.stats.per_op(self.calls)
+    }
+}
+
+/// Every named operation's figures so far, in the order the names were first
+/// used.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// drop(allocscope::op("doc.listed"));
+/// assert!(allocscope::op_stats().iter().any(|r| r.name == "doc.listed" && r.calls == 1));
+/// ```
+pub fn op_stats() -> Vec<OpStats> {
+    TABLE
+        .iter()
+        .map_while(|r| {
+            let name = *r.name.get()?;
+            let [a, d, re, ba, bf] = &r.counts;
+            let counts = Counts {
+                allocs: a.load(Ordering::Relaxed),
+                deallocs: d.load(Ordering::Relaxed),
+                reallocs: re.load(Ordering::Relaxed),
+                bytes_allocated: ba.load(Ordering::Relaxed),
+                bytes_freed: bf.load(Ordering::Relaxed),
+            };
+            let mut stats = AllocStats::from_counts(counts);
+            stats.peak_bytes = r.peak_bytes.load(Ordering::Relaxed);
+            Some(OpStats { name, calls: r.calls.load(Ordering::Relaxed), stats })
+        })
+        .collect()
+}
+
+/// Clears every row (names stay, figures return to zero), for example
+/// between a warm-up and the measured run.
+///
+/// Guards still open when this is called add their figures when they end.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// drop(allocscope::op("doc.reset"));
+/// allocscope::reset_op_stats();
+/// assert!(allocscope::op_stats().iter().all(|r| r.calls == 0));
+/// ```
+pub fn reset_op_stats() {
+    for r in &TABLE {
+        r.calls.store(0, Ordering::Relaxed);
+        for c in &r.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+        r.peak_bytes.store(0, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,235 @@
+//! Measurement windows: [`Scope`] guards and the [`measure`] /
+//! [`measure_process`] closures built on them, plus cumulative snapshots.
+//!
+//! A thread scope is the difference of the calling thread's counters between
+//! its start and its end, so it sees exactly what that thread did and
+//! nothing of other threads (other tests included). While at least one
+//! scope is open on a thread, that thread's `alloc` and `realloc` also keep
+//! a high-water mark of live bytes, from which each scope derives its
+//! `peak_bytes`; nested scopes save and restore the mark, so each one gets
+//! its own peak.
+//!
+//! # Design for scopes that follow work across threads
+//!
+//! A scope stores only its starting counters and a saved high-water mark:
+//! plain values, no pointer into the thread. A later version can hand such a
+//! start record to a thread the scope spawns (or to the executor polling a
+//! task the scope created), open a child scope there, and add the child's
+//! difference to the parent when it ends, leaving unrelated threads out.
+
+use std::marker::PhantomData;
+
+use crate::alloc::require_installed;
+use crate::counters::{self, Counts, PeakFrame};
+use crate::jemalloc::rounded_thread_allocated;
+use crate::AllocStats;
+
+/// The calling thread's cumulative figures since it started.
+///
+/// `peak_bytes` holds the thread's live bytes (allocated minus freed,
+/// clamped at zero), so that `after - before` gives a lower bound of the
+/// peak in between; use [`measure`] or a [`Scope`] for the exact peak.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator:
+/// the figures would all read zero.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let before = allocscope::thread_stats();
+/// let b = std::hint::black_box(Box::new([0u8; 100]));
+/// let grown = allocscope::thread_stats() - before;
+/// assert_eq!((grown.allocs, grown.bytes_allocated), (1, 100));
+/// # drop(b);
+/// ```
+#[track_caller]
+pub fn thread_stats() -> AllocStats {
+    require_installed("allocscope::thread_stats");
+    let mut s = AllocStats::from_counts(counters::thread_counts());
+    s.rounded_bytes_allocated = rounded_thread_allocated();
+    s
+}
+
+/// Cumulative figures of every thread of the process, including threads that
+/// have exited.
+///
+/// Exact when the other threads are quiescent; while they run, each thread's
+/// figures are read one field at a time.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let before = allocscope::process_stats();
+/// std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 1000]))).join().unwrap();
+/// let d = allocscope::process_stats() - before;
+/// assert!(d.bytes_allocated >= 1000);
+/// ```
+#[track_caller]
+pub fn process_stats() -> AllocStats {
+    require_installed("allocscope::process_stats");
+    AllocStats::from_counts(counters::process_counts())
+}
+
+/// An open measurement window on the current thread.
+///
+/// [`measure`] is the closure form. Guards may nest; they must end in the
+/// reverse order of their start (the borrow checker enforces it for
+/// [`measure`]). A `Scope` stays on its thread (`!Send`).
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// use allocscope::Scope;
+///
+/// let scope = Scope::start();
+/// let a = std::hint::black_box(vec![0u8; 300]);
+/// drop(a);
+/// let b = std::hint::black_box(vec![0u8; 200]);
+/// let stats = scope.finish();
+/// assert_eq!(stats.bytes_allocated, 500);
+/// assert_eq!(stats.peak_bytes, 300);
+/// # drop(b);
+/// ```
+#[derive(Debug)]
+#[must_use = "a scope measures until `finish` is called"]
+pub struct Scope {
+    start: Counts,
+    rounded_start: Option<u64>,
+    frame: Option<PeakFrame>,
+    // Scopes are thread-bound.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Scope {
+    /// Starts measuring the current thread.
+    ///
+    /// # Panics
+    ///
+    /// If [`CountingAlloc`](crate::CountingAlloc) is not the global
+    /// allocator, or the thread is beyond
+    /// [`MAX_THREADS`](crate::MAX_THREADS) live threads.
+    #[track_caller]
+    pub fn start() -> Scope {
+        require_installed("allocscope::Scope");
+        let rounded_start = rounded_thread_allocated();
+        let start = counters::thread_counts();
+        let frame = counters::start_peak(start);
+        Scope { start, rounded_start, frame: Some(frame), _not_send: PhantomData }
+    }
+
+    /// The figures so far, without ending the scope. `peak_bytes` is the peak
+    /// up to now.
+    pub fn current(&self) -> AllocStats {
+        let now = counters::thread_counts();
+        let mut s = AllocStats::from_counts(now.wrapping_sub(self.start));
+        s.peak_bytes = counters::peak_so_far(self.start);
+        s.rounded_bytes_allocated = self.rounded_since_start();
+        s
+    }
+
+    /// Ends the scope and returns what the thread did during it.
+    pub fn finish(mut self) -> AllocStats {
+        self.end()
+    }
+
+    fn rounded_since_start(&self) -> Option<u64> {
+        self.rounded_start.zip(rounded_thread_allocated()).map(|(a, b)| b.wrapping_sub(a))
+    }
+
+    fn end(&mut self) -> AllocStats {
+        let end = counters::thread_counts();
+        let rounded = self.rounded_since_start();
+        let peak = self.frame.take().map_or(0, |f| counters::finish_peak(f, self.start));
+        let mut s = AllocStats::from_counts(end.wrapping_sub(self.start));
+        s.peak_bytes = peak;
+        s.rounded_bytes_allocated = rounded;
+        s
+    }
+}
+
+impl Drop for Scope {
+    /// A scope dropped without [`finish`](Scope::finish) (for example while
+    /// unwinding) still restores the enclosing scope's peak tracking.
+    fn drop(&mut self) {
+        if self.frame.is_some() {
+            self.end();
+        }
+    }
+}
+
+/// Runs `f` and returns its value with what it allocated on the calling
+/// thread.
+///
+/// Other threads, including other tests that `cargo test` runs in parallel,
+/// never leak into the figures. Work that `f` hands to other threads is not
+/// counted; use [`measure_process`] for that.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator
+/// (the figures would read zero and every budget would pass), and if `f`
+/// panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let (len, stats) = allocscope::measure(|| format!("{}-{}", "queue", 7).len());
+/// assert_eq!(len, 7);
+/// assert_eq!(stats.allocs_total(), 1);
+/// ```
+#[track_caller]
+pub fn measure<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
+    let scope = Scope::start();
+    let value = f();
+    (value, scope.finish())
+}
+
+/// Runs `f` and returns its value with what every thread of the process
+/// allocated while it ran.
+///
+/// `peak_bytes` is the net growth clamped at zero (a lower bound of the
+/// process-wide peak, which is not tracked because that would need a shared
+/// counter on every allocation); `rounded_bytes_allocated` is `None`.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator,
+/// and if `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let ((), stats) = allocscope::measure_process(|| {
+///     std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 4096]))).join().unwrap();
+/// });
+/// assert!(stats.bytes_allocated >= 4096);
+/// ```
+#[track_caller]
+pub fn measure_process<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
+    require_installed("allocscope::measure_process");
+    let before = counters::process_counts();
+    let value = f();
+    let after = counters::process_counts();
+    (value, AllocStats::from_counts(after.wrapping_sub(before)))
+}

@@ -1,0 +1,283 @@
+//! [`AllocStats`]: the one vocabulary for allocation figures, used alike by
+//! the Rust API, the JSON it serialises to and the bench runner's reports.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+
+use crate::counters::Counts;
+
+/// Allocation figures for a thread, a process, a scope or a named operation.
+///
+/// Field names are the keys of the JSON form (feature `serde`) and of the
+/// bench runner's reports.
+///
+/// # Semantics
+///
+/// - A successful `alloc` or `alloc_zeroed` counts one `allocs` and adds the
+///   requested size to `bytes_allocated`.
+/// - A `dealloc` counts one `deallocs` and adds the size to `bytes_freed`.
+/// - A successful `realloc` counts one `reallocs` and is treated as a new
+///   block of the new size replacing the old one: the full new size is added
+///   to `bytes_allocated` and the full old size to `bytes_freed`. This is the
+///   rule of Go's `B/op`, of jemalloc's `thread.allocated`, and of the
+///   `alloc_tracker` crate, so the figures can be cross-checked.
+/// - A failed allocation or reallocation moves no counter.
+///
+/// # Examples
+///
+/// ```
+/// use allocscope::{CountingAlloc, Jemalloc};
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+///
+/// let (_, stats) = allocscope::measure(|| drop(std::hint::black_box(Box::new(7u64))));
+/// assert_eq!((stats.allocs, stats.deallocs), (1, 1));
+/// assert_eq!((stats.bytes_allocated, stats.bytes_freed), (8, 8));
+/// assert_eq!(stats.net_bytes(), 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct AllocStats {
+    /// Successful `alloc` and `alloc_zeroed` calls.
+    pub allocs: u64,
+    /// `dealloc` calls.
+    pub deallocs: u64,
+    /// Successful `realloc` calls.
+    pub reallocs: u64,
+    /// Requested bytes of every allocation, plus the new size of every
+    /// reallocation.
+    pub bytes_allocated: u64,
+    /// Bytes of every deallocation, plus the old size of every reallocation.
+    pub bytes_freed: u64,
+    /// For a scope ([`measure`](crate::measure), [`Scope`](crate::Scope), an
+    /// operation call): the highest live bytes above the scope's starting
+    /// level reached during it, on the measured thread. For a difference of
+    /// two snapshots, and for [`measure_process`](crate::measure_process):
+    /// the net growth clamped at zero, a lower bound of the true peak (which
+    /// only a thread scope tracks).
+    pub peak_bytes: u64,
+    /// Bytes as jemalloc really handed them out (requested sizes rounded up
+    /// to jemalloc's size classes, from its per-thread `thread.allocated`
+    /// counter), for thread scopes and thread snapshots when jemalloc is the
+    /// inner allocator; `None` otherwise. Go's `B/op` is rounded this way.
+    pub rounded_bytes_allocated: Option<u64>,
+}
+
+impl AllocStats {
+    /// Allocations in Go's `allocs/op` sense: `allocs + reallocs`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let (_, s) = allocscope::measure(|| {
+    ///     let mut text = String::new();
+    ///     for _ in 0..100 {
+    ///         text.push('x'); // grows 8 -> 16 -> 32 -> 64 -> 128
+    ///     }
+    ///     std::hint::black_box(text)
+    /// });
+    /// assert_eq!((s.allocs, s.reallocs, s.allocs_total()), (1, 4, 5));
+    /// ```
+    pub const fn allocs_total(&self) -> u64 {
+        self.allocs.wrapping_add(self.reallocs)
+    }
+
+    /// `bytes_allocated - bytes_freed`: what the measured code left live
+    /// (negative when it freed more than it allocated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let (kept, s) = allocscope::measure(|| std::hint::black_box(vec![0u8; 100]));
+    /// assert_eq!(s.net_bytes(), 100);
+    /// let (_, s) = allocscope::measure(|| drop(kept));
+    /// assert_eq!(s.net_bytes(), -100);
+    /// ```
+    pub const fn net_bytes(&self) -> i64 {
+        self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
+    }
+
+    /// Whether nothing was allocated, reallocated or freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let (_, s) = allocscope::measure(|| 1 + 1);
+    /// assert!(s.is_empty());
+    /// ```
+    pub const fn is_empty(&self) -> bool {
+        self.allocs == 0 && self.deallocs == 0 && self.reallocs == 0
+    }
+
+    /// Figures per operation (`B/op`, `allocs/op`, ...) for `ops` operations.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let (_, s) = allocscope::measure(|| {
+    ///     for _ in 0..100 {
+    ///         drop(std::hint::black_box(Box::new([0u8; 38])));
+    ///     }
+    /// });
+    /// let per = s.per_op(100);
+    /// assert_eq!((per.allocs, per.bytes_allocated), (1.0, 38.0));
+    /// ```
+    pub fn per_op(&self, ops: u64) -> PerOp {
+        let n = ops.max(1) as f64;
+        PerOp {
+            allocs: self.allocs as f64 / n,
+            allocs_total: self.allocs_total() as f64 / n,
+            deallocs: self.deallocs as f64 / n,
+            reallocs: self.reallocs as f64 / n,
+            bytes_allocated: self.bytes_allocated as f64 / n,
+            bytes_freed: self.bytes_freed as f64 / n,
+            rounded_bytes_allocated: self.rounded_bytes_allocated.map(|b| b as f64 / n),
+        }
+    }
+
+    pub(crate) fn from_counts(c: Counts) -> Self {
+        AllocStats {
+            allocs: c.allocs,
+            deallocs: c.deallocs,
+            reallocs: c.reallocs,
+            bytes_allocated: c.bytes_allocated,
+            bytes_freed: c.bytes_freed,
+            peak_bytes: c.live().max(0) as u64,
+            rounded_bytes_allocated: None,
+        }
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            allocs: self.allocs,
+            deallocs: self.deallocs,
+            reallocs: self.reallocs,
+            bytes_allocated: self.bytes_allocated,
+            bytes_freed: self.bytes_freed,
+        }
+    }
+}
+
+/// [`AllocStats`] divided by a number of operations; see
+/// [`AllocStats::per_op`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct PerOp {
+    /// `allocs` per operation.
+    pub allocs: f64,
+    /// `allocs + reallocs` per operation: Go's `allocs/op`.
+    pub allocs_total: f64,
+    /// `deallocs` per operation.
+    pub deallocs: f64,
+    /// `reallocs` per operation.
+    pub reallocs: f64,
+    /// `bytes_allocated` per operation: `B/op` in requested bytes.
+    pub bytes_allocated: f64,
+    /// `bytes_freed` per operation.
+    pub bytes_freed: f64,
+    /// `rounded_bytes_allocated` per operation: `B/op` as Go counts it.
+    pub rounded_bytes_allocated: Option<f64>,
+}
+
+/// The difference of two cumulative snapshots, `after - before`.
+///
+/// Counters subtract (wrapping); `peak_bytes` becomes the net growth clamped
+/// at zero, a lower bound of the peak in between; the rounded bytes subtract
+/// when both sides have them.
+///
+/// # Examples
+///
+/// ```
+/// use allocscope::{CountingAlloc, Jemalloc};
+///
+/// #[global_allocator]
+/// static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+///
+/// let before = allocscope::thread_stats();
+/// let v = std::hint::black_box(vec![1u32; 10]);
+/// let after = allocscope::thread_stats();
+/// let d = after - before;
+/// assert_eq!((d.allocs, d.bytes_allocated, d.peak_bytes), (1, 40, 40));
+/// # drop(v);
+/// ```
+impl Sub for AllocStats {
+    type Output = AllocStats;
+
+    fn sub(self, before: AllocStats) -> AllocStats {
+        let mut d = AllocStats::from_counts(self.counts().wrapping_sub(before.counts()));
+        d.rounded_bytes_allocated =
+            self.rounded_bytes_allocated.zip(before.rounded_bytes_allocated).map(|(a, b)| a.wrapping_sub(b));
+        d
+    }
+}
+
+/// Sums two sets of figures (for example two threads' or two runs'):
+/// counters and rounded bytes add; `peak_bytes` is the larger of the two.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let (_, a) = allocscope::measure(|| drop(std::hint::black_box(Box::new(1u64))));
+/// let (_, b) = allocscope::measure(|| drop(std::hint::black_box(Box::new(1u32))));
+/// assert_eq!((a + b).allocs, 2);
+/// assert_eq!((a + b).bytes_allocated, 12);
+/// assert_eq!((a + b).peak_bytes, 8);
+/// ```
+impl Add for AllocStats {
+    type Output = AllocStats;
+
+    fn add(self, o: AllocStats) -> AllocStats {
+        let mut s = AllocStats::from_counts(self.counts().wrapping_add(o.counts()));
+        s.peak_bytes = self.peak_bytes.max(o.peak_bytes);
+        s.rounded_bytes_allocated = match (self.rounded_bytes_allocated, o.rounded_bytes_allocated) {
+            (Some(a), Some(b)) => Some(a.wrapping_add(b)),
+            (a, b) => a.or(b),
+        };
+        s
+    }
+}
+
+/// One line, in the field vocabulary.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let (_, s) = allocscope::measure(|| drop(std::hint::black_box(Box::new(7u64))));
+/// assert!(s.to_string().starts_with(
+///     "allocs 1, reallocs 0, deallocs 1, bytes_allocated 8, bytes_freed 8, peak_bytes 8"
+/// ));
+/// ```
+impl fmt::Display for AllocStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allocs {}, reallocs {}, deallocs {}, bytes_allocated {}, bytes_freed {}, peak_bytes {}",
+            self.allocs, self.reallocs, self.deallocs, self.bytes_allocated, self.bytes_freed, self.peak_bytes
+        )?;
+        if let Some(r) = self.rounded_bytes_allocated {
+            write!(f, ", rounded_bytes_allocated {r}")?;
+        }
+        Ok(())
+    }
+}

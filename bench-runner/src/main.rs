@@ -1,0 +1,4 @@
+//! bench-runner (issue 4).
+#![forbid(unsafe_code)]
+
+fn main() {}

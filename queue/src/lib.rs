@@ -1,0 +1,2 @@
+//! The MemoryQueue workload (issue 3).
+#![forbid(unsafe_code)]
