@@ -571,8 +571,12 @@ mod tests {
             seen.counts = with_local(read_block);
             std::ptr::null_mut()
         }
-        let mut seen =
-            Seen { block: Some(black_box(Box::new([0u8; 48]))), mode_before: 0, mode_after: 0, counts: Counts::default() };
+        let mut seen = Seen {
+            block: Some(black_box(Box::new([0u8; 48]))),
+            mode_before: 0,
+            mode_after: 0,
+            counts: Counts::default(),
+        };
         let mut thread: libc::pthread_t = 0;
         // SAFETY: `run` matches the start routine signature and `seen`
         // outlives the thread, which is joined before `seen` is read.
@@ -590,8 +594,8 @@ mod tests {
     fn a_retired_block_counts_every_later_event_in_the_process_totals() {
         std::thread::spawn(|| {
             drop(black_box(vec![0u8; 8])); // registers
-            // What the exit hook does, early: later events (as from other
-            // thread-local destructors) must still reach the process totals.
+                                           // What the exit hook does, early: later events (as from other
+                                           // thread-local destructors) must still reach the process totals.
             with_local(retire);
             assert_eq!(mode(), DETACHED);
             let before = RETIRED.load();

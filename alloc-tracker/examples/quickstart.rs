@@ -1,0 +1,27 @@
+//! The README example: `cargo run --release -p allocscope --example quickstart`.
+
+use allocscope::{assert_no_alloc, Budget, CountingAlloc, Jemalloc};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+
+fn main() {
+    // What a closure allocates on this thread; other threads never leak in.
+    let (_, stats) = allocscope::measure(|| format!("order-{}", 42));
+    println!("{stats}");
+
+    // Per-operation figures for reports: B/op and allocs/op.
+    for i in 0..1000 {
+        let _op = allocscope::op("enqueue");
+        std::hint::black_box(vec![i; 4]);
+    }
+    for row in allocscope::op_stats() {
+        let per = row.per_call();
+        println!("{}: {} B/op, {} allocs/op", row.name, per.bytes_allocated, per.allocs_total);
+    }
+
+    // Budgets, for tests: fail with every exceeded limit and the call site.
+    Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
+    let mut buf = Vec::with_capacity(16);
+    assert_no_alloc(|| buf.push(1u8));
+}
