@@ -21,9 +21,9 @@ fn a_budget_that_holds_returns_the_value() {
 
 #[test]
 fn an_exceeded_budget_names_every_exceeded_limit_with_both_values() {
-    let line = line!() + 1;
-    let err =
-        Budget::new().max_allocs(2).max_bytes(200).max_peak_bytes(1024).check(three_allocs_of_248_bytes).unwrap_err();
+    let budget = Budget::new().max_allocs(2).max_bytes(200).max_peak_bytes(1024);
+    let (line, result) = (line!(), budget.check(three_allocs_of_248_bytes));
+    let err = result.unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("allocation budget exceeded: allocs 3 > 2, bytes 248 > 200 (budget at "), "{msg}");
     assert!(msg.contains(&format!("tests/budget.rs:{line}:")), "{msg}");

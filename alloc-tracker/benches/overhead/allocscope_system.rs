@@ -1,0 +1,18 @@
+//! Overhead program: `allocscope::CountingAlloc<std::alloc::System>` as the global allocator. See `common.rs`.
+
+#[path = "common.rs"]
+mod common;
+
+#[global_allocator]
+static GLOBAL: allocscope::CountingAlloc<std::alloc::System> = allocscope::CountingAlloc::new(std::alloc::System);
+
+/// The loop inside a `measure` scope (peak tracking on) and an `op` guard.
+fn scoped(body: &dyn Fn()) {
+    let _op = allocscope::op("overhead");
+    let ((), stats) = allocscope::measure(body);
+    eprintln!("{stats}");
+}
+
+fn main() {
+    common::run(Some(scoped));
+}

@@ -1,0 +1,63 @@
+//! The loop shared by every overhead program: one program per global
+//! allocator, since a global allocator is fixed at build time.
+//!
+//! Usage: `PROGRAM pairs N [--scoped]` runs N `Box<[u8; 64]>` allocate+free
+//! pairs on the main thread (for instruction counts under cachegrind);
+//! `PROGRAM threads N` runs N pairs on each of 2 threads at once and prints
+//! the wall time in nanoseconds. `--scoped` (allocscope programs only) runs
+//! the loop inside `allocscope::measure` and an `allocscope::op` guard.
+//! `scripts/overhead.sh` drives them all.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+/// `n` allocate+free pairs of a `Box<[u8; 64]>`. The box is allocated
+/// uninitialised and then written, so the compiler does not hold the 64-byte
+/// value in registers or on the stack across the allocator call: the loop
+/// costs the same around every allocator.
+#[inline(never)]
+fn pairs(n: u64) {
+    for i in 0..n {
+        #[allow(clippy::incompatible_msrv)] // benchmarks build with the current toolchain
+        let mut b = Box::<[u8; 64]>::new_uninit();
+        b.write([i as u8; 64]);
+        drop(black_box(b));
+    }
+}
+
+/// Runs the program; `scope` wraps the loop when `--scoped` is given.
+pub fn run(scope: Option<fn(&dyn Fn())>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: PROGRAM (pairs|threads) N [--scoped]";
+    let (mode, n) = match (args.first(), args.get(1).and_then(|n| n.parse::<u64>().ok())) {
+        (Some(mode), Some(n)) => (mode.as_str(), n),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    let scoped = args.iter().any(|a| a == "--scoped");
+    let body = move || match mode {
+        "pairs" => pairs(n),
+        "threads" => {
+            let start = Instant::now();
+            let workers: Vec<_> = (0..2).map(|_| std::thread::spawn(move || pairs(n))).collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            println!("{}", start.elapsed().as_nanos());
+        }
+        other => {
+            eprintln!("unknown mode {other:?}; {usage}");
+            std::process::exit(2);
+        }
+    };
+    match (scoped, scope) {
+        (false, _) => body(),
+        (true, Some(scope)) => scope(&body),
+        (true, None) => {
+            eprintln!("--scoped needs an allocscope program");
+            std::process::exit(2);
+        }
+    }
+}

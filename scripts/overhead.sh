@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Overhead of the counting allocator against raw jemalloc and its peers, the
+# way shared/MEASURING.md says to measure on a noisy 2-core machine:
+#
+# 1. Instructions per Box<[u8; 64]> allocate+free pair, from cachegrind at N
+#    and 2N pairs: (I(2N) - I(N)) / N. Exact and repeatable.
+# 2. Wall time of 2 threads each doing M pairs at once, programs interleaved
+#    over R rounds after a warm-up round; median and min-max, and the ratio
+#    of medians to the raw allocator the program wraps.
+#
+# Usage: scripts/overhead.sh [N=200000] [M=5000000] [R=7]
+# Prints a Markdown table; docs/overhead.md holds the last measured one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-200000}
+M=${2:-5000000}
+R=${3:-7}
+command -v valgrind >/dev/null || { echo "overhead.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+
+cargo build --quiet --release -p allocscope --examples
+bin=target/release/examples
+
+instructions() { # program args... -> instruction count
+  valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null \
+    | awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
+}
+
+per_pair() { # program [--scoped] -> instructions per pair, one decimal
+  local prog=$1; shift
+  local i1 i2
+  i1=$(instructions "$bin/overhead_$prog" pairs "$N" "$@")
+  i2=$(instructions "$bin/overhead_$prog" pairs "$((2 * N))" "$@")
+  awk -v a="$i1" -v b="$i2" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }'
+}
+
+# name | program | extra args | reference row for the ratio
+rows=(
+  "raw jemalloc|raw_jemalloc||raw jemalloc"
+  "allocscope over jemalloc, no scope|allocscope_jemalloc||raw jemalloc"
+  "allocscope over jemalloc, in measure + op|allocscope_jemalloc|--scoped|raw jemalloc"
+  "divan AllocProfiler over jemalloc|divan_jemalloc||raw jemalloc"
+  "raw System|raw_system||raw System"
+  "allocscope over System, no scope|allocscope_system||raw System"
+  "stats_alloc over System|stats_alloc_system||raw System"
+)
+
+declare -A instr wall
+for row in "${rows[@]}"; do
+  IFS='|' read -r name prog extra _ <<< "$row"
+  # shellcheck disable=SC2086
+  instr[$name]=$(per_pair "$prog" $extra)
+done
+
+for round in $(seq 0 "$R"); do
+  for row in "${rows[@]}"; do
+    IFS='|' read -r name prog extra _ <<< "$row"
+    # shellcheck disable=SC2086
+    t=$("$bin/overhead_$prog" threads "$M" $extra 2>/dev/null)
+    [ "$round" -eq 0 ] || wall[$name]+="$t "   # round 0 is the warm-up
+  done
+done
+
+stats() { # "t1 t2 ..." -> "median min max" in ms
+  tr ' ' '\n' <<< "$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.1f %.1f %.1f", m / 1e6, v[1] / 1e6, v[NR] / 1e6 }'
+}
+
+echo "| global allocator | instructions per pair | vs reference | 2-thread wall, median ms (min-max) | vs reference |"
+echo "|---|---:|---:|---:|---:|"
+for row in "${rows[@]}"; do
+  IFS='|' read -r name _ _ ref <<< "$row"
+  read -r med lo hi <<< "$(stats "${wall[$name]}")"
+  read -r ref_med _ _ <<< "$(stats "${wall[$ref]}")"
+  awk -v n="$name" -v i="${instr[$name]}" -v ri="${instr[$ref]}" -v m="$med" -v lo="$lo" -v hi="$hi" -v rm="$ref_med" \
+    'BEGIN { printf "| %s | %.1f | %+.1f | %.1f (%.1f-%.1f) | %.2fx |\n", n, i, i - ri, m, lo, hi, m / rm }'
+done
+echo
+echo "N=$N pairs (cachegrind at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."
