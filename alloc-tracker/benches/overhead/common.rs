@@ -18,30 +18,37 @@ use std::time::Instant;
 #[inline(never)]
 fn pairs(n: u64) {
     for i in 0..n {
-        #[allow(clippy::incompatible_msrv)] // benchmarks build with the current toolchain
         let mut b = Box::<[u8; 64]>::new_uninit();
         b.write([i as u8; 64]);
         drop(black_box(b));
     }
 }
 
-/// Runs the program; `scope` wraps the loop when `--scoped` is given.
+/// Runs the program; `scope` wraps the loop (on each thread that runs it)
+/// when `--scoped` is given.
 pub fn run(scope: Option<fn(&dyn Fn())>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: PROGRAM (pairs|threads) N [--scoped]";
     let (mode, n) = match (args.first(), args.get(1).and_then(|n| n.parse::<u64>().ok())) {
-        (Some(mode), Some(n)) => (mode.as_str(), n),
+        (Some(mode), Some(n)) => (mode.clone(), n),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);
         }
     };
-    let scoped = args.iter().any(|a| a == "--scoped");
-    let body = move || match mode {
-        "pairs" => pairs(n),
+    let wrap: fn(&dyn Fn()) = match (args.iter().any(|a| a == "--scoped"), scope) {
+        (false, _) => |body| body(),
+        (true, Some(scope)) => scope,
+        (true, None) => {
+            eprintln!("--scoped needs an allocscope program");
+            std::process::exit(2);
+        }
+    };
+    match mode.as_str() {
+        "pairs" => wrap(&|| pairs(n)),
         "threads" => {
             let start = Instant::now();
-            let workers: Vec<_> = (0..2).map(|_| std::thread::spawn(move || pairs(n))).collect();
+            let workers: Vec<_> = (0..2).map(|_| std::thread::spawn(move || wrap(&|| pairs(n)))).collect();
             for w in workers {
                 w.join().unwrap();
             }
@@ -49,14 +56,6 @@ pub fn run(scope: Option<fn(&dyn Fn())>) {
         }
         other => {
             eprintln!("unknown mode {other:?}; {usage}");
-            std::process::exit(2);
-        }
-    };
-    match (scoped, scope) {
-        (false, _) => body(),
-        (true, Some(scope)) => scope(&body),
-        (true, None) => {
-            eprintln!("--scoped needs an allocscope program");
             std::process::exit(2);
         }
     }

@@ -1,0 +1,102 @@
+//! Allocation budgets, measured with allocscope on the producer's (and the
+//! consumer's) thread: exact counts, so these run in parallel with the rest.
+
+mod common;
+
+use std::hint::black_box;
+
+use allocscope::{assert_no_alloc, measure, CountingAlloc, Jemalloc};
+use common::{msg, PAYLOAD};
+use queue::{Baseline, Batched, LockFree, Pooled, Queue, QueueConfig};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+
+const MESSAGES: u64 = 10_000;
+
+#[test]
+fn baseline_costs_exactly_four_allocations_per_enqueued_message() {
+    let q = Baseline::new(QueueConfig { capacity: MESSAGES as usize, ..QueueConfig::default() });
+    // Warm-up: the channel's first use on a thread.
+    q.enqueue(&msg(0)).unwrap();
+    drop(q.dequeue().unwrap());
+
+    let ((), produced) = measure(|| {
+        for seq in 0..MESSAGES {
+            q.enqueue(&msg(seq)).unwrap();
+        }
+    });
+    assert_eq!(produced.allocs_total(), 4 * MESSAGES, "{produced}");
+    assert_eq!((produced.allocs, produced.reallocs, produced.deallocs), (4 * MESSAGES, 0, 0));
+    // 64-byte message + 16-byte id + 32-byte payload + 8-byte `dyn Any` box.
+    assert_eq!(produced.bytes_allocated, (64 + 16 + 32 + 8) * MESSAGES);
+
+    let ((), consumed) = measure(|| {
+        for _ in 0..MESSAGES {
+            drop(black_box(q.dequeue().unwrap()));
+        }
+    });
+    assert_eq!((consumed.allocs_total(), consumed.deallocs), (0, 4 * MESSAGES), "{consumed}");
+    assert_eq!(consumed.bytes_freed, produced.bytes_allocated);
+}
+
+/// Warm up, then 10,000 messages through enqueue and dequeue on this thread
+/// with no allocation at all.
+fn steady_state_allocates_nothing<Q: Queue>() {
+    let q = Q::from_config(QueueConfig::default());
+    for seq in 0..64 {
+        q.enqueue(&msg(seq)).unwrap();
+        drop(q.dequeue().unwrap());
+    }
+    assert_no_alloc(|| {
+        for seq in 0..MESSAGES {
+            q.enqueue(&msg(seq)).unwrap();
+            let m = q.dequeue().unwrap();
+            assert_eq!((m.seq(), m.payload()), (seq, &PAYLOAD[..]));
+        }
+    });
+}
+
+#[test]
+fn pooled_steady_state_allocates_nothing() {
+    steady_state_allocates_nothing::<Pooled>();
+}
+
+#[test]
+fn batched_steady_state_allocates_nothing() {
+    steady_state_allocates_nothing::<Batched>();
+}
+
+#[test]
+fn lockfree_steady_state_allocates_nothing() {
+    steady_state_allocates_nothing::<LockFree>();
+}
+
+#[test]
+fn batched_batches_allocate_nothing_in_steady_state() {
+    let q = Batched::new(QueueConfig::default());
+    let batch: Vec<_> = (0..64).map(msg).collect();
+    let mut out = Vec::with_capacity(64);
+    q.enqueue_batch(&batch).unwrap();
+    q.dequeue_batch(&mut out, 64).unwrap();
+    out.clear();
+    assert_no_alloc(|| {
+        for _ in 0..MESSAGES / 64 {
+            assert_eq!(q.enqueue_batch(&batch), Ok(64));
+            assert_eq!(q.dequeue_batch(&mut out, 64), Ok(64));
+            out.clear();
+        }
+    });
+}
+
+#[test]
+fn the_pool_is_the_only_allocation_before_steady_state() {
+    let q = LockFree::new(QueueConfig::default());
+    let ((), first) = measure(|| {
+        q.enqueue(&msg(0)).unwrap();
+        drop(q.dequeue().unwrap());
+    });
+    // One message object created: its id and payload buffers.
+    assert_eq!((first.allocs, first.bytes_allocated), (2, 32 + 64), "{first}");
+    assert_eq!(q.pool_stats().unwrap().created, 1);
+}
