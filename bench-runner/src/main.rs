@@ -1,4 +1,173 @@
-//! bench-runner (issue 4).
+//! `bench-runner`: a thin CLI over the study, the report writers and the
+//! comparison. Exit codes: 0 success, 1 regression, 2 bad input.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod cli;
+mod compare;
+mod report;
+mod study;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use queue::Variant;
+
+use crate::cli::{Cli, Command, CompareArgs, RunArgs};
+use crate::report::{Machine, Report, GO_REFERENCE, SCHEMA};
+
+#[global_allocator]
+static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
+
+/// Bad input (exit 2), as opposed to a regression (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("bench-runner: {line} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.is::<BadInput>() || e.is::<report::ReadError>() { 2 } else { 1 };
+            eprintln!("bench-runner: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or_else(|| Command::Run(RunArgs::default())) {
+        Command::Run(args) => run_study(args),
+        Command::Compare(args) => compare_files(&args),
+    }
+}
+
+fn compare_files(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let base = Report::read(&args.base)?;
+    let new = Report::read(&args.new)?;
+    Ok(gate(&base, &new, args.max_regression))
+}
+
+fn gate(base: &Report, new: &Report, max_regression: f64) -> ExitCode {
+    let c = compare::compare(base, new, max_regression);
+    print!("{}", c.table);
+    if c.regressions.is_empty() {
+        println!("no regression");
+        ExitCode::SUCCESS
+    } else {
+        for r in &c.regressions {
+            eprintln!("regression: {r}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Check every input before the long run starts.
+    let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| BadInput(format!("cannot create output directory {}: {e}", args.out.display())))?;
+    let probe = args.out.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| BadInput(format!("output directory {} is not writable: {e}", args.out.display())))?;
+    let _ = std::fs::remove_file(&probe);
+
+    let variants: Vec<Variant> = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let runs = args.repeat * (variants.len() * args.mode.len()) as u64 + variants.len() as u64;
+    let bar = if show { ProgressBar::new(runs) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("valid template"));
+    let mut first = true;
+    let (workload, results) = study::run(&args, &variants, |what| {
+        if !first {
+            bar.inc(1);
+        }
+        first = false;
+        bar.set_message(what.to_owned());
+    });
+    bar.finish_and_clear();
+
+    let report = Report {
+        schema: SCHEMA,
+        tool: format!("bench-runner {}", env!("CARGO_PKG_VERSION")),
+        date: today(),
+        commit: commit(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine(),
+        workload,
+        go_reference: GO_REFERENCE,
+        results,
+    };
+    let written = report.write(&args.out, &args.format).context("writing the reports")?;
+    if !args.quiet {
+        for path in &written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if args.format.contains(&cli::Format::Md) {
+        print!("{}", report::markdown::render(&report));
+    }
+    Ok(match baseline {
+        Some(base) => gate(&base, &report, args.max_regression),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        cpu,
+    }
+}
+
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Today's UTC date, `YYYY-MM-DD` (civil-from-days, Howard Hinnant).
+fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}

@@ -1,1 +1,142 @@
-fn main() {}
+//! Enqueue+dequeue per variant: single thread (`pair`), and one producer
+//! with one consumer thread (`threads`). criterion measures time; allocscope
+//! counts the allocations of each measured batch, printed beside it as
+//! `B/op` and `allocs/op` (requested bytes; allocs + reallocs).
+//!
+//! `cargo bench -p queue --bench variants`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use allocscope::{measure_process, AllocStats, CountingAlloc, Jemalloc};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use queue::{Baseline, Batched, LockFree, MessageRef, Pooled, Queue, QueueConfig};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+
+const ID: &str = "message-00000001";
+const PAYLOAD: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+const BATCH: usize = 64;
+
+fn msg(seq: u64) -> MessageRef<'static> {
+    MessageRef { id: ID, payload: PAYLOAD, seq, stamp_ns: 0 }
+}
+
+/// `iters` messages through `q` on this thread, in batches for `Batched`.
+fn pair<'q, Q: Queue>(q: &'q Q, iters: u64, batched: bool, out: &mut Vec<Q::Received<'q>>) {
+    if batched {
+        let batch: [MessageRef<'static>; BATCH] = std::array::from_fn(|i| msg(i as u64));
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(BATCH as u64) as usize;
+            q.enqueue_batch(&batch[..n]).unwrap();
+            q.dequeue_batch(out, n).unwrap();
+            black_box(&out);
+            out.clear();
+            left -= n as u64;
+        }
+    } else {
+        for seq in 0..iters {
+            q.enqueue(&msg(seq)).unwrap();
+            black_box(q.dequeue().unwrap());
+        }
+    }
+}
+
+/// `iters` messages from a producer thread to a consumer thread.
+fn threads<Q: Queue + 'static>(q: &Arc<Q>, iters: u64, batched: bool) {
+    let consumer = {
+        let q = Arc::clone(q);
+        std::thread::spawn(move || {
+            let mut out = Vec::with_capacity(BATCH);
+            let mut got = 0;
+            while got < iters {
+                if batched {
+                    got += q.dequeue_batch(&mut out, BATCH).unwrap() as u64;
+                    out.clear();
+                } else {
+                    black_box(q.dequeue().unwrap());
+                    got += 1;
+                }
+            }
+        })
+    };
+    if batched {
+        let batch: [MessageRef<'static>; BATCH] = std::array::from_fn(|i| msg(i as u64));
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(BATCH as u64) as usize;
+            q.enqueue_batch(&batch[..n]).unwrap();
+            left -= n as u64;
+        }
+    } else {
+        for seq in 0..iters {
+            q.enqueue(&msg(seq)).unwrap();
+        }
+    }
+    consumer.join().unwrap();
+}
+
+fn report(name: &str, mode: &str, stats: AllocStats, iters: u64) {
+    let per = stats.per_op(iters);
+    eprintln!(
+        "{name}/{mode}: {:.1} B/op, {:.2} allocs/op over {iters} messages",
+        per.bytes_allocated, per.allocs_total
+    );
+}
+
+fn bench_variant<Q: Queue + 'static>(c: &mut Criterion, batched: bool) {
+    let name = Q::from_config(QueueConfig::default()).name();
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+
+    let q = Q::from_config(QueueConfig::default());
+    let mut out = Vec::with_capacity(BATCH);
+    pair(&q, 10_000, batched, &mut out); // fill the pool
+    let mut last = None;
+    group.bench_function("pair", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let ((), stats) = measure_process(|| pair(&q, iters, batched, &mut out));
+            let t = start.elapsed();
+            last = Some((stats, iters));
+            t
+        })
+    });
+    if let Some((s, n)) = last {
+        report(name, "pair", s, n);
+    }
+
+    let q = Arc::new(Q::from_config(QueueConfig::default()));
+    threads(&q, 10_000, batched);
+    let mut last = None;
+    group.bench_function("threads", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let ((), stats) = measure_process(|| threads(&q, iters, batched));
+            let t = start.elapsed();
+            last = Some((stats, iters));
+            t
+        })
+    });
+    if let Some((s, n)) = last {
+        report(name, "threads", s, n);
+    }
+    group.finish();
+}
+
+fn variants(c: &mut Criterion) {
+    bench_variant::<Baseline>(c, false);
+    bench_variant::<Pooled>(c, false);
+    bench_variant::<Batched>(c, true);
+    bench_variant::<LockFree>(c, false);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    targets = variants
+}
+criterion_main!(benches);

@@ -1,0 +1,177 @@
+//! Command-line definitions (clap derive). Parsing only: `main` calls the
+//! library-style modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use queue::Variant;
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 regression found, 2 bad input.";
+
+/// Drives every queue variant through one workload and writes memory
+/// reports: throughput, latency percentiles, B/op, allocs/op, peak and live
+/// memory.
+#[derive(Debug, Parser)]
+#[command(name = "bench-runner", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the study and write reports (the default when no command is given).
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  bench-runner run\n",
+        "  bench-runner run --variant baseline --variant pooled --messages 100000 --repeat 3\n",
+        "  bench-runner run --producers 4 --consumers 4 --mode threads --format json,md\n",
+        "  bench-runner run --baseline reports/baseline/report.json\n\n",
+        "Exit codes: 0 success, 1 regression found (with --baseline), 2 bad input."
+    ))]
+    Run(RunArgs),
+    /// Compare two report.json files; exit 1 on a regression.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  bench-runner compare reports/baseline/report.json reports/latest/report.json\n",
+        "  bench-runner compare old.json new.json --max-regression 5\n\n",
+        "Allocation figures (allocs/op, B/op) are compared exactly: any growth is a regression.\n",
+        "Timings (ns/op) regress when slower by more than --max-regression percent and the\n",
+        "difference is significant over the repeats (two-sided Mann-Whitney U, p < 0.05).\n\n",
+        "Exit codes: 0 no regression, 1 regression found, 2 bad input."
+    ))]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Md,
+    Html,
+    Benchfmt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One thread enqueues then dequeues each message: the stable figure.
+    Pair,
+    /// Producer and consumer threads (--producers, --consumers).
+    Threads,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Variant to run (repeatable); all of them when absent.
+    #[arg(long = "variant", value_name = "NAME", value_parser = parse_variant)]
+    pub variants: Vec<Variant>,
+    /// Measured messages per run.
+    #[arg(long, value_name = "N", default_value_t = 500_000, value_parser = positive)]
+    pub messages: u64,
+    /// Producer threads in `threads` mode.
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = positive)]
+    pub producers: u64,
+    /// Consumer threads in `threads` mode.
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = positive)]
+    pub consumers: u64,
+    /// Id length in bytes (the Go workload: about 16).
+    #[arg(long, value_name = "B", default_value_t = 16)]
+    pub id_bytes: usize,
+    /// Payload length in bytes: a number, or MIN-MAX for sizes spread evenly
+    /// over that range (the Go workload: about 32).
+    #[arg(long, value_name = "B|MIN-MAX", default_value = "32", value_parser = parse_sizes)]
+    pub payload_bytes: Sizes,
+    /// Messages per run before measuring (not counted).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub warmup: u64,
+    /// Measured runs per variant and mode, interleaved across variants.
+    #[arg(long, value_name = "R", default_value_t = 5, value_parser = positive)]
+    pub repeat: u64,
+    /// Which modes to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["pair", "threads"])]
+    pub mode: Vec<Mode>,
+    /// Queue capacity.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
+    pub capacity: u64,
+    /// Directory for the reports.
+    #[arg(long, value_name = "DIR", default_value = "reports/latest")]
+    pub out: PathBuf,
+    /// Report formats, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["json", "md", "html", "benchfmt"])]
+    pub format: Vec<Format>,
+    /// Compare with this report.json after the run; exit 1 on a regression.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Timing regression threshold for --baseline, in percent.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent)]
+    pub max_regression: f64,
+    /// Nothing on stderr but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The reference report.json.
+    pub base: PathBuf,
+    /// The report.json to check.
+    pub new: PathBuf,
+    /// Timing regression threshold, in percent.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent)]
+    pub max_regression: f64,
+}
+
+/// Payload sizes: fixed, or spread evenly over an inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sizes {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl Sizes {
+    /// The size of message `i`.
+    pub fn of(&self, i: u64) -> usize {
+        let span = (self.max - self.min + 1) as u64;
+        self.min + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % span) as usize
+    }
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse().map_err(|e: queue::UnknownVariant| e.to_string())
+}
+
+fn positive(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("{s:?} is not a non-negative percentage")),
+    }
+}
+
+fn parse_sizes(s: &str) -> Result<Sizes, String> {
+    let n = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("{t:?} is not a byte count"));
+    let (min, max) = match s.split_once('-') {
+        Some((a, b)) => (n(a)?, n(b)?),
+        None => (n(s)?, n(s)?),
+    };
+    if min > max {
+        return Err(format!("{s:?}: the minimum is larger than the maximum"));
+    }
+    Ok(Sizes { min, max })
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        match Cli::parse_from(["bench-runner", "run"]).command {
+            Some(Command::Run(args)) => args,
+            _ => unreachable!("`run` parses to Command::Run"),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Baseline comparison and the regression gate.
+//!
+//! Allocation figures are exact, so they are compared exactly: any growth of
+//! allocs/op or B/op is a regression. Timings are noisy, so a timing
+//! regression needs both a slowdown beyond the threshold (medians) and a
+//! significant difference over the repeats: a two-sided Mann-Whitney U test
+//! at p < 0.05 (exact distribution for small samples, as benchstat does).
+
+use std::fmt::Write;
+
+use crate::report::{Report, VariantResult};
+
+/// The outcome: a table to print and the regressions found.
+#[derive(Debug)]
+pub struct Comparison {
+    pub table: String,
+    pub regressions: Vec<String>,
+}
+
+/// Two-sided p-value of the Mann-Whitney U test for samples `a` and `b`.
+pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len(), b.len());
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    // U for `a`: pairs where a wins, ties counting one half (doubled to stay
+    // in integers).
+    let u2: usize = a
+        .iter()
+        .map(|x| {
+            b.iter()
+                .map(|y| {
+                    if x > y {
+                        2
+                    } else if x == y {
+                        1
+                    } else {
+                        0
+                    }
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    let u = u2 as f64 / 2.0;
+    let mean = (n1 * n2) as f64 / 2.0;
+    if n1 * n2 <= 400 {
+        // Exact distribution of U without ties: count rank arrangements by
+        // the number of wins (dynamic programming over (i, j) -> counts).
+        let max_u = n1 * n2;
+        let mut dp = vec![vec![vec![0f64; max_u + 1]; n2 + 1]; n1 + 1];
+        for row in &mut dp[0] {
+            row[0] = 1.0;
+        }
+        for i in 1..=n1 {
+            dp[i][0][0] = 1.0;
+            for j in 1..=n2 {
+                for k in 0..=i * j {
+                    // The largest value is from `a` (it beats all j of `b`)
+                    // or from `b`.
+                    let from_a = if k >= j { dp[i - 1][j][k - j] } else { 0.0 };
+                    dp[i][j][k] = from_a + dp[i][j - 1][k];
+                }
+            }
+        }
+        let total: f64 = dp[n1][n2].iter().sum();
+        let extreme = (u - mean).abs();
+        let p: f64 = dp[n1][n2]
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| (*k as f64 - mean).abs() >= extreme - 1e-9)
+            .map(|(_, c)| c)
+            .sum::<f64>()
+            / total;
+        return p.min(1.0);
+    }
+    let sd = ((n1 * n2 * (n1 + n2 + 1)) as f64 / 12.0).sqrt();
+    let z = ((u - mean).abs() - 0.5).max(0.0) / sd;
+    (2.0 * normal_tail(z)).min(1.0)
+}
+
+/// P(Z > z) for the standard normal (Abramowitz and Stegun 7.1.26).
+fn normal_tail(z: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * z / std::f64::consts::SQRT_2);
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    0.5 * poly * (-(z * z) / 2.0).exp()
+}
+
+fn key(r: &VariantResult) -> (String, String) {
+    (r.variant.clone(), format!("{:?}", r.mode).to_lowercase())
+}
+
+/// Compares `new` against `base`.
+pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparison {
+    let mut table = String::new();
+    let mut regressions = Vec::new();
+    let _ = writeln!(
+        table,
+        "{:<10} {:<8} {:<14} {:>12} {:>12} {:>9}  note",
+        "variant", "mode", "metric", "old", "new", "delta"
+    );
+    for n in &new.results {
+        let Some(b) = base.results.iter().find(|b| key(b) == key(n)) else {
+            let _ = writeln!(table, "{:<10} {:<8} (not in the baseline report)", n.variant, key(n).1);
+            continue;
+        };
+        let (variant, mode) = key(n);
+        let mut row = |metric: &str, old: f64, new: f64, note: String, regressed: bool| {
+            let delta = if old != 0.0 { format!("{:+.1}%", (new / old - 1.0) * 100.0) } else { "-".into() };
+            let _ = writeln!(table, "{variant:<10} {mode:<8} {metric:<14} {old:>12.2} {new:>12.2} {delta:>9}  {note}");
+            if regressed {
+                regressions.push(format!("{variant} ({mode}): {metric} {old:.2} -> {new:.2} {note}"));
+            }
+        };
+        for (metric, old, new) in
+            [("allocs/op", b.allocs_per_op, n.allocs_per_op), ("B/op", b.bytes_per_op, n.bytes_per_op)]
+        {
+            let grew = new > old;
+            row(metric, old, new, if grew { "grew (exact comparison)".into() } else { String::new() }, grew);
+        }
+        let p = mann_whitney_p(&b.ns_per_op.samples, &n.ns_per_op.samples);
+        let slower = (n.ns_per_op.median / b.ns_per_op.median - 1.0) * 100.0;
+        let significant = p < 0.05;
+        let regressed = significant && slower > max_regression_pct;
+        let note = format!(
+            "p={p:.3}{}{}",
+            if significant { "" } else { " (not significant)" },
+            if regressed { format!(", slower than the {max_regression_pct}% threshold") } else { String::new() }
+        );
+        row("ns/op", b.ns_per_op.median, n.ns_per_op.median, note, regressed);
+    }
+    Comparison { table, regressions }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fully_separated_samples_of_five_are_significant() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let b = [6.0, 7.0, 8.0, 9.0, 10.0];
+        // Exact two-sided p for complete separation, n = 5 + 5: 2 / C(10, 5).
+        assert!((mann_whitney_p(&a, &b) - 2.0 / 252.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn interleaved_samples_are_not_significant() {
+        let a = [1.0, 3.0, 5.0, 7.0, 9.0];
+        let b = [2.0, 4.0, 6.0, 8.0, 10.0];
+        assert!(mann_whitney_p(&a, &b) > 0.5);
+    }
+
+    #[test]
+    fn large_samples_use_the_normal_approximation() {
+        let a: Vec<f64> = (0..40).map(f64::from).collect();
+        let b: Vec<f64> = (100..140).map(f64::from).collect();
+        assert!(mann_whitney_p(&a, &b) < 1e-6);
+        assert!(mann_whitney_p(&a, &a) > 0.9);
+    }
+}

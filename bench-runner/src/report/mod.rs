@@ -1,0 +1,244 @@
+//! The report: one model ([`Report`]), serialised as `report.json` (schema
+//! 1, documented in `reports/README.md`) and rendered as Markdown, HTML and
+//! Go benchmark format. Files are written atomically.
+
+pub mod benchfmt;
+pub mod html;
+pub mod markdown;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{Format, Mode, Sizes};
+
+/// The version of the JSON layout; bumped on any incompatible change.
+pub const SCHEMA: u32 = 1;
+
+/// The Go MemoryQueue figures from the source material: the reference row.
+pub const GO_REFERENCE: GoReference =
+    GoReference { ops_per_sec: 2_600_000.0, ns_per_op: 376.0, bytes_per_op: 152.0, allocs_per_op: 4.0 };
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GoReference {
+    pub ops_per_sec: f64,
+    pub ns_per_op: f64,
+    pub bytes_per_op: f64,
+    pub allocs_per_op: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub schema: u32,
+    pub tool: String,
+    pub date: String,
+    pub commit: String,
+    pub command: String,
+    pub machine: Machine,
+    pub workload: Workload,
+    pub go_reference: GoReference,
+    pub results: Vec<VariantResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub os: String,
+    pub arch: String,
+    pub cpu: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub messages: u64,
+    pub warmup: u64,
+    pub repeats: u64,
+    pub producers: u64,
+    pub consumers: u64,
+    pub id_bytes: usize,
+    pub payload_bytes: Sizes,
+    pub capacity: u64,
+    pub modes: Vec<Mode>,
+    /// Every this many messages, enqueue and end-to-end latency are timed.
+    pub latency_sample_every: u64,
+}
+
+/// Median and range of one figure over the repeats, with the samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: Vec<f64>,
+}
+
+impl Spread {
+    pub fn of(samples: Vec<f64>) -> Spread {
+        let mut s = samples.clone();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        let median = if n == 0 {
+            f64::NAN
+        } else if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: s.first().copied().unwrap_or(f64::NAN),
+            max: s.last().copied().unwrap_or(f64::NAN),
+            samples,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Time inside the enqueue call (for batch calls: the call's time
+    /// divided by its messages).
+    pub enqueue: Percentiles,
+    /// From just before enqueue to just after dequeue.
+    pub end_to_end: Percentiles,
+}
+
+/// Allocation figures of one named operation, per call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpFigures {
+    pub name: String,
+    pub calls: u64,
+    pub bytes_per_op: f64,
+    pub allocs_per_op: f64,
+    pub deallocs_per_op: f64,
+}
+
+/// jemalloc's allocator-wide figures, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeapFigures {
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeforeAfter<T> {
+    pub before: T,
+    pub after: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub variant: String,
+    pub mode: Mode,
+    pub ns_per_op: Spread,
+    pub ops_per_sec: Spread,
+    /// Requested bytes allocated per message (`AllocStats::bytes_allocated`).
+    pub bytes_per_op: f64,
+    /// jemalloc's size-class rounded bytes per message, as Go counts B/op.
+    pub rounded_bytes_per_op: Option<f64>,
+    /// Allocations per message in Go's sense: allocs + reallocs.
+    pub allocs_per_op: f64,
+    pub reallocs_per_op: f64,
+    pub deallocs_per_op: f64,
+    pub alloc_rate_mb_per_sec: f64,
+    /// The highest live heap above the run's starting level.
+    pub peak_bytes: u64,
+    /// Net bytes left allocated after the run drained (a leak check: 0).
+    pub live_after_drain_bytes: i64,
+    pub latency_ns: Latency,
+    /// Per named operation (`enqueue`, `dequeue`), from one untimed pass.
+    pub ops: Vec<OpFigures>,
+    pub jemalloc: Option<BeforeAfter<HeapFigures>>,
+    pub rss_bytes: Option<BeforeAfter<u64>>,
+    /// Improvement over `baseline` in the same mode, in percent (positive
+    /// is better), as the source material reported it.
+    pub improvement_pct: Option<Improvement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Improvement {
+    pub throughput: f64,
+    pub bytes_per_op: f64,
+    pub allocs_per_op: f64,
+}
+
+/// A report file that cannot be used, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a bench-runner report: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path} has report schema {found}; this bench-runner reads schema {SCHEMA}")]
+    Schema { path: PathBuf, found: u64 },
+}
+
+impl Report {
+    /// Reads and checks a `report.json`.
+    pub fn read(path: &Path) -> Result<Report, ReadError> {
+        let text = fs::read_to_string(path).map_err(|source| ReadError::Io { path: path.into(), source })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ReadError::Parse { path: path.into(), source })?;
+        match value.get("schema").and_then(serde_json::Value::as_u64) {
+            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(found) => return Err(ReadError::Schema { path: path.into(), found }),
+            None => {
+                return Err(ReadError::Parse {
+                    path: path.into(),
+                    source: serde::de::Error::custom("no \"schema\" field"),
+                })
+            }
+        }
+        serde_json::from_value(value).map_err(|source| ReadError::Parse { path: path.into(), source })
+    }
+
+    /// Writes the requested formats into `dir`, atomically: every file is
+    /// first written in full under a temporary name, and only when all are
+    /// complete are they renamed over the previous ones.
+    pub fn write(&self, dir: &Path, formats: &[Format]) -> anyhow::Result<Vec<PathBuf>> {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let mut staged = Vec::new();
+        let result = (|| {
+            for &format in formats {
+                let (name, body) = match format {
+                    Format::Json => ("report.json", serde_json::to_string_pretty(self)? + "\n"),
+                    Format::Md => ("report.md", markdown::render(self)),
+                    Format::Html => ("report.html", html::render(self)),
+                    Format::Benchfmt => ("bench.txt", benchfmt::render(self)),
+                };
+                let target = dir.join(name);
+                let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+                staged.push((tmp.clone(), target));
+                let mut f = fs::File::create(&tmp).with_context(|| format!("cannot write to {}", dir.display()))?;
+                f.write_all(body.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
+                f.sync_all().with_context(|| format!("cannot write {}", tmp.display()))?;
+            }
+            anyhow::Ok(())
+        })();
+        if let Err(e) = result {
+            for (tmp, _) in &staged {
+                let _ = fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+        let mut written = Vec::new();
+        for (tmp, target) in staged {
+            fs::rename(&tmp, &target).with_context(|| format!("cannot replace {}", target.display()))?;
+            written.push(target);
+        }
+        Ok(written)
+    }
+}
