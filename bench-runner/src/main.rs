@@ -35,9 +35,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's message, up to its usage block, on one line.
             let rendered = e.render().to_string();
-            let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("bench-runner: {line} (see --help)");
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = message.join(" ");
+            eprintln!("bench-runner: {} (see --help)", line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };

@@ -176,7 +176,11 @@ fn pair<'q, Q: Queue>(
 
 fn config(args: &RunArgs) -> QueueConfig {
     let mut c = QueueConfig { capacity: args.capacity as usize, ..QueueConfig::default() };
-    c.pool.max_retained = c.pool.max_retained.max(2 * c.capacity + BATCH * (args.consumers as usize + 1));
+    // Every message that can be in flight at once: the queue full, a batch
+    // in each producer's hands and in each consumer's.
+    let in_flight = c.capacity + BATCH * (args.producers + args.consumers) as usize;
+    c.pool.max_retained = c.pool.max_retained.max(2 * in_flight);
+    c.pool.prefill = in_flight;
     c.pool.payload_capacity = c.pool.payload_capacity.max(args.payload_bytes.max);
     c.pool.id_capacity = c.pool.id_capacity.max(args.id_bytes);
     c

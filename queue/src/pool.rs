@@ -36,11 +36,15 @@ pub struct PoolConfig {
     /// queue's capacity plus the messages producers and consumers hold, or
     /// the steady state allocates.
     pub max_retained: usize,
+    /// Messages created when the pool is built (at most `max_retained`), so
+    /// that the steady state starts at once instead of after the pool has
+    /// grown to the queue's working set. Default 0.
+    pub prefill: usize,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { id_capacity: 32, payload_capacity: 64, retention_factor: 4, max_retained: 4096 }
+        PoolConfig { id_capacity: 32, payload_capacity: 64, retention_factor: 4, max_retained: 4096, prefill: 0 }
     }
 }
 
@@ -89,20 +93,29 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// An empty pool.
+    /// A pool holding `config.prefill` new messages (counted as created).
     ///
     /// # Panics
     ///
     /// If `config.max_retained` is zero.
     pub fn new(config: PoolConfig) -> Pool {
         assert!(config.max_retained > 0, "PoolConfig::max_retained must be at least 1");
-        Pool {
+        let pool = Pool {
             free: ArrayQueue::new(config.max_retained),
             config,
             created: AtomicU64::new(0),
             discarded_oversize: AtomicU64::new(0),
             discarded_full: AtomicU64::new(0),
+        };
+        for _ in 0..config.prefill.min(config.max_retained) {
+            pool.give_back(pool.create());
         }
+        pool
+    }
+
+    fn create(&self) -> Message {
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Message::with_capacity(self.config.id_capacity, self.config.payload_capacity)
     }
 
     /// The configuration.
@@ -112,10 +125,7 @@ impl Pool {
 
     /// A message from the pool (or a new one) holding a copy of `m`.
     pub fn take(&self, m: &MessageRef<'_>) -> PooledMessage<'_> {
-        let mut msg = self.free.pop().unwrap_or_else(|| {
-            self.created.fetch_add(1, Ordering::Relaxed);
-            Message::with_capacity(self.config.id_capacity, self.config.payload_capacity)
-        });
+        let mut msg = self.free.pop().unwrap_or_else(|| self.create());
         msg.copy_from(m);
         PooledMessage { msg, pool: self }
     }

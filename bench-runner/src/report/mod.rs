@@ -242,3 +242,82 @@ impl Report {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let spread = Spread::of(vec![10.0, 12.0, 11.0]);
+        let p = Percentiles { p50: 1, p90: 2, p99: 3, p999: 4, max: 5 };
+        Report {
+            schema: SCHEMA,
+            tool: "bench-runner test".into(),
+            date: "2026-11-22".into(),
+            commit: "abc1234".into(),
+            command: "bench-runner run".into(),
+            machine: Machine { cores: 2, os: "linux".into(), arch: "x86_64".into(), cpu: "test".into() },
+            workload: Workload {
+                messages: 10,
+                warmup: 1,
+                repeats: 3,
+                producers: 1,
+                consumers: 1,
+                id_bytes: 16,
+                payload_bytes: Sizes { min: 32, max: 32 },
+                capacity: 8,
+                modes: vec![Mode::Pair],
+                latency_sample_every: 8,
+            },
+            go_reference: GO_REFERENCE,
+            results: vec![VariantResult {
+                variant: "baseline".into(),
+                mode: Mode::Pair,
+                ops_per_sec: spread.clone(),
+                ns_per_op: spread,
+                bytes_per_op: 120.0,
+                rounded_bytes_per_op: Some(120.0),
+                allocs_per_op: 4.0,
+                reallocs_per_op: 0.0,
+                deallocs_per_op: 4.0,
+                alloc_rate_mb_per_sec: 1.5,
+                peak_bytes: 120,
+                live_after_drain_bytes: 0,
+                latency_ns: Latency { enqueue: p, end_to_end: p },
+                ops: vec![],
+                jemalloc: None,
+                rss_bytes: Some(BeforeAfter { before: 1, after: 2 }),
+                improvement_pct: None,
+            }],
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("report-unit-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let d = dir("round-trip");
+        let r = sample();
+        r.write(&d, &[Format::Json]).unwrap();
+        assert_eq!(Report::read(&d.join("report.json")).unwrap(), r);
+    }
+
+    #[test]
+    fn a_write_that_fails_midway_leaves_every_old_file_and_no_temporary() {
+        let d = dir("atomic");
+        let old = sample();
+        old.write(&d, &[Format::Json, Format::Md]).unwrap();
+        let old_json = fs::read(d.join("report.json")).unwrap();
+        // Make staging the second file fail.
+        fs::create_dir(d.join(format!(".report.md.tmp-{}", std::process::id()))).unwrap();
+        let mut new = sample();
+        new.commit = "def5678".into();
+        assert!(new.write(&d, &[Format::Json, Format::Md]).is_err());
+        assert_eq!(fs::read(d.join("report.json")).unwrap(), old_json);
+        assert!(!d.join(format!(".report.json.tmp-{}", std::process::id())).exists());
+    }
+}

@@ -1,0 +1,158 @@
+//! The CLI as a user meets it: exit codes 0/1/2, one-line errors that name
+//! the bad input, a small real run, and the regression gate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench-runner")).args(args).output().expect("bench-runner runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bench-runner-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Exit 2 with exactly one line on stderr that contains `needle`.
+fn assert_bad_input(args: &[&str], needle: &str) {
+    let o = runner(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line expected, got: {err}");
+    assert!(err.contains(needle), "{args:?}: {err:?} should name {needle:?}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+/// A small real run into `dir`.
+fn small_run(dir: &Path, extra: &[&str]) -> Output {
+    let out = dir.to_str().unwrap();
+    let mut args = vec!["run", "--messages", "3000", "--warmup", "3000", "--repeat", "3", "--out", out, "--quiet"];
+    args.extend_from_slice(extra);
+    runner(&args)
+}
+
+#[test]
+fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
+    assert_bad_input(&["run", "--bogus"], "--bogus");
+    assert_bad_input(&["frobnicate"], "frobnicate");
+    assert_bad_input(&["run", "--variant", "ring"], "ring");
+    assert_bad_input(&["run", "--messages", "0"], "--messages");
+    assert_bad_input(&["run", "--messages", "lots"], "lots");
+    assert_bad_input(&["run", "--repeat", "0"], "--repeat");
+    assert_bad_input(&["run", "--payload-bytes", "64-32"], "64-32");
+    assert_bad_input(&["run", "--format", "pdf"], "pdf");
+    assert_bad_input(&["compare", "a.json"], "<NEW>");
+    assert_bad_input(&["compare", "a.json", "b.json", "--max-regression", "-3"], "-3");
+}
+
+#[test]
+fn unusable_report_files_exit_2_naming_the_file() {
+    let d = temp_dir("files");
+    let missing = d.join("missing.json");
+    let corrupt = d.join("corrupt.json");
+    let wrong = d.join("wrong-schema.json");
+    std::fs::write(&corrupt, "{ not json").unwrap();
+    std::fs::write(&wrong, r#"{"schema": 99}"#).unwrap();
+    for (file, needle) in [(&missing, "cannot read"), (&corrupt, "is not a bench-runner report"), (&wrong, "schema 99")]
+    {
+        let f = file.to_str().unwrap();
+        assert_bad_input(&["compare", f, f], needle);
+        assert_bad_input(&["compare", f, f], f);
+        assert_bad_input(&["run", "--baseline", f], f);
+    }
+}
+
+#[test]
+fn an_unwritable_out_directory_exits_2() {
+    let d = temp_dir("unwritable");
+    let file = d.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = file.join("reports");
+    assert_bad_input(&["run", "--out", out.to_str().unwrap()], out.to_str().unwrap());
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for args in [&["--help"][..], &["run", "--help"], &["compare", "--help"], &["--version"]] {
+        let o = runner(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(!o.stdout.is_empty());
+    }
+    let help = String::from_utf8(runner(&["run", "--help"]).stdout).unwrap();
+    assert!(help.contains("Examples:") && help.contains("Exit codes: 0 success, 1 regression"), "{help}");
+}
+
+#[test]
+fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regression() {
+    let d = temp_dir("run");
+    let (a, b) = (d.join("a"), d.join("b"));
+    let o = small_run(&a, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "--quiet: nothing on stderr, got {}", stderr(&o));
+    for f in ["report.json", "report.md", "report.html", "bench.txt"] {
+        assert!(a.join(f).is_file(), "{f} written");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema"], 1);
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "4 variants x 2 modes");
+    for r in results {
+        let (variant, mode) = (r["variant"].as_str().unwrap(), r["mode"].as_str().unwrap());
+        let allocs = r["allocs_per_op"].as_f64().unwrap();
+        let bytes = r["bytes_per_op"].as_f64().unwrap();
+        match (variant, mode) {
+            ("baseline", "pair") => assert_eq!((allocs, bytes), (4.0, 120.0), "{variant} {mode}"),
+            (_, "pair") => assert_eq!((allocs, bytes), (0.0, 0.0), "{variant} {mode}"),
+            // Threads mode: a new channel's waiter list grows the first time
+            // a thread blocks on it, a few allocations per run against 3,000
+            // messages; the pools are prefilled, so they do not grow.
+            ("baseline", _) => assert!((4.0..4.01).contains(&allocs), "{variant} {mode}: {allocs}"),
+            _ => assert!(allocs < 0.01, "{variant} {mode}: {allocs}"),
+        }
+    }
+    let bench = std::fs::read_to_string(a.join("bench.txt")).unwrap();
+    assert!(bench.contains("BenchmarkQueue/pooled/pair-"), "{bench}");
+    assert!(std::fs::read_to_string(a.join("report.html")).unwrap().contains("<svg"));
+
+    // Two runs of the same build: no false alarm.
+    let o = small_run(&b, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (ja, jb) = (a.join("report.json"), b.join("report.json"));
+    let o = runner(&["compare", ja.to_str().unwrap(), jb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+
+    // Doubled allocs/op for pooled: exit 1, naming the variant and metric.
+    let mut doctored = json.clone();
+    for r in doctored["results"].as_array_mut().unwrap() {
+        if r["variant"] == "baseline" {
+            r["allocs_per_op"] = serde_json::json!(8.0);
+        }
+    }
+    let bad = d.join("doctored.json");
+    std::fs::write(&bad, serde_json::to_string(&doctored).unwrap()).unwrap();
+    let o = runner(&["compare", ja.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("regression: baseline (pair): allocs/op 4.00 -> 8.00"), "{err}");
+    assert!(err.contains("regression: baseline (threads): allocs/op"), "{err}");
+}
+
+#[test]
+fn a_failing_run_leaves_the_previous_report_intact() {
+    let d = temp_dir("intact");
+    let o = small_run(&d, &["--variant", "pooled", "--mode", "pair"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = std::fs::read(d.join("report.json")).unwrap();
+    let corrupt = d.join("corrupt-baseline.json");
+    std::fs::write(&corrupt, "[]").unwrap();
+    let o = small_run(&d, &["--variant", "baseline", "--baseline", corrupt.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(d.join("report.json")).unwrap(), before);
+}
