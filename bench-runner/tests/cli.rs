@@ -142,6 +142,7 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     let err = stderr(&o);
     assert!(err.contains("regression: baseline (pair): allocs/op 4.00 -> 8.00"), "{err}");
     assert!(err.contains("regression: baseline (threads): allocs/op"), "{err}");
+    assert!(err.contains("grew by more than 0.01"), "{err}");
 }
 
 #[test]
