@@ -11,11 +11,16 @@ const EXIT_CODES: &str = "Exit codes: 0 success, 1 regression found, 2 bad input
 /// Drives every queue variant through one workload and writes memory
 /// reports: throughput, latency percentiles, B/op, allocs/op, peak and live
 /// memory.
+///
+/// Without a command, runs the study (`run`'s options apply).
 #[derive(Debug, Parser)]
-#[command(name = "bench-runner", version, after_help = EXIT_CODES)]
+#[command(name = "bench-runner", version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `run`'s options, for the default command.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,13 +170,4 @@ fn parse_sizes(s: &str) -> Result<Sizes, String> {
         return Err(format!("{s:?}: the minimum is larger than the maximum"));
     }
     Ok(Sizes { min, max })
-}
-
-impl Default for RunArgs {
-    fn default() -> Self {
-        match Cli::parse_from(["bench-runner", "run"]).command {
-            Some(Command::Run(args)) => args,
-            _ => unreachable!("`run` parses to Command::Run"),
-        }
-    }
 }

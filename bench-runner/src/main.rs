@@ -59,7 +59,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command.unwrap_or_else(|| Command::Run(RunArgs::default())) {
+    match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run_study(args),
         Command::Compare(args) => compare_files(&args),
     }

@@ -21,10 +21,10 @@
 //! | [`Baseline`] | bounded channel of `Box<dyn Any + Send>` | 4 allocations on enqueue (message box, id `String`, payload `Vec`, the `dyn Any` box), 4 frees on dequeue |
 //! | [`Pooled`] | typed bounded channel of pooled messages | 0: message objects and their buffers are reused |
 //! | [`Batched`] | a mutex-guarded ring, one lock per batch | 0 |
-//! | [`LockFree`] | `crossbeam`'s `ArrayQueue`, typed | 0 |
+//! | [`LockFree`] | `thingbuf`'s lock-free ring; each slot keeps its buffers, written and read in place | 0 |
 //!
-//! Pooled messages go back to their [`Pool`] when the consumer drops the
-//! [`Received`](Queue::Received) handle (RAII: the pairing Go needed `defer`
+//! Pooled messages go back to their [`Pool`] (or, for [`LockFree`], their
+//! ring slot) when the consumer drops the [`Received`](Queue::Received) handle (RAII: the pairing Go needed `defer`
 //! for cannot be forgotten). Payloads larger than a pooled buffer still work;
 //! growing a buffer allocates, and a buffer grown past the retention cap is
 //! freed instead of pooled.
@@ -51,7 +51,7 @@
 //! q.enqueue(&MessageRef { id: "order-1", payload: b"{\"qty\":1}", seq: 1, stamp_ns: 0 }).unwrap();
 //! let m = q.dequeue().unwrap();
 //! assert_eq!((m.id(), m.payload(), m.seq()), ("order-1", &b"{\"qty\":1}"[..], 1));
-//! drop(m); // back to the pool
+//! drop(m); // releases the slot, buffers kept for the next message
 //! q.close();
 //! assert!(q.dequeue().is_err());
 //! ```

@@ -97,11 +97,14 @@ fn batch_dequeue_appends_and_keeps_the_buffer() {
 }
 
 #[test]
-fn oversize_payloads_work_and_their_allocation_is_counted() {
+fn oversize_payloads_work_their_allocation_is_counted_and_the_grown_buffer_is_freed() {
     for_each_variant!(Q => {
         let q: Q = small(4);
-        q.enqueue(&msg(0)).unwrap();
-        drop(q.dequeue().unwrap()); // warm: one pooled message exists
+        // Warm: every slot (lockfree) or a pooled message exists.
+        for seq in 0..4 {
+            q.enqueue(&msg(seq)).unwrap();
+            drop(q.dequeue().unwrap());
+        }
         let big = vec![7u8; 1000];
         let ((), s) = measure(|| {
             q.enqueue(&MessageRef { id: "big", payload: &big, seq: 1, stamp_ns: 0 }).unwrap();
@@ -109,10 +112,15 @@ fn oversize_payloads_work_and_their_allocation_is_counted() {
             assert_eq!(m.payload(), &big[..]);
         });
         assert!(s.bytes_allocated >= 1000, "{}: {s}", q.name());
+        // Grown from 64 to 1000 bytes, past the 4x cap: freed, not kept. The
+        // pool decides when the message comes back; lockfree's ring when the
+        // slot is next written, so cycle through the ring once.
+        for seq in 0..4 {
+            q.enqueue(&msg(seq)).unwrap();
+            drop(q.dequeue().unwrap());
+        }
         if let Some(p) = q.pool_stats() {
-            // Grown from 64 to 1000 bytes, past the 4x cap: freed, not pooled.
             assert_eq!(p.discarded_oversize, 1, "{}", q.name());
-            assert_eq!(p.retained, 0, "{}", q.name());
         }
     });
 }
