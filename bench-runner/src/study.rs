@@ -243,7 +243,7 @@ fn run_threads<Q: Queue + 'static>(job: &Job<'_>) -> RunFigures {
     let peak = AtomicI64::new(0);
     let mut live_start = allocscope::process_stats();
 
-    std::thread::scope(|s| {
+    let mut figures = std::thread::scope(|s| {
         let producers: Vec<_> = (0..p)
             .map(|i| {
                 let (q, warmed, go) = (Arc::clone(&q), Arc::clone(&warmed), Arc::clone(&go));
@@ -333,18 +333,20 @@ fn run_threads<Q: Queue + 'static>(job: &Job<'_>) -> RunFigures {
         drop(figures);
         drop(q);
         drop((warmed, go));
-        let live_after_drain = (allocscope::process_stats() - process_before).net_bytes();
         RunFigures {
             elapsed,
             stats,
             peak_bytes: peak.load(Ordering::Relaxed).max(0) as u64,
-            live_after_drain,
+            // Set below, once the thread scope's own bookkeeping is freed.
+            live_after_drain: 0,
             enqueue: enq,
             end_to_end: e2e,
             heap: heap_before.zip(heap_figures()).map(|(before, after)| BeforeAfter { before, after }),
             rss: rss_before.zip(rss_bytes()).map(|(before, after)| BeforeAfter { before, after }),
         }
-    })
+    });
+    figures.live_after_drain = (allocscope::process_stats() - process_before).net_bytes();
+    figures
 }
 
 /// The untimed pass: per-operation figures from `op` guards.

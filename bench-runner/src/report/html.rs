@@ -33,7 +33,7 @@ fn bars(title: &str, unit: &str, items: &[(String, f64)]) -> String {
             escape(label),
             label_w as f64 + w + 6.0,
             y + 14,
-            if *v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") },
+            if *v >= 100.0 { format!("{v:.0}") } else { markdown::per_op(*v) },
             escape(unit)
         );
     }

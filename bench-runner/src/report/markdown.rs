@@ -4,6 +4,16 @@ use std::fmt::Write;
 
 use super::{Report, GO_REFERENCE};
 
+/// A per-message figure: enough digits that a small non-zero value does not
+/// print as zero.
+pub fn per_op(v: f64) -> String {
+    if v == 0.0 || v >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.5}")
+    }
+}
+
 fn ops(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2} M", v / 1e6)
@@ -50,20 +60,20 @@ pub fn render(r: &Report) -> String {
         g.allocs_per_op
     );
     for v in &r.results {
-        let rounded = v.rounded_bytes_per_op.map_or("-".into(), |b| format!("{b:.1}"));
+        let rounded = v.rounded_bytes_per_op.map_or("-".into(), per_op);
         let vs = v.improvement_pct.map_or("-".into(), |i| format!("{:+.0} % msg/s", i.throughput));
         let _ = writeln!(
             s,
-            "| {} | {:?} | {} | {:.1} ({:.1}-{:.1}) | {:.1} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {:?} | {} | {:.1} ({:.1}-{:.1}) | {} | {} | {} | {} | {} | {} |",
             v.variant,
             v.mode,
             ops(v.ops_per_sec.median),
             v.ns_per_op.median,
             v.ns_per_op.min,
             v.ns_per_op.max,
-            v.bytes_per_op,
+            per_op(v.bytes_per_op),
             rounded,
-            v.allocs_per_op,
+            per_op(v.allocs_per_op),
             v.peak_bytes,
             v.live_after_drain_bytes,
             vs
