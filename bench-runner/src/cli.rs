@@ -39,6 +39,7 @@ pub enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  bench-runner compare reports/baseline/report.json reports/latest/report.json\n",
+        "  bench-runner compare reports/latest/report.json   (against reports/baseline)\n",
         "  bench-runner compare old.json new.json --max-regression 5\n\n",
         "Allocation figures (allocs/op, B/op) are compared exactly: any growth is a regression.\n",
         "Timings (ns/op) regress when slower by more than --max-regression percent and the\n",
@@ -117,13 +118,27 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// The reference report.json.
-    pub base: PathBuf,
-    /// The report.json to check.
-    pub new: PathBuf,
+    /// The reference report.json, then the one to check. With one file, the
+    /// reference is the committed reports/baseline/report.json.
+    #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
+    pub files: Vec<PathBuf>,
     /// Timing regression threshold, in percent.
     #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent)]
     pub max_regression: f64,
+}
+
+/// The committed reference run, the default baseline of `compare`.
+pub const DEFAULT_BASELINE: &str = "reports/baseline/report.json";
+
+impl CompareArgs {
+    /// The reference and the report to check.
+    pub fn pair(&self) -> (PathBuf, PathBuf) {
+        match self.files.as_slice() {
+            [new] => (PathBuf::from(DEFAULT_BASELINE), new.clone()),
+            [base, new, ..] => (base.clone(), new.clone()),
+            [] => unreachable!("clap requires at least one file"),
+        }
+    }
 }
 
 /// Payload sizes: fixed, or spread evenly over an inclusive range.

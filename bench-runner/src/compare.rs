@@ -6,10 +6,18 @@
 //! list grows the first time a thread blocks on it: about 0.001 allocs/op at
 //! the default size), so growth counts there beyond [`THREADS_ALLOCS_SLACK`]
 //! allocs/op or [`THREADS_BYTES_SLACK`] B/op: far above that jitter, far
-//! below one allocation per message. Timings are noisy, so a timing
-//! regression needs both a slowdown beyond the threshold (medians) and a
-//! significant difference over the repeats: a two-sided Mann-Whitney U test
-//! at p < 0.05 (exact distribution for small samples, as benchstat does).
+//! below one allocation per message.
+//!
+//! Timings are compared as each variant's time relative to `baseline` in
+//! the same repeat of the same run (`ns/op vs baseline`). On a shared machine
+//! every variant of a run drifts together (runs of one build differed by 30 %
+//! in absolute time here, all repeats alike, which a significance test
+//! would call real); the variants are interleaved, so the ratio cancels the
+//! drift. A timing regression needs both a ratio grown beyond the threshold
+//! (medians) and a significant difference over the repeats: a two-sided
+//! Mann-Whitney U test at p < 0.05 (exact distribution for small samples,
+//! as benchstat does). The baseline variant's own time is shown, not gated;
+//! reports without a baseline variant fall back to absolute times.
 
 use std::fmt::Write;
 
@@ -96,6 +104,18 @@ fn normal_tail(z: f64) -> f64 {
     0.5 * poly * (-(z * z) / 2.0).exp()
 }
 
+/// Per-repeat time of `r` relative to the baseline variant of the same
+/// report and mode, when there is one with as many repeats.
+fn relative(report: &Report, r: &VariantResult) -> Option<Vec<f64>> {
+    let base = report.results.iter().find(|b| b.variant == "baseline" && b.mode == r.mode)?;
+    (base.ns_per_op.samples.len() == r.ns_per_op.samples.len())
+        .then(|| r.ns_per_op.samples.iter().zip(&base.ns_per_op.samples).map(|(t, b)| t / b).collect())
+}
+
+fn median(v: &[f64]) -> f64 {
+    crate::report::Spread::of(v.to_vec()).median
+}
+
 fn key(r: &VariantResult) -> (String, String) {
     (r.variant.clone(), format!("{:?}", r.mode).to_lowercase())
 }
@@ -135,8 +155,17 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             };
             row(metric, old, new, note, grew);
         }
-        let p = mann_whitney_p(&b.ns_per_op.samples, &n.ns_per_op.samples);
-        let slower = (n.ns_per_op.median / b.ns_per_op.median - 1.0) * 100.0;
+        if n.variant == "baseline" {
+            row("ns/op", b.ns_per_op.median, n.ns_per_op.median, "reference: shown, not gated".into(), false);
+            continue;
+        }
+        let (metric, old_samples, new_samples) = match (relative(base, b), relative(new, n)) {
+            (Some(o), Some(m)) => ("ns/op vs base", o, m),
+            _ => ("ns/op", b.ns_per_op.samples.clone(), n.ns_per_op.samples.clone()),
+        };
+        let p = mann_whitney_p(&old_samples, &new_samples);
+        let (old_m, new_m) = (median(&old_samples), median(&new_samples));
+        let slower = (new_m / old_m - 1.0) * 100.0;
         let significant = p < 0.05;
         let regressed = significant && slower > max_regression_pct;
         let note = format!(
@@ -144,7 +173,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             if significant { "" } else { " (not significant)" },
             if regressed { format!(", slower than the {max_regression_pct}% threshold") } else { String::new() }
         );
-        row("ns/op", b.ns_per_op.median, n.ns_per_op.median, note, regressed);
+        row(metric, old_m, new_m, note, regressed);
     }
     Comparison { table, regressions }
 }
@@ -166,6 +195,40 @@ mod tests {
         let a = [1.0, 3.0, 5.0, 7.0, 9.0];
         let b = [2.0, 4.0, 6.0, 8.0, 10.0];
         assert!(mann_whitney_p(&a, &b) > 0.5);
+    }
+
+    fn report(ns: &[(&str, [f64; 5])]) -> Report {
+        let mut r: Report = serde_json::from_str(include_str!("../../reports/baseline/report.json")).unwrap();
+        r.results.retain(|v| v.mode == crate::cli::Mode::Pair);
+        for v in &mut r.results {
+            let samples = ns.iter().find(|(name, _)| *name == v.variant).expect("every variant given").1.to_vec();
+            v.ns_per_op = crate::report::Spread::of(samples);
+        }
+        r
+    }
+
+    const FLAT: [f64; 5] = [100.0, 101.0, 99.0, 100.5, 99.5];
+
+    fn scaled(k: f64) -> [f64; 5] {
+        FLAT.map(|x| x * k)
+    }
+
+    #[test]
+    fn a_run_where_everything_drifted_together_is_not_a_regression() {
+        let all = |k: f64| {
+            report(&[("baseline", scaled(k)), ("pooled", scaled(k)), ("batched", scaled(k)), ("lockfree", scaled(k))])
+        };
+        let c = compare(&all(1.0), &all(1.3), 10.0);
+        assert!(c.regressions.is_empty(), "{:?}\n{}", c.regressions, c.table);
+    }
+
+    #[test]
+    fn one_variant_slower_relative_to_baseline_is_a_regression() {
+        let old = report(&[("baseline", FLAT), ("pooled", FLAT), ("batched", FLAT), ("lockfree", FLAT)]);
+        let new = report(&[("baseline", FLAT), ("pooled", FLAT), ("batched", FLAT), ("lockfree", scaled(1.25))]);
+        let c = compare(&old, &new, 10.0);
+        assert_eq!(c.regressions.len(), 1, "{:?}", c.regressions);
+        assert!(c.regressions[0].starts_with("lockfree (pair): ns/op vs base 1.00 -> 1.25"), "{:?}", c.regressions);
     }
 
     #[test]

@@ -66,8 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn compare_files(args: &CompareArgs) -> anyhow::Result<ExitCode> {
-    let base = Report::read(&args.base)?;
-    let new = Report::read(&args.new)?;
+    let (base, new) = args.pair();
+    let base = Report::read(&base)?;
+    let new = Report::read(&new)?;
     Ok(gate(&base, &new, args.max_regression))
 }
 

@@ -47,7 +47,8 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
     assert_bad_input(&["run", "--repeat", "0"], "--repeat");
     assert_bad_input(&["run", "--payload-bytes", "64-32"], "64-32");
     assert_bad_input(&["run", "--format", "pdf"], "pdf");
-    assert_bad_input(&["compare", "a.json"], "<NEW>");
+    assert_bad_input(&["compare"], "<FILE>");
+    assert_bad_input(&["compare", "a.json", "b.json", "c.json"], "c.json");
     assert_bad_input(&["compare", "a.json", "b.json", "--max-regression", "-3"], "-3");
 }
 

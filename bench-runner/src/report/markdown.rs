@@ -10,7 +10,7 @@ pub fn per_op(v: f64) -> String {
     if v == 0.0 || v >= 0.01 {
         format!("{v:.2}")
     } else {
-        format!("{v:.5}")
+        format!("{v:.1e}")
     }
 }
 
