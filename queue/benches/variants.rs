@@ -24,19 +24,26 @@ fn msg(seq: u64) -> MessageRef<'static> {
     MessageRef { id: ID, payload: PAYLOAD, seq, stamp_ns: 0 }
 }
 
+/// Calls `f` with batches of at most `BATCH` messages, `iters` in all.
+fn in_batches(iters: u64, mut f: impl FnMut(&[MessageRef<'static>])) {
+    let batch: [MessageRef<'static>; BATCH] = std::array::from_fn(|i| msg(i as u64));
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BATCH as u64) as usize;
+        f(&batch[..n]);
+        left -= n as u64;
+    }
+}
+
 /// `iters` messages through `q` on this thread, in batches for `Batched`.
 fn pair<'q, Q: Queue>(q: &'q Q, iters: u64, batched: bool, out: &mut Vec<Q::Received<'q>>) {
     if batched {
-        let batch: [MessageRef<'static>; BATCH] = std::array::from_fn(|i| msg(i as u64));
-        let mut left = iters;
-        while left > 0 {
-            let n = left.min(BATCH as u64) as usize;
-            q.enqueue_batch(&batch[..n]).unwrap();
-            q.dequeue_batch(out, n).unwrap();
+        in_batches(iters, |batch| {
+            q.enqueue_batch(batch).unwrap();
+            q.dequeue_batch(out, batch.len()).unwrap();
             black_box(&out);
             out.clear();
-            left -= n as u64;
-        }
+        });
     } else {
         for seq in 0..iters {
             q.enqueue(&msg(seq)).unwrap();
@@ -64,13 +71,9 @@ fn threads<Q: Queue + 'static>(q: &Arc<Q>, iters: u64, batched: bool) {
         })
     };
     if batched {
-        let batch: [MessageRef<'static>; BATCH] = std::array::from_fn(|i| msg(i as u64));
-        let mut left = iters;
-        while left > 0 {
-            let n = left.min(BATCH as u64) as usize;
-            q.enqueue_batch(&batch[..n]).unwrap();
-            left -= n as u64;
-        }
+        in_batches(iters, |batch| {
+            q.enqueue_batch(batch).unwrap();
+        });
     } else {
         for seq in 0..iters {
             q.enqueue(&msg(seq)).unwrap();

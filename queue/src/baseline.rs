@@ -9,17 +9,11 @@
 //! all four.
 
 use std::any::Any;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-
-use crate::closing::Closing;
+use crate::channel::ClosableChannel;
 use crate::{Message, MessageRef, Queue, QueueConfig, QueueError};
 
 type Boxed = Box<dyn Any + Send>;
-
-/// How often a blocked channel operation looks at the closed flag.
-const CLOSE_POLL: Duration = Duration::from_millis(1);
 
 /// The Go MemoryQueue: 4 allocations per message. See the [module
 /// docs](self).
@@ -35,10 +29,7 @@ const CLOSE_POLL: Duration = Duration::from_millis(1);
 /// ```
 #[derive(Debug)]
 pub struct Baseline {
-    tx: Sender<Boxed>,
-    rx: Receiver<Boxed>,
-    closing: Closing,
-    capacity: usize,
+    channel: ClosableChannel<Boxed>,
 }
 
 impl Baseline {
@@ -48,9 +39,7 @@ impl Baseline {
     ///
     /// If `config.capacity` is zero.
     pub fn new(config: QueueConfig) -> Baseline {
-        assert!(config.capacity > 0, "QueueConfig::capacity must be at least 1");
-        let (tx, rx) = crossbeam_channel::bounded(config.capacity);
-        Baseline { tx, rx, closing: Closing::default(), capacity: config.capacity }
+        Baseline { channel: ClosableChannel::new(config.capacity) }
     }
 
     fn boxed(msg: &MessageRef<'_>) -> Boxed {
@@ -74,70 +63,34 @@ impl Queue for Baseline {
     }
 
     fn capacity(&self) -> usize {
-        self.capacity
+        self.channel.capacity()
     }
 
     fn enqueue(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
-        let _in_flight = self.closing.enter()?;
-        let mut item = Self::boxed(msg);
-        // Try first: a timed send reads the clock, which costs more than
-        // the whole non-blocking send.
-        item = match self.tx.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(e) => e.into_inner(),
-        };
-        loop {
-            match self.tx.send_timeout(item, CLOSE_POLL) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    if self.closing.is_closed() {
-                        return Err(QueueError::Closed);
-                    }
-                    item = e.into_inner();
-                }
-            }
-        }
+        self.channel.send(|| Self::boxed(msg), drop)
     }
 
     fn try_enqueue(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
-        let _in_flight = self.closing.enter()?;
-        if self.tx.is_full() {
-            return Err(QueueError::Full);
-        }
-        self.tx.try_send(Self::boxed(msg)).map_err(|_| QueueError::Full)
+        self.channel.try_send(|| Self::boxed(msg), drop)
     }
 
     fn dequeue(&self) -> Result<Box<Message>, QueueError> {
-        if let Ok(b) = self.rx.try_recv() {
-            return Ok(Self::unboxed(b));
-        }
-        loop {
-            if let Ok(b) = self.rx.recv_timeout(CLOSE_POLL) {
-                return Ok(Self::unboxed(b));
-            }
-            if self.closing.finished(|| self.rx.is_empty()) {
-                return Err(QueueError::Closed);
-            }
-        }
+        self.channel.recv().map(Self::unboxed)
     }
 
     fn try_dequeue(&self) -> Result<Box<Message>, QueueError> {
-        match self.rx.try_recv() {
-            Ok(b) => Ok(Self::unboxed(b)),
-            Err(_) if self.closing.finished(|| self.rx.is_empty()) => Err(QueueError::Closed),
-            Err(_) => Err(QueueError::Empty),
-        }
+        self.channel.try_recv().map(Self::unboxed)
     }
 
     fn close(&self) {
-        self.closing.close();
+        self.channel.close();
     }
 
     fn is_closed(&self) -> bool {
-        self.closing.is_closed()
+        self.channel.is_closed()
     }
 
     fn len(&self) -> usize {
-        self.rx.len()
+        self.channel.len()
     }
 }

@@ -60,6 +60,7 @@
 
 mod baseline;
 mod batched;
+mod channel;
 mod closing;
 mod lockfree;
 mod message;

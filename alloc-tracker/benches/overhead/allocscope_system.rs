@@ -6,13 +6,6 @@ mod common;
 #[global_allocator]
 static GLOBAL: allocscope::CountingAlloc<std::alloc::System> = allocscope::CountingAlloc::new(std::alloc::System);
 
-/// The loop inside a `measure` scope (peak tracking on) and an `op` guard.
-fn scoped(body: &dyn Fn()) {
-    let _op = allocscope::op("overhead");
-    let ((), stats) = allocscope::measure(body);
-    eprintln!("{stats}");
-}
-
 fn main() {
-    common::run(Some(scoped));
+    common::run(Some(common::allocscope_scope));
 }

@@ -24,6 +24,16 @@ fn pairs(n: u64) {
     }
 }
 
+/// The loop inside a `measure` scope (peak tracking on) and an `op` guard:
+/// the `--scoped` wrapper of the allocscope programs. (The other programs
+/// include this file too but never call it.)
+#[allow(dead_code)]
+pub fn allocscope_scope(body: &dyn Fn()) {
+    let _op = allocscope::op("overhead");
+    let ((), stats) = allocscope::measure(body);
+    eprintln!("{stats}");
+}
+
 /// Runs the program; `scope` wraps the loop (on each thread that runs it)
 /// when `--scoped` is given.
 pub fn run(scope: Option<fn(&dyn Fn())>) {
