@@ -9,7 +9,7 @@
 //! the flag (and gives up without pushing) or is seen in flight (and the
 //! consumer waits for its message).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -71,6 +71,10 @@ pub(crate) struct Signal {
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
+    /// Calls that found the condition false at first and had to wait.
+    waits: AtomicU64,
+    /// Condition-variable sleeps (each ends in a wake-up or the timeout).
+    sleeps: AtomicU64,
 }
 
 impl Signal {
@@ -78,15 +82,21 @@ impl Signal {
 
     /// Returns once `ready()` returns `Some`, with that value.
     pub(crate) fn wait_for<T>(&self, mut ready: impl FnMut() -> Option<T>) -> T {
+        if let Some(v) = ready() {
+            return v;
+        }
+        // Counted only once a call has to wait, so the common case pays
+        // nothing for it.
+        self.waits.fetch_add(1, Ordering::Relaxed);
         let backoff = Backoff::new();
         loop {
+            backoff.snooze();
             if let Some(v) = ready() {
                 return v;
             }
             if backoff.is_completed() {
                 break;
             }
-            backoff.snooze();
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -94,10 +104,16 @@ impl Signal {
             if let Some(v) = ready() {
                 break v;
             }
+            self.sleeps.fetch_add(1, Ordering::Relaxed);
             guard = self.cv.wait_timeout(guard, Self::MAX_SLEEP).unwrap_or_else(|e| e.into_inner()).0;
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         v
+    }
+
+    /// (waits, sleeps) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.waits.load(Ordering::Relaxed), self.sleeps.load(Ordering::Relaxed))
     }
 
     pub(crate) fn notify(&self) {

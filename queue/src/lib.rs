@@ -73,7 +73,7 @@ use std::str::FromStr;
 
 pub use crate::baseline::Baseline;
 pub use crate::batched::Batched;
-pub use crate::lockfree::LockFree;
+pub use crate::lockfree::{LockFree, WaitCounts};
 pub use crate::message::{Message, MessageRef};
 pub use crate::pool::{Pool, PoolConfig, PoolStats, PooledMessage};
 pub use crate::pooled::Pooled;

@@ -58,6 +58,20 @@ impl Recycle<Message> for Slots {
     }
 }
 
+/// Waits of a [`LockFree`] queue's blocking calls; see
+/// [`LockFree::wait_counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitCounts {
+    /// `enqueue` calls that found the ring full.
+    pub full_waits: u64,
+    /// Sleeps of those calls on the condition variable.
+    pub full_sleeps: u64,
+    /// `dequeue` calls that found the ring empty.
+    pub empty_waits: u64,
+    /// Sleeps of those calls on the condition variable.
+    pub empty_sleeps: u64,
+}
+
 /// Messages written and read in place in a lock-free ring. See the [module
 /// docs](self).
 ///
@@ -104,6 +118,23 @@ impl LockFree {
             not_empty: Signal::default(),
             not_full: Signal::default(),
         }
+    }
+
+    /// How often producers found the ring full and consumers found it empty
+    /// and had to wait, and how often those waits went to sleep: the
+    /// wake-ups that cross-thread figures pay for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use queue::{LockFree, QueueConfig};
+    /// let q = LockFree::new(QueueConfig::default());
+    /// assert_eq!(q.wait_counts(), queue::WaitCounts::default());
+    /// ```
+    pub fn wait_counts(&self) -> WaitCounts {
+        let (full_waits, full_sleeps) = self.not_full.counts();
+        let (empty_waits, empty_sleeps) = self.not_empty.counts();
+        WaitCounts { full_waits, full_sleeps, empty_waits, empty_sleeps }
     }
 
     fn try_write(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
