@@ -90,9 +90,16 @@ pub struct RunArgs {
     /// Messages per run before measuring (not counted).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     pub warmup: u64,
-    /// Measured runs per variant and mode, interleaved across variants.
-    #[arg(long, value_name = "R", default_value_t = 5, value_parser = positive)]
+    /// Measured runs per variant and mode, variants interleaved; each repeat
+    /// runs in its own process (see --in-process). At least 7 are needed for
+    /// `compare` to find a timing difference significant.
+    #[arg(long, value_name = "R", default_value_t = 7, value_parser = positive)]
     pub repeat: u64,
+    /// Run every repeat in this process. Faster to start, but the repeats
+    /// then share one memory layout, and differences between processes
+    /// (which here reach tens of percent) are invisible to the statistics.
+    #[arg(long)]
+    pub in_process: bool,
     /// Which modes to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["pair", "threads"])]
     pub mode: Vec<Mode>,

@@ -98,18 +98,30 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let variants: Vec<Variant> = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let runs = args.repeat * (variants.len() * args.mode.len()) as u64 + variants.len() as u64;
-    let bar = if show { ProgressBar::new(runs) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("valid template"));
-    let mut first = true;
-    let (workload, results) = study::run(&args, &variants, |what| {
-        if !first {
+    let (workload, results) = if args.in_process || args.repeat == 1 {
+        let runs = args.repeat * (variants.len() * args.mode.len()) as u64 + variants.len() as u64;
+        let bar = progress(show, runs);
+        let mut first = true;
+        let measured = study::run(&args, &variants, |what| {
+            if !first {
+                bar.inc(1);
+            }
+            first = false;
+            bar.set_message(what.to_owned());
+        });
+        bar.finish_and_clear();
+        measured
+    } else {
+        let bar = progress(show, args.repeat);
+        let mut repeats = Vec::new();
+        for r in 0..args.repeat {
+            bar.set_message(format!("repeat {}/{} (own process)", r + 1, args.repeat));
+            repeats.push(repeat_in_child(&args, &variants, r)?);
             bar.inc(1);
         }
-        first = false;
-        bar.set_message(what.to_owned());
-    });
-    bar.finish_and_clear();
+        bar.finish_and_clear();
+        study::merge(repeats)
+    };
 
     let report = Report {
         schema: SCHEMA,
@@ -135,6 +147,46 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(base) => gate(&base, &report, args.max_regression),
         None => ExitCode::SUCCESS,
     })
+}
+
+fn progress(show: bool, len: u64) -> ProgressBar {
+    let bar = if show { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("valid template"));
+    bar
+}
+
+/// Runs one repeat of the study in a fresh process of this program and
+/// reads back its report: every repeat gets its own memory layout.
+fn repeat_in_child(
+    args: &RunArgs,
+    variants: &[Variant],
+    r: u64,
+) -> anyhow::Result<(report::Workload, Vec<report::VariantResult>)> {
+    let dir = std::env::temp_dir().join(format!("bench-runner-{}-repeat-{r}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let modes: Vec<&str> = args.mode.iter().map(|m| if *m == cli::Mode::Pair { "pair" } else { "threads" }).collect();
+    let sizes = format!("{}-{}", args.payload_bytes.min, args.payload_bytes.max);
+    let mut cmd = std::process::Command::new(std::env::current_exe().context("locating bench-runner")?);
+    cmd.arg("run");
+    for v in variants {
+        cmd.args(["--variant", v.name()]);
+    }
+    cmd.args(["--messages", &args.messages.to_string()])
+        .args(["--producers", &args.producers.to_string()])
+        .args(["--consumers", &args.consumers.to_string()])
+        .args(["--id-bytes", &args.id_bytes.to_string()])
+        .args(["--payload-bytes", &sizes])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--capacity", &args.capacity.to_string()])
+        .args(["--mode", &modes.join(",")])
+        .args(["--repeat", "1", "--in-process", "--quiet", "--format", "json", "--out"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null());
+    let status = cmd.status().context("starting a repeat's process")?;
+    anyhow::ensure!(status.success(), "repeat {} of the study failed ({status})", r + 1);
+    let report = Report::read(&dir.join("report.json")).context("reading a repeat's report")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((report.workload, report.results))
 }
 
 fn machine() -> Machine {

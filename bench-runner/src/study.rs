@@ -443,20 +443,7 @@ pub fn run(args: &RunArgs, variants: &[Variant], mut tick: impl FnMut(&str)) -> 
             summarise(v, m, args.messages, &runs, ops.iter().find(|o| o.0 == v).map(|o| o.1.clone()))
         })
         .collect();
-    let baselines: Vec<VariantResult> = results.iter().filter(|r| r.variant == "baseline").cloned().collect();
-    for r in &mut results {
-        if let Some(b) = baselines.iter().find(|b| b.mode == r.mode) {
-            r.improvement_pct = Some(Improvement {
-                throughput: (r.ops_per_sec.median / b.ops_per_sec.median - 1.0) * 100.0,
-                bytes_per_op: if b.bytes_per_op > 0.0 { (1.0 - r.bytes_per_op / b.bytes_per_op) * 100.0 } else { 0.0 },
-                allocs_per_op: if b.allocs_per_op > 0.0 {
-                    (1.0 - r.allocs_per_op / b.allocs_per_op) * 100.0
-                } else {
-                    0.0
-                },
-            });
-        }
-    }
+    improvements(&mut results);
     let workload = Workload {
         messages: args.messages,
         warmup: args.warmup,
@@ -470,6 +457,80 @@ pub fn run(args: &RunArgs, variants: &[Variant], mut tick: impl FnMut(&str)) -> 
         latency_sample_every: LATENCY_SAMPLE_EVERY,
     };
     (workload, results)
+}
+
+/// Each variant's improvement over `baseline` in the same mode.
+fn improvements(results: &mut [VariantResult]) {
+    let baselines: Vec<VariantResult> = results.iter().filter(|r| r.variant == "baseline").cloned().collect();
+    for r in results.iter_mut() {
+        if let Some(b) = baselines.iter().find(|b| b.mode == r.mode) {
+            r.improvement_pct = Some(Improvement {
+                throughput: (r.ops_per_sec.median / b.ops_per_sec.median - 1.0) * 100.0,
+                bytes_per_op: if b.bytes_per_op > 0.0 { (1.0 - r.bytes_per_op / b.bytes_per_op) * 100.0 } else { 0.0 },
+                allocs_per_op: if b.allocs_per_op > 0.0 {
+                    (1.0 - r.allocs_per_op / b.allocs_per_op) * 100.0
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+}
+
+/// Merges single-repeat results, one per process, into one result per
+/// variant and mode: time samples are concatenated; allocation figures per
+/// message are averaged (the processes ran the same number of messages);
+/// peak and live-after-drain take the largest; latency percentiles take the
+/// median over the repeats (the maximum for `max`).
+pub fn merge(repeats: Vec<(Workload, Vec<VariantResult>)>) -> (Workload, Vec<VariantResult>) {
+    let n = repeats.len() as f64;
+    let mut iter = repeats.into_iter();
+    let (mut workload, first) = iter.next().expect("at least one repeat");
+    let rest: Vec<Vec<VariantResult>> = iter.map(|(_, r)| r).collect();
+    workload.repeats = n as u64;
+    let mut merged = Vec::new();
+    for base in first {
+        let all: Vec<&VariantResult> = std::iter::once(&base)
+            .chain(rest.iter().filter_map(|r| r.iter().find(|x| x.variant == base.variant && x.mode == base.mode)))
+            .collect();
+        let mean = |f: &dyn Fn(&VariantResult) -> f64| all.iter().map(|r| f(r)).sum::<f64>() / all.len() as f64;
+        let samples = |f: &dyn Fn(&VariantResult) -> &Spread| all.iter().flat_map(|r| f(r).samples.clone()).collect();
+        let med =
+            |f: &dyn Fn(&VariantResult) -> u64| Spread::of(all.iter().map(|r| f(r) as f64).collect()).median as u64;
+        let pct = |f: &dyn Fn(&VariantResult) -> Percentiles| Percentiles {
+            p50: med(&|r| f(r).p50),
+            p90: med(&|r| f(r).p90),
+            p99: med(&|r| f(r).p99),
+            p999: med(&|r| f(r).p999),
+            max: all.iter().map(|r| f(r).max).max().unwrap_or(0),
+        };
+        merged.push(VariantResult {
+            ns_per_op: Spread::of(samples(&|r| &r.ns_per_op)),
+            ops_per_sec: Spread::of(samples(&|r| &r.ops_per_sec)),
+            bytes_per_op: mean(&|r| r.bytes_per_op),
+            rounded_bytes_per_op: all
+                .iter()
+                .map(|r| r.rounded_bytes_per_op)
+                .sum::<Option<f64>>()
+                .map(|total| total / all.len() as f64),
+            allocs_per_op: mean(&|r| r.allocs_per_op),
+            reallocs_per_op: mean(&|r| r.reallocs_per_op),
+            deallocs_per_op: mean(&|r| r.deallocs_per_op),
+            alloc_rate_mb_per_sec: Spread::of(all.iter().map(|r| r.alloc_rate_mb_per_sec).collect()).median,
+            peak_bytes: all.iter().map(|r| r.peak_bytes).max().unwrap_or(0),
+            live_after_drain_bytes: all.iter().map(|r| r.live_after_drain_bytes).max().unwrap_or(0),
+            latency_ns: Latency {
+                enqueue: pct(&|r| r.latency_ns.enqueue),
+                end_to_end: pct(&|r| r.latency_ns.end_to_end),
+            },
+            jemalloc: all.last().and_then(|r| r.jemalloc.clone()),
+            rss_bytes: all.last().and_then(|r| r.rss_bytes.clone()),
+            improvement_pct: None,
+            ..base.clone()
+        });
+    }
+    improvements(&mut merged);
+    (workload, merged)
 }
 
 fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops: Option<Vec<OpFigures>>) -> VariantResult {
