@@ -455,6 +455,7 @@ pub fn run(args: &RunArgs, variants: &[Variant], mut tick: impl FnMut(&str)) -> 
         capacity: args.capacity,
         modes: args.mode.clone(),
         latency_sample_every: LATENCY_SAMPLE_EVERY,
+        separate_processes: false,
     };
     (workload, results)
 }
@@ -488,6 +489,7 @@ pub fn merge(repeats: Vec<(Workload, Vec<VariantResult>)>) -> (Workload, Vec<Var
     let (mut workload, first) = iter.next().expect("at least one repeat");
     let rest: Vec<Vec<VariantResult>> = iter.map(|(_, r)| r).collect();
     workload.repeats = n as u64;
+    workload.separate_processes = true;
     let mut merged = Vec::new();
     for base in first {
         let all: Vec<&VariantResult> = std::iter::once(&base)

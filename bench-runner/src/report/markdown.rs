@@ -28,11 +28,12 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "# Queue memory report\n");
     let _ = writeln!(
         s,
-        "{} messages per run ({} warm-up), {} repeats interleaved; id {} B, payload {}-{} B; capacity {}; \
-         threads mode: {} producer(s) x {} consumer(s).\n",
+        "{} messages per run ({} warm-up), {} repeats{}, variants interleaved; id {} B, payload {}-{} B; \
+         capacity {}; threads mode: {} producer(s) x {} consumer(s).\n",
         w.messages,
         w.warmup,
         w.repeats,
+        if w.separate_processes { " each in its own process" } else { " in one process" },
         w.id_bytes,
         w.payload_bytes.min,
         w.payload_bytes.max,

@@ -65,6 +65,10 @@ pub struct Workload {
     pub modes: Vec<Mode>,
     /// Every this many messages, enqueue and end-to-end latency are timed.
     pub latency_sample_every: u64,
+    /// Whether each repeat ran in its own process (the default; absent in
+    /// reports from before this field existed, which ran in one process).
+    #[serde(default)]
+    pub separate_processes: bool,
 }
 
 /// Median and range of one figure over the repeats, with the samples.
@@ -268,6 +272,7 @@ mod tests {
                 capacity: 8,
                 modes: vec![Mode::Pair],
                 latency_sample_every: 8,
+                separate_processes: true,
             },
             go_reference: GO_REFERENCE,
             results: vec![VariantResult {
