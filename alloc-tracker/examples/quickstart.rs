@@ -20,7 +20,8 @@ fn main() {
         println!("{}: {} B/op, {} allocs/op", row.name, per.bytes_allocated, per.allocs_total);
     }
 
-    // Budgets, for tests: fail with every exceeded limit and the call site.
+    // Budgets, for tests: fail with every exceeded limit, the budget's
+    // location, and the stack of the first allocation over the limit.
     Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
     let mut buf = Vec::with_capacity(16);
     assert_no_alloc(|| buf.push(1u8));

@@ -8,7 +8,30 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::{measure, AllocStats};
+use crate::counters::{self, TripFrame};
+use crate::sites::{self, Thresholds};
+use crate::{AllocStats, Scope};
+
+/// Frames of the first allocation over the limit shown in the message.
+const SITE_FRAMES: usize = 8;
+
+/// Keeps trip detection armed while the closure runs; disarms on drop too,
+/// so a panicking closure leaves the thread as it found it.
+struct Armed(Option<TripFrame>);
+
+impl Armed {
+    fn disarm(mut self) -> sites::Recorded {
+        counters::disarm_trip(self.0.take().expect("armed until disarmed"))
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(frame) = self.0.take() {
+            counters::disarm_trip(frame);
+        }
+    }
+}
 
 /// Limits on what a closure may allocate on the calling thread.
 ///
@@ -90,7 +113,17 @@ impl Budget {
     #[track_caller]
     pub fn check<T>(&self, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
-        let (value, stats) = measure(f);
+        let scope = Scope::start();
+        let start = scope.start_counts();
+        let limit = |max: Option<u64>, from: u64| max.map_or(u64::MAX, |m| from.saturating_add(m));
+        let armed = Armed(Some(counters::arm_trip(Thresholds {
+            allocs_total: limit(self.max_allocs, start.allocs.wrapping_add(start.reallocs)),
+            bytes: limit(self.max_bytes, start.bytes_allocated),
+            high_water: self.max_peak_bytes.map_or(i64::MAX, |m| start.live().saturating_add(m as i64)),
+        })));
+        let value = f();
+        let recorded = armed.disarm();
+        let stats = scope.finish();
         let limits = [
             (Limit::Allocs, self.max_allocs, stats.allocs_total()),
             (Limit::Bytes, self.max_bytes, stats.bytes_allocated),
@@ -103,7 +136,8 @@ impl Budget {
         if exceeded.is_empty() {
             Ok(value)
         } else {
-            Err(BudgetExceeded { exceeded, stats, location })
+            let site = Some(sites::describe(recorded.frames(), SITE_FRAMES)).filter(|s| !s.is_empty());
+            Err(BudgetExceeded { exceeded, stats, location, site })
         }
     }
 
@@ -190,17 +224,42 @@ pub struct Exceeded {
     pub actual: u64,
 }
 
-/// The error of [`Budget::check`]: the exceeded limits, the full figures and
-/// where the check was made.
+/// The error of [`Budget::check`]: the exceeded limits, the full figures,
+/// where the check was made, and where the first allocation over the limit
+/// came from.
 ///
-/// Its `Display` is one line, for example
-/// `allocation budget exceeded: allocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5)`.
+/// Its `Display` starts with one line, for example
+/// `allocation budget exceeded: allocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5; measured ...)`,
+/// followed, when the stack could be resolved, by the first allocation over
+/// the limit, innermost frame first:
+///
+/// ```text
+/// first allocation over the limit:
+///   at my_crate::parse_header (src/parse.rs:41)
+///   at my_crate::parse (src/parse.rs:12)
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("allocation budget exceeded: {} (budget at {location}; measured {stats})", list(exceeded))]
 pub struct BudgetExceeded {
     exceeded: Vec<Exceeded>,
     stats: AllocStats,
     location: &'static Location<'static>,
+    site: Option<String>,
+}
+
+impl fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allocation budget exceeded: {} (budget at {}; measured {})",
+            list(&self.exceeded),
+            self.location,
+            self.stats
+        )?;
+        if let Some(site) = &self.site {
+            write!(f, "\nfirst allocation over the limit:\n{site}")?;
+        }
+        Ok(())
+    }
 }
 
 fn list(exceeded: &[Exceeded]) -> String {
@@ -222,5 +281,13 @@ impl BudgetExceeded {
     /// Where `check`, `assert` or `assert_no_alloc` was called.
     pub fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    /// The stack of the first allocation that went over a limit, one
+    /// `  at FUNCTION (FILE:LINE)` line per frame from the first frame
+    /// outside the allocator machinery, innermost first; `None` when it
+    /// could not be captured or resolved.
+    pub fn site(&self) -> Option<&str> {
+        self.site.as_deref()
     }
 }

@@ -54,6 +54,9 @@ const FRESH: u8 = 2;
 /// Bit set in `mode` when the block is not (or no longer) in the registry:
 /// every event is counted in [`RETIRED`] instead.
 const DETACHED: u8 = 4;
+/// Bit set in `mode` while a budget watches for its first crossing
+/// ([`crate::sites`]): allocations take the cold path, which checks.
+const TRIP: u8 = 8;
 
 /// Five monotonically increasing event counters, in the vocabulary of
 /// [`AllocStats`](crate::AllocStats).
@@ -237,6 +240,15 @@ fn on_alloc_cold(l: &'static ThreadCounters, size: u64) {
     if mode & PEAK != 0 {
         raise_high_water(l, allocated);
     }
+    if mode & TRIP != 0 {
+        check_trip(l, allocated);
+    }
+}
+
+/// Hands the thread's figures to the budget's trip check.
+fn check_trip(l: &ThreadCounters, allocated: u64) {
+    let total = l.allocs.load(Ordering::Relaxed).wrapping_add(l.reallocs.load(Ordering::Relaxed));
+    crate::sites::check(total, allocated, l.high_water.get());
 }
 
 #[cold]
@@ -252,6 +264,9 @@ fn on_realloc_cold(l: &'static ThreadCounters, old: u64, new: u64) {
     bump(&l.bytes_freed, old);
     if mode & PEAK != 0 {
         raise_high_water(l, allocated);
+    }
+    if mode & TRIP != 0 {
+        check_trip(l, allocated);
     }
 }
 
@@ -550,6 +565,29 @@ pub(crate) fn finish_peak(frame: PeakFrame, start: Counts) -> u64 {
         l.mode.set(frame.saved_mode);
         peak
     })
+}
+
+/// What [`arm_trip`] replaced, for [`disarm_trip`].
+#[derive(Debug)]
+pub(crate) struct TripFrame {
+    saved: crate::sites::Saved,
+    trip_bit: u8,
+}
+
+/// Starts watching for the first allocation that crosses `t` on this
+/// thread (inside a peak-tracking scope).
+pub(crate) fn arm_trip(t: crate::sites::Thresholds) -> TripFrame {
+    with_local(|l| {
+        let frame = TripFrame { saved: crate::sites::arm(t), trip_bit: l.mode.get() & TRIP };
+        l.mode.set(l.mode.get() | TRIP);
+        frame
+    })
+}
+
+/// Stops watching; returns what the first crossing recorded.
+pub(crate) fn disarm_trip(frame: TripFrame) -> crate::sites::Recorded {
+    with_local(|l| l.mode.set((l.mode.get() & !TRIP) | frame.trip_bit));
+    crate::sites::disarm(frame.saved)
 }
 
 /// The highest live bytes above `start` reached so far in the current peak

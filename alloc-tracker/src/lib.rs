@@ -77,7 +77,17 @@
 //! ```
 //!
 //! Budgets measure the calling thread only, so they hold under the default
-//! parallel test runner. Every entry point refuses loudly (panics with the
+//! parallel test runner. A failing budget names the code that made the
+//! first allocation over the limit, resolved from the stack captured at that
+//! moment (see [`BudgetExceeded::site`]):
+//!
+//! ```text
+//! allocation budget exceeded: allocs 4 > 2 (budget at tests/parse.rs:12:5; measured ...)
+//! first allocation over the limit:
+//!   at my_crate::parse_header (src/parse.rs:41)
+//!   at my_crate::parse (src/parse.rs:12)
+//! ```
+//! Every entry point refuses loudly (panics with the
 //! install line) when `CountingAlloc` is not the global allocator, rather
 //! than reading zeros that would pass any budget; [`is_installed`] asks
 //! without panicking.
@@ -114,6 +124,7 @@ mod counters;
 mod jemalloc;
 mod op;
 mod scope;
+mod sites;
 mod stats;
 
 pub use crate::alloc::{is_installed, CountingAlloc};

@@ -132,6 +132,11 @@ impl Scope {
         Scope { start, rounded_start, frame: Some(frame), _not_send: PhantomData }
     }
 
+    /// The thread's counters when the scope started.
+    pub(crate) fn start_counts(&self) -> Counts {
+        self.start
+    }
+
     /// The figures so far, without ending the scope. `peak_bytes` is the peak
     /// up to now.
     pub fn current(&self) -> AllocStats {
