@@ -62,12 +62,33 @@ pub struct Budget {
 
 impl Budget {
     /// A budget with no limits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let unlimited = allocscope::Budget::new();
+    /// assert!(unlimited.check(|| vec![0u8; 1 << 20]).is_ok());
+    /// ```
     pub const fn new() -> Budget {
         Budget { max_allocs: None, max_bytes: None, max_peak_bytes: None }
     }
 
     /// At most `n` allocations in Go's sense: `allocs + reallocs`
     /// ([`AllocStats::allocs_total`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let budget = allocscope::Budget::new().max_allocs(1);
+    /// assert!(budget.check(|| vec![1u8]).is_ok());
+    /// assert!(budget.check(|| (vec![1u8], vec![2u8])).is_err());
+    /// ```
     pub const fn max_allocs(mut self, n: u64) -> Budget {
         self.max_allocs = Some(n);
         self
@@ -75,6 +96,17 @@ impl Budget {
 
     /// At most `n` bytes allocated ([`AllocStats::bytes_allocated`]:
     /// requested sizes, reallocations counted at their full new size).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let budget = allocscope::Budget::new().max_bytes(64);
+    /// assert!(budget.check(|| vec![0u8; 64]).is_ok());
+    /// assert!(budget.check(|| vec![0u8; 65]).is_err());
+    /// ```
     pub const fn max_bytes(mut self, n: u64) -> Budget {
         self.max_bytes = Some(n);
         self
@@ -82,6 +114,18 @@ impl Budget {
 
     /// At most `n` live bytes above the starting level at any moment
     /// ([`AllocStats::peak_bytes`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let budget = allocscope::Budget::new().max_peak_bytes(100);
+    /// // 80 + 80 bytes allocated, but never more than 80 live at once:
+    /// assert!(budget.check(|| { drop(vec![0u8; 80]); drop(vec![0u8; 80]) }).is_ok());
+    /// assert!(budget.check(|| (vec![0u8; 80], vec![0u8; 80])).is_err());
+    /// ```
     pub const fn max_peak_bytes(mut self, n: u64) -> Budget {
         self.max_peak_bytes = Some(n);
         self
@@ -191,6 +235,18 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Which limit of a [`Budget`] was exceeded.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// use allocscope::{Budget, Limit};
+/// let err = Budget::new().max_bytes(8).check(|| vec![0u8; 9]).unwrap_err();
+/// assert_eq!(err.exceeded()[0].limit, Limit::Bytes);
+/// assert_eq!(Limit::Bytes.to_string(), "bytes");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Limit {
@@ -213,6 +269,17 @@ impl fmt::Display for Limit {
 }
 
 /// One exceeded limit: its kind, the limit and what was measured.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let err = allocscope::Budget::new().max_allocs(1).check(|| (vec![1u8], vec![2u8])).unwrap_err();
+/// let e = err.exceeded()[0];
+/// assert_eq!((e.max, e.actual), (1, 2));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Exceeded {
@@ -237,6 +304,20 @@ pub struct Exceeded {
 /// first allocation over the limit:
 ///   at my_crate::parse_header (src/parse.rs:41)
 ///   at my_crate::parse (src/parse.rs:12)
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let err = allocscope::Budget::new().max_allocs(0).check(|| Box::new(1u32)).unwrap_err();
+/// assert_eq!(err.stats().allocs, 1);
+/// assert!(err.location().file().ends_with(".rs"));
+/// if let Some(site) = err.site() {
+///     assert!(site.starts_with("  at "));
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct BudgetExceeded {
@@ -269,16 +350,46 @@ fn list(exceeded: &[Exceeded]) -> String {
 
 impl BudgetExceeded {
     /// The limits that were exceeded, in the order allocs, bytes, peak.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let err = allocscope::Budget::new().max_allocs(0).max_bytes(0).check(|| vec![1u8]).unwrap_err();
+    /// assert_eq!(err.exceeded().len(), 2);
+    /// ```
     pub fn exceeded(&self) -> &[Exceeded] {
         &self.exceeded
     }
 
     /// Everything the closure did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let err = allocscope::Budget::new().max_bytes(10).check(|| vec![0u8; 11]).unwrap_err();
+    /// assert_eq!(err.stats().bytes_allocated, 11);
+    /// ```
     pub fn stats(&self) -> &AllocStats {
         &self.stats
     }
 
     /// Where `check`, `assert` or `assert_no_alloc` was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let err = allocscope::Budget::new().max_allocs(0).check(|| vec![1u8]).unwrap_err();
+    /// assert_eq!(err.location().line(), line!() - 1);
+    /// ```
     pub fn location(&self) -> &'static Location<'static> {
         self.location
     }
@@ -287,6 +398,22 @@ impl BudgetExceeded {
     /// `  at FUNCTION (FILE:LINE)` line per frame from the first frame
     /// outside the allocator machinery, innermost first; `None` when it
     /// could not be captured or resolved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// #[inline(never)]
+    /// fn make_buffer() -> Vec<u8> {
+    ///     std::hint::black_box(vec![0u8; 32])
+    /// }
+    /// let err = allocscope::Budget::new().max_allocs(0).check(make_buffer).unwrap_err();
+    /// if let Some(site) = err.site() {
+    ///     assert!(site.contains("make_buffer"), "{site}");
+    /// }
+    /// ```
     pub fn site(&self) -> Option<&str> {
         self.site.as_deref()
     }

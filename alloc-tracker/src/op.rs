@@ -5,15 +5,6 @@
 //! nothing of operations: the guard reads the thread's counters when it
 //! starts and when it ends, and adds the difference to the operation's row.
 //!
-//! # Nesting
-//!
-//! Each allocation is attributed to exactly one operation: the innermost one
-//! open on its thread. An outer operation's row counts what it did outside
-//! its inner operations ("self" figures, as a profiler would say), so the
-//! rows add up to the total without double counting. `peak_bytes` of a row
-//! is different: it is the highest peak of a single call, inner operations
-//! included.
-//!
 //! # Limits
 //!
 //! The table holds at most [`MAX_OPS`] names, in static memory, so that
@@ -78,8 +69,17 @@ fn row_index(name: &'static str) -> usize {
 /// Starts a named operation on the current thread; it lasts until the guard
 /// is dropped, and its allocations go to `name`'s row of [`op_stats`].
 ///
-/// Each call counts one call of the operation. See the [module
-/// docs](self) for nesting.
+/// Each call counts one call of the operation.
+///
+/// # Nesting
+///
+/// Each allocation is attributed to exactly one operation: the innermost one
+/// open on its thread. An outer operation's row counts what it did outside
+/// its inner operations ("self" figures, as a profiler would say), so the
+/// rows add up to the total without double counting. `peak_bytes` of a row
+/// is different: it is the highest peak of a single call, inner operations
+/// included. Guards must end in the reverse order of their start (checked
+/// in debug builds).
 ///
 /// # Panics
 ///
@@ -110,6 +110,19 @@ pub fn op(name: &'static str) -> OpGuard {
 }
 
 /// An open named operation; see [`op`].
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// {
+///     let _guard: allocscope::OpGuard = allocscope::op("doc.guard");
+///     std::hint::black_box(vec![0u8; 4]);
+/// } // the operation ends here
+/// assert!(allocscope::op_stats().iter().any(|r| r.name == "doc.guard" && r.calls == 1));
+/// ```
 #[must_use = "the operation ends when the guard is dropped"]
 pub struct OpGuard {
     row: usize,
@@ -143,6 +156,17 @@ impl Drop for OpGuard {
 }
 
 /// One named operation's figures, summed over all threads and calls.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// drop(allocscope::op("doc.opstats"));
+/// let row: allocscope::OpStats = allocscope::op_stats().into_iter().find(|r| r.name == "doc.opstats").unwrap();
+/// assert_eq!((row.calls, row.stats.allocs), (1, 0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -124,6 +124,18 @@ impl Scope {
     /// allocator, or the thread is beyond
     /// [`MAX_THREADS`](crate::MAX_THREADS) live threads.
     #[track_caller]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let scope = allocscope::Scope::start();
+    /// let v = std::hint::black_box(vec![0u8; 10]);
+    /// assert_eq!(scope.finish().bytes_allocated, 10);
+    /// # drop(v);
+    /// ```
     pub fn start() -> Scope {
         require_installed("allocscope::Scope");
         let rounded_start = rounded_thread_allocated();
@@ -139,6 +151,20 @@ impl Scope {
 
     /// The figures so far, without ending the scope. `peak_bytes` is the peak
     /// up to now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let scope = allocscope::Scope::start();
+    /// let a = std::hint::black_box(vec![0u8; 10]);
+    /// assert_eq!(scope.current().allocs, 1);
+    /// let b = std::hint::black_box(vec![0u8; 20]);
+    /// assert_eq!(scope.finish().allocs, 2);
+    /// # drop((a, b));
+    /// ```
     pub fn current(&self) -> AllocStats {
         let now = counters::thread_counts();
         let mut s = AllocStats::from_counts(now.wrapping_sub(self.start));
@@ -148,6 +174,18 @@ impl Scope {
     }
 
     /// Ends the scope and returns what the thread did during it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// let scope = allocscope::Scope::start();
+    /// drop(std::hint::black_box(Box::new([0u8; 16])));
+    /// let s = scope.finish();
+    /// assert_eq!((s.allocs, s.deallocs, s.peak_bytes), (1, 1, 16));
+    /// ```
     pub fn finish(mut self) -> AllocStats {
         self.end()
     }

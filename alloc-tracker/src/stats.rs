@@ -174,6 +174,21 @@ impl AllocStats {
 
 /// [`AllocStats`] divided by a number of operations; see
 /// [`AllocStats::per_op`].
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// let (_, s) = allocscope::measure(|| {
+///     for i in 0..10 {
+///         std::hint::black_box(vec![i as u8; 100]);
+///     }
+/// });
+/// let per: allocscope::PerOp = s.per_op(10);
+/// assert_eq!((per.allocs_total, per.bytes_allocated, per.deallocs), (1.0, 100.0, 1.0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]

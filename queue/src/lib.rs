@@ -58,14 +58,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod baseline;
-mod batched;
+pub mod baseline;
+pub mod batched;
 mod channel;
 mod closing;
-mod lockfree;
+pub mod lockfree;
 mod message;
 mod pool;
-mod pooled;
+pub mod pooled;
 
 use std::fmt;
 use std::ops::Deref;
