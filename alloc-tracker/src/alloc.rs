@@ -27,7 +27,8 @@ use crate::counters;
 ///
 /// With jemalloc (feature `jemalloc`, on by default):
 ///
-/// ```
+#[cfg_attr(feature = "jemalloc", doc = "```")]
+#[cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
 /// use allocscope::{CountingAlloc, Jemalloc};
 ///
 /// #[global_allocator]
@@ -176,8 +177,8 @@ fn probe() -> u8 {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// assert!(allocscope::is_installed());
 /// ```
 pub fn is_installed() -> bool {

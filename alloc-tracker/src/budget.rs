@@ -42,8 +42,8 @@ impl Drop for Armed {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::Budget;
 ///
 /// let id = Budget::new().max_allocs(1).max_bytes(64).assert(|| String::from("message-0001"));
@@ -67,8 +67,8 @@ impl Budget {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let unlimited = allocscope::Budget::new();
     /// assert!(unlimited.check(|| vec![0u8; 1 << 20]).is_ok());
     /// ```
@@ -83,8 +83,8 @@ impl Budget {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let budget = allocscope::Budget::new().max_allocs(1);
     /// assert!(budget.check(|| vec![1u8]).is_ok());
     /// assert!(budget.check(|| (vec![1u8], vec![2u8])).is_err());
@@ -101,8 +101,8 @@ impl Budget {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let budget = allocscope::Budget::new().max_bytes(64);
     /// assert!(budget.check(|| vec![0u8; 64]).is_ok());
     /// assert!(budget.check(|| vec![0u8; 65]).is_err());
@@ -119,8 +119,8 @@ impl Budget {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let budget = allocscope::Budget::new().max_peak_bytes(100);
     /// // 80 + 80 bytes allocated, but never more than 80 live at once:
     /// assert!(budget.check(|| { drop(vec![0u8; 80]); drop(vec![0u8; 80]) }).is_ok());
@@ -147,8 +147,8 @@ impl Budget {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let budget = allocscope::Budget::new().max_bytes(256);
     /// assert!(budget.check(|| vec![0u8; 256]).is_ok());
     /// let err = budget.check(|| vec![0u8; 400]).unwrap_err();
@@ -197,8 +197,8 @@ impl Budget {
     ///
     /// ```should_panic
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// allocscope::Budget::new().max_allocs(2).max_bytes(256).assert(|| {
     ///     [vec![0u8; 100], vec![0u8; 100], vec![0u8; 200]]
     /// });
@@ -224,8 +224,8 @@ impl Budget {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let mut buf = Vec::with_capacity(16);
 /// allocscope::assert_no_alloc(|| buf.extend_from_slice(b"fits in capacity"));
 /// ```
@@ -240,8 +240,8 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::{Budget, Limit};
 /// let err = Budget::new().max_bytes(8).check(|| vec![0u8; 9]).unwrap_err();
 /// assert_eq!(err.exceeded()[0].limit, Limit::Bytes);
@@ -274,8 +274,8 @@ impl fmt::Display for Limit {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let err = allocscope::Budget::new().max_allocs(1).check(|| (vec![1u8], vec![2u8])).unwrap_err();
 /// let e = err.exceeded()[0];
 /// assert_eq!((e.max, e.actual), (1, 2));
@@ -310,8 +310,8 @@ pub struct Exceeded {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let err = allocscope::Budget::new().max_allocs(0).check(|| Box::new(1u32)).unwrap_err();
 /// assert_eq!(err.stats().allocs, 1);
 /// assert!(err.location().file().ends_with(".rs"));
@@ -355,8 +355,8 @@ impl BudgetExceeded {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let err = allocscope::Budget::new().max_allocs(0).max_bytes(0).check(|| vec![1u8]).unwrap_err();
     /// assert_eq!(err.exceeded().len(), 2);
     /// ```
@@ -370,8 +370,8 @@ impl BudgetExceeded {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let err = allocscope::Budget::new().max_bytes(10).check(|| vec![0u8; 11]).unwrap_err();
     /// assert_eq!(err.stats().bytes_allocated, 11);
     /// ```
@@ -385,8 +385,8 @@ impl BudgetExceeded {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let err = allocscope::Budget::new().max_allocs(0).check(|| vec![1u8]).unwrap_err();
     /// assert_eq!(err.location().line(), line!() - 1);
     /// ```
@@ -403,8 +403,8 @@ impl BudgetExceeded {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// #[inline(never)]
     /// fn make_buffer() -> Vec<u8> {
     ///     std::hint::black_box(vec![0u8; 32])

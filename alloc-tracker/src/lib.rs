@@ -18,7 +18,8 @@
 //!
 //! Install the allocator once, in the binary (or in each test crate):
 //!
-//! ```
+#![cfg_attr(feature = "jemalloc", doc = "```")]
+#![cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
 //! use allocscope::{CountingAlloc, Jemalloc};
 //!
 //! #[global_allocator]
@@ -33,8 +34,8 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-//! #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+//! # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+//! #     allocscope::CountingAlloc::new(std::alloc::System);
 //! // What a closure allocates on this thread (other threads never leak in):
 //! let (text, stats) = allocscope::measure(|| {
 //!     let mut s = String::new();
@@ -64,8 +65,8 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-//! #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+//! # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+//! #     allocscope::CountingAlloc::new(std::alloc::System);
 //! use allocscope::{assert_no_alloc, Budget};
 //!
 //! let mut buf = Vec::with_capacity(64);

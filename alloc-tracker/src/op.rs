@@ -90,8 +90,8 @@ fn row_index(name: &'static str) -> usize {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// for i in 0..10 {
 ///     let _op = allocscope::op("doc.format_id");
 ///     std::hint::black_box(format!("msg-{i}"));
@@ -115,8 +115,8 @@ pub fn op(name: &'static str) -> OpGuard {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// {
 ///     let _guard: allocscope::OpGuard = allocscope::op("doc.guard");
 ///     std::hint::black_box(vec![0u8; 4]);
@@ -161,8 +161,8 @@ impl Drop for OpGuard {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// drop(allocscope::op("doc.opstats"));
 /// let row: allocscope::OpStats = allocscope::op_stats().into_iter().find(|r| r.name == "doc.opstats").unwrap();
 /// assert_eq!((row.calls, row.stats.allocs), (1, 0));
@@ -187,8 +187,8 @@ impl OpStats {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// for _ in 0..4 {
     ///     let _op = allocscope::op("doc.per_call");
     ///     drop(std::hint::black_box(vec![0u8; 64]));
@@ -208,8 +208,8 @@ impl OpStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// drop(allocscope::op("doc.listed"));
 /// assert!(allocscope::op_stats().iter().any(|r| r.name == "doc.listed" && r.calls == 1));
 /// ```
@@ -242,8 +242,8 @@ pub fn op_stats() -> Vec<OpStats> {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// drop(allocscope::op("doc.reset"));
 /// allocscope::reset_op_stats();
 /// assert!(allocscope::op_stats().iter().all(|r| r.calls == 0));

@@ -39,8 +39,8 @@ use crate::AllocStats;
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let before = allocscope::thread_stats();
 /// let b = std::hint::black_box(Box::new([0u8; 100]));
 /// let grown = allocscope::thread_stats() - before;
@@ -69,8 +69,8 @@ pub fn thread_stats() -> AllocStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let before = allocscope::process_stats();
 /// std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 1000]))).join().unwrap();
 /// let d = allocscope::process_stats() - before;
@@ -92,8 +92,8 @@ pub fn process_stats() -> AllocStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::Scope;
 ///
 /// let scope = Scope::start();
@@ -129,8 +129,8 @@ impl Scope {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let scope = allocscope::Scope::start();
     /// let v = std::hint::black_box(vec![0u8; 10]);
     /// assert_eq!(scope.finish().bytes_allocated, 10);
@@ -156,8 +156,8 @@ impl Scope {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let scope = allocscope::Scope::start();
     /// let a = std::hint::black_box(vec![0u8; 10]);
     /// assert_eq!(scope.current().allocs, 1);
@@ -179,8 +179,8 @@ impl Scope {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let scope = allocscope::Scope::start();
     /// drop(std::hint::black_box(Box::new([0u8; 16])));
     /// let s = scope.finish();
@@ -232,8 +232,8 @@ impl Drop for Scope {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let (len, stats) = allocscope::measure(|| format!("{}-{}", "queue", 7).len());
 /// assert_eq!(len, 7);
 /// assert_eq!(stats.allocs_total(), 1);
@@ -261,8 +261,8 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let ((), stats) = allocscope::measure_process(|| {
 ///     std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 4096]))).join().unwrap();
 /// });

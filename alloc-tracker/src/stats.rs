@@ -25,7 +25,8 @@ use crate::counters::Counts;
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "jemalloc", doc = "```")]
+#[cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
 /// use allocscope::{CountingAlloc, Jemalloc};
 ///
 /// #[global_allocator]
@@ -72,8 +73,8 @@ impl AllocStats {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (_, s) = allocscope::measure(|| {
     ///     let mut text = String::new();
     ///     for _ in 0..100 {
@@ -94,8 +95,8 @@ impl AllocStats {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (kept, s) = allocscope::measure(|| std::hint::black_box(vec![0u8; 100]));
     /// assert_eq!(s.net_bytes(), 100);
     /// let (_, s) = allocscope::measure(|| drop(kept));
@@ -111,8 +112,8 @@ impl AllocStats {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (_, s) = allocscope::measure(|| 1 + 1);
     /// assert!(s.is_empty());
     /// ```
@@ -126,8 +127,8 @@ impl AllocStats {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-    /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (_, s) = allocscope::measure(|| {
     ///     for _ in 0..100 {
     ///         drop(std::hint::black_box(Box::new([0u8; 38])));
@@ -179,8 +180,8 @@ impl AllocStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let (_, s) = allocscope::measure(|| {
 ///     for i in 0..10 {
 ///         std::hint::black_box(vec![i as u8; 100]);
@@ -217,7 +218,8 @@ pub struct PerOp {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "jemalloc", doc = "```")]
+#[cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
 /// use allocscope::{CountingAlloc, Jemalloc};
 ///
 /// #[global_allocator]
@@ -248,8 +250,8 @@ impl Sub for AllocStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let (_, a) = allocscope::measure(|| drop(std::hint::black_box(Box::new(1u64))));
 /// let (_, b) = allocscope::measure(|| drop(std::hint::black_box(Box::new(1u32))));
 /// assert_eq!((a + b).allocs, 2);
@@ -276,8 +278,8 @@ impl Add for AllocStats {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
-/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let (_, s) = allocscope::measure(|| drop(std::hint::black_box(Box::new(7u64))));
 /// assert!(s.to_string().starts_with(
 ///     "allocs 1, reallocs 0, deallocs 1, bytes_allocated 8, bytes_freed 8, peak_bytes 8"

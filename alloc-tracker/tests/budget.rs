@@ -1,4 +1,5 @@
 //! Budgets: pass and fail cases, the exact message, and the zero budget.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

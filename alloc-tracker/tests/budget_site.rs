@@ -1,5 +1,6 @@
 //! A failing budget names where the first allocation over the limit came
 //! from: a known three-level call chain, in parallel tests (per thread).
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

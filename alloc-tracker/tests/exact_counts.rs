@@ -1,5 +1,6 @@
 //! The exact figures promised by `AllocStats`'s documentation, on the
 //! calling thread, under jemalloc.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

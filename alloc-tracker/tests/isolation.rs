@@ -1,4 +1,5 @@
 //! A thread scope sees only its own thread, however busy the others are.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

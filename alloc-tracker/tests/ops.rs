@@ -1,5 +1,6 @@
 //! Named operations: calls, per-call figures, attribution across threads and
 //! nesting (each allocation goes to the innermost operation only).
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

@@ -1,5 +1,6 @@
 //! Process totals keep a thread that has exited, counted exactly once.
 //! (Its own file: `measure_process` sees every thread of the test binary.)
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

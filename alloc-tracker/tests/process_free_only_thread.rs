@@ -1,6 +1,7 @@
 //! A thread that frees what another thread allocated, and allocates
 //! nothing itself in the process, is in the process totals.
 //! (Its own file: `measure_process` sees every thread of the test binary.)
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

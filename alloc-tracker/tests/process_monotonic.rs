@@ -1,5 +1,6 @@
 //! Process totals never go backwards while threads register and exit: the
 //! registry's readers and exit hooks never double count or drop a block.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};

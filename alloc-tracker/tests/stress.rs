@@ -1,4 +1,5 @@
 //! 10^7 allocator events on two threads at once add up exactly.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 
