@@ -92,7 +92,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
         // SAFETY: the caller's contract for `alloc` is forwarded unchanged.
         let p = unsafe { self.inner.alloc(layout) };
         if !p.is_null() {
-            counters::on_alloc(layout.size());
+            counters::on_alloc(p, layout.size());
         }
         p
     }
@@ -103,16 +103,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
         // unchanged, so the inner allocator's zeroing fast path is kept.
         let p = unsafe { self.inner.alloc_zeroed(layout) };
         if !p.is_null() {
-            counters::on_alloc(layout.size());
+            counters::on_alloc(p, layout.size());
         }
         p
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Counted first: a free cannot fail, the pointer need not survive
+        // the call (one register fewer), and a sampled block leaves the
+        // profile's live table before another thread can be handed its
+        // address.
+        counters::on_dealloc(ptr, layout.size());
         // SAFETY: the caller's contract for `dealloc` is forwarded unchanged.
         unsafe { self.inner.dealloc(ptr, layout) };
-        counters::on_dealloc(layout.size());
     }
 
     #[inline]
@@ -121,7 +125,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
         // so in-place growth stays available.
         let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            counters::on_realloc(layout.size(), new_size);
+            counters::on_realloc(ptr, p, layout.size(), new_size);
         }
         p
     }

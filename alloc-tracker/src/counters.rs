@@ -57,6 +57,9 @@ const DETACHED: u8 = 4;
 /// Bit set in `mode` while a budget watches for its first crossing
 /// ([`crate::sites`]): allocations take the cold path, which checks.
 const TRIP: u8 = 8;
+/// Bit set in `mode` while this thread samples call sites
+/// ([`crate::sites::profile`]): allocations and frees take the cold path.
+pub(crate) const SAMPLE: u8 = 16;
 
 /// Five monotonically increasing event counters, in the vocabulary of
 /// [`AllocStats`](crate::AllocStats).
@@ -159,14 +162,14 @@ fn with_local<R>(f: impl FnOnce(&'static ThreadCounters) -> R) -> R {
 
 /// Counts one successful `alloc` or `alloc_zeroed` of `size` bytes.
 #[inline(always)]
-pub(crate) fn on_alloc(size: usize) {
+pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
     with_local(|l| {
         // One use of the byte, so that it compiles to a `cmp` with memory.
         if l.mode.get() == READY {
             bump(&l.allocs, 1);
             bump(&l.bytes_allocated, size as u64);
         } else {
-            on_alloc_tracking(l, size as u64);
+            on_alloc_tracking(l, ptr, size as u64);
         }
     })
 }
@@ -174,7 +177,7 @@ pub(crate) fn on_alloc(size: usize) {
 /// `alloc` inside a scope (inline: this is the measured path of every
 /// `measure`), or the cold path.
 #[inline(always)]
-fn on_alloc_tracking(l: &'static ThreadCounters, size: u64) {
+fn on_alloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     // A second, volatile, read: it keeps the compiler from sharing one load
     // between this test and the fast path's, which would cost the fast path
     // a separate load and test instead of one compare with memory.
@@ -185,51 +188,55 @@ fn on_alloc_tracking(l: &'static ThreadCounters, size: u64) {
         let allocated = bump(&l.bytes_allocated, size);
         raise_high_water(l, allocated);
     } else {
-        on_alloc_cold(l, size);
+        on_alloc_cold(l, ptr, size);
     }
 }
 
 /// Counts one `dealloc` of `size` bytes.
 #[inline(always)]
-pub(crate) fn on_dealloc(size: usize) {
+pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
     with_local(|l| {
-        if l.mode.get() & (FRESH | DETACHED) == 0 {
+        if l.mode.get() & (FRESH | DETACHED | SAMPLE) == 0 {
             bump(&l.deallocs, 1);
             bump(&l.bytes_freed, size as u64);
         } else {
-            on_dealloc_cold(l, size as u64);
+            on_dealloc_cold(l, ptr, size as u64);
         }
     })
 }
 
 /// Counts one successful `realloc` from `old` to `new` bytes.
 #[inline(always)]
-pub(crate) fn on_realloc(old: usize, new: usize) {
+pub(crate) fn on_realloc(old_ptr: *mut u8, new_ptr: *mut u8, old: usize, new: usize) {
     with_local(|l| {
         if l.mode.get() == READY {
             bump(&l.reallocs, 1);
             bump(&l.bytes_allocated, new as u64);
             bump(&l.bytes_freed, old as u64);
         } else {
-            on_realloc_cold(l, old as u64, new as u64);
+            on_realloc_cold(l, old_ptr, new_ptr, old as u64, new as u64);
         }
     })
 }
 
 #[cold]
 #[inline(never)]
-fn on_dealloc_cold(l: &'static ThreadCounters, size: u64) {
-    if settle(l) & DETACHED != 0 {
+fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
         RETIRED.add(Counts { deallocs: 1, bytes_freed: size, ..Counts::default() });
         return;
     }
     bump(&l.deallocs, 1);
     bump(&l.bytes_freed, size);
+    if mode & SAMPLE != 0 {
+        crate::sites::profile::on_free(ptr);
+    }
 }
 
 #[cold]
 #[inline(never)]
-fn on_alloc_cold(l: &'static ThreadCounters, size: u64) {
+fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     let mode = settle(l);
     if mode & DETACHED != 0 {
         RETIRED.add(Counts { allocs: 1, bytes_allocated: size, ..Counts::default() });
@@ -243,6 +250,9 @@ fn on_alloc_cold(l: &'static ThreadCounters, size: u64) {
     if mode & TRIP != 0 {
         check_trip(l, allocated);
     }
+    if mode & SAMPLE != 0 {
+        crate::sites::profile::on_alloc(ptr, size);
+    }
 }
 
 /// Hands the thread's figures to the budget's trip check.
@@ -253,7 +263,7 @@ fn check_trip(l: &ThreadCounters, allocated: u64) {
 
 #[cold]
 #[inline(never)]
-fn on_realloc_cold(l: &'static ThreadCounters, old: u64, new: u64) {
+fn on_realloc_cold(l: &'static ThreadCounters, old_ptr: *mut u8, new_ptr: *mut u8, old: u64, new: u64) {
     let mode = settle(l);
     if mode & DETACHED != 0 {
         RETIRED.add(Counts { reallocs: 1, bytes_allocated: new, bytes_freed: old, ..Counts::default() });
@@ -267,6 +277,12 @@ fn on_realloc_cold(l: &'static ThreadCounters, old: u64, new: u64) {
     }
     if mode & TRIP != 0 {
         check_trip(l, allocated);
+    }
+    if mode & SAMPLE != 0 {
+        // A reallocation is a new block replacing the old one (the counting
+        // rule): the old one leaves the live set, the new one may be sampled.
+        crate::sites::profile::on_free(old_ptr);
+        crate::sites::profile::on_alloc(new_ptr, new);
     }
 }
 
@@ -588,6 +604,14 @@ pub(crate) fn arm_trip(t: crate::sites::Thresholds) -> TripFrame {
 pub(crate) fn disarm_trip(frame: TripFrame) -> crate::sites::Recorded {
     with_local(|l| l.mode.set((l.mode.get() & !TRIP) | frame.trip_bit));
     crate::sites::disarm(frame.saved)
+}
+
+/// Sets or clears a mode bit of the current thread (outside the allocator).
+pub(crate) fn set_mode_bit(bit: u8, on: bool) {
+    with_local(|l| {
+        let m = l.mode.get();
+        l.mode.set(if on { m | bit } else { m & !bit });
+    })
 }
 
 /// The highest live bytes above `start` reached so far in the current peak

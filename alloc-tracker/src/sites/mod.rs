@@ -27,6 +27,8 @@
 use std::cell::Cell;
 use std::fmt::Write;
 
+pub mod profile;
+
 /// Return addresses kept for a trip.
 const MAX_FRAMES: usize = 64;
 
@@ -167,7 +169,7 @@ pub(crate) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
 /// than to the code under test: by symbol name, or by source file. (The
 /// shim `__rust_alloc` is attributed to the user's `#[global_allocator]`
 /// line, so the name decides there.)
-fn is_machinery(name: &str, file: Option<&std::path::Path>) -> bool {
+pub(crate) fn is_machinery(name: &str, file: Option<&std::path::Path>) -> bool {
     if MACHINERY.iter().any(|prefix| name.starts_with(prefix)) {
         return true;
     }
