@@ -135,8 +135,10 @@ pub use crate::counters::MAX_THREADS;
 pub use crate::jemalloc::JemallocStats;
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
 pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope};
+pub use crate::sites::export::Frame;
 pub use crate::sites::profile::{
-    heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS,
+    heap_profile, reset_heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE,
+    MAX_STACKS,
 };
 pub use crate::stats::{AllocStats, PerOp};
 

@@ -31,7 +31,8 @@ pub enum Command {
         "  bench-runner run\n",
         "  bench-runner run --variant baseline --variant pooled --messages 100000 --repeat 3\n",
         "  bench-runner run --producers 4 --consumers 4 --mode threads --format json,md\n",
-        "  bench-runner run --baseline reports/baseline/report.json\n\n",
+        "  bench-runner run --baseline reports/baseline/report.json\n",
+        "  bench-runner run --heap-profile --sample-rate 65536\n\n",
         "Exit codes: 0 success, 1 regression found (with --baseline), 2 bad input."
     ))]
     Run(RunArgs),
@@ -121,6 +122,16 @@ pub struct RunArgs {
     /// Nothing on stderr but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// After the study, profile each variant's allocation sites (one
+    /// untimed pair-mode pass) and write `<out>/<variant>/heap.pb.gz`,
+    /// `heap.folded` and `flamegraph.svg`; the report gains a table of the
+    /// top allocation sites.
+    #[arg(long)]
+    pub heap_profile: bool,
+    /// Heap profile sampling rate: one sample per this many bytes on
+    /// average (Go's MemProfileRate; 1 samples every allocation).
+    #[arg(long, value_name = "BYTES", default_value_t = allocscope::DEFAULT_SAMPLE_RATE, value_parser = positive)]
+    pub sample_rate: u64,
 }
 
 #[derive(Debug, Clone, Args)]

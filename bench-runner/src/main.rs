@@ -4,6 +4,7 @@
 
 mod cli;
 mod compare;
+mod heap;
 mod report;
 mod study;
 
@@ -123,6 +124,16 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         study::merge(repeats)
     };
 
+    let (workload, mut results) = (workload, results);
+    let mut profile_files = Vec::new();
+    if args.heap_profile {
+        for p in heap::run(&args, &variants).context("profiling allocation sites")? {
+            if let Some(r) = results.iter_mut().find(|r| r.variant == p.variant.name() && r.mode == cli::Mode::Pair) {
+                r.top_sites = p.sites;
+            }
+            profile_files.extend(p.files);
+        }
+    }
     let report = Report {
         schema: SCHEMA,
         tool: format!("bench-runner {}", env!("CARGO_PKG_VERSION")),
@@ -136,7 +147,7 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let written = report.write(&args.out, &args.format).context("writing the reports")?;
     if !args.quiet {
-        for path in &written {
+        for path in written.iter().chain(&profile_files) {
             eprintln!("wrote {}", path.display());
         }
     }

@@ -46,19 +46,19 @@ fn now_ns() -> u64 {
     BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 2).expect("valid histogram bounds")
 }
 
 /// The messages' contents, built before any measurement.
-struct Contents {
+pub(crate) struct Contents {
     id: String,
     payload: Vec<u8>,
     sizes: crate::cli::Sizes,
 }
 
 impl Contents {
-    fn new(args: &RunArgs) -> Contents {
+    pub(crate) fn new(args: &RunArgs) -> Contents {
         Contents {
             id: "m".repeat(args.id_bytes),
             payload: vec![0xA5; args.payload_bytes.max],
@@ -83,10 +83,10 @@ struct RunFigures {
     rss: Option<BeforeAfter<u64>>,
 }
 
-struct Job<'a> {
-    args: &'a RunArgs,
-    contents: &'a Contents,
-    batched: bool,
+pub(crate) struct Job<'a> {
+    pub(crate) args: &'a RunArgs,
+    pub(crate) contents: &'a Contents,
+    pub(crate) batched: bool,
 }
 
 fn heap_figures() -> Option<HeapFigures> {
@@ -147,7 +147,7 @@ fn received(m: &queue::Message, e2e: &mut Histogram<u64>) -> bool {
 
 /// Each message enqueued then dequeued on this thread. `out` is the batch
 /// buffer, allocated by the caller outside any measured window.
-fn pair<'q, Q: Queue>(
+pub(crate) fn pair<'q, Q: Queue>(
     job: &Job<'_>,
     first: u64,
     n: u64,
@@ -174,7 +174,7 @@ fn pair<'q, Q: Queue>(
     }
 }
 
-fn config(args: &RunArgs) -> QueueConfig {
+pub(crate) fn config(args: &RunArgs) -> QueueConfig {
     let mut c = QueueConfig { capacity: args.capacity as usize, ..QueueConfig::default() };
     // Every message that can be in flight at once: the queue full, a batch
     // in each producer's hands and in each consumer's.
@@ -565,5 +565,6 @@ fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops: Op
         jemalloc: last.and_then(|r| r.heap.clone()),
         rss_bytes: last.and_then(|r| r.rss.clone()),
         improvement_pct: None,
+        top_sites: Vec::new(),
     }
 }

@@ -158,3 +158,64 @@ fn a_failing_run_leaves_the_previous_report_intact() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(d.join("report.json")).unwrap(), before);
 }
+
+#[test]
+fn heap_profiles_name_the_baselines_four_allocations() {
+    let d = temp_dir("heap");
+    let out = d.to_str().unwrap();
+    let o = runner(&[
+        "run",
+        "--variant",
+        "baseline",
+        "--variant",
+        "lockfree",
+        "--mode",
+        "pair",
+        "--messages",
+        "2000",
+        "--warmup",
+        "1500",
+        "--repeat",
+        "1",
+        "--heap-profile",
+        "--sample-rate",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for f in ["heap.pb.gz", "heap.folded", "flamegraph.svg"] {
+        assert!(d.join("baseline").join(f).is_file(), "baseline/{f}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let baseline = json["results"].as_array().unwrap().iter().find(|r| r["variant"] == "baseline").unwrap();
+    let mut sites: Vec<(String, f64, f64)> = baseline["top_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["function"].as_str().unwrap().to_owned(),
+                s["allocs_per_op"].as_f64().unwrap(),
+                s["bytes_per_op"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    sites.sort_by(|a, b| b.2.total_cmp(&a.2));
+    // Rate 1: every allocation sampled, figures exact.
+    let expected = [("boxed", 64.0), ("copied_from", 32.0), ("copied_from", 16.0), ("boxed", 8.0)];
+    assert_eq!(sites.len(), 4, "{sites:?}");
+    for ((name, allocs, bytes), (want, want_bytes)) in sites.iter().zip(expected) {
+        assert!(name.ends_with(want), "{sites:?}");
+        assert_eq!((*allocs, *bytes), (1.0, want_bytes), "{sites:?}");
+    }
+    let lockfree = json["results"].as_array().unwrap().iter().find(|r| r["variant"] == "lockfree").unwrap();
+    // The warm-up wrote every one of the ring's 1024 slots: steady state.
+    assert!(lockfree.get("top_sites").is_none(), "no allocation in steady state, no site: {lockfree}");
+    let folded = std::fs::read_to_string(d.join("baseline/heap.folded")).unwrap();
+    assert!(folded.contains("copied_from") && folded.contains("boxed"), "{folded}");
+    let svg = std::fs::read_to_string(d.join("baseline/flamegraph.svg")).unwrap();
+    assert!(svg.contains("copied_from"));
+}

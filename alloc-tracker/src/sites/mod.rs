@@ -27,6 +27,7 @@
 use std::cell::Cell;
 use std::fmt::Write;
 
+pub mod export;
 pub mod profile;
 
 /// Return addresses kept for a trip.
@@ -170,7 +171,7 @@ pub(crate) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
 /// shim `__rust_alloc` is attributed to the user's `#[global_allocator]`
 /// line, so the name decides there.)
 pub(crate) fn is_machinery(name: &str, file: Option<&std::path::Path>) -> bool {
-    if MACHINERY.iter().any(|prefix| name.starts_with(prefix)) {
+    if MACHINERY.iter().any(|prefix| name.starts_with(prefix)) || C_RUNTIME.contains(&name) {
         return true;
     }
     file.is_some_and(|file| {
@@ -184,7 +185,11 @@ pub(crate) fn is_machinery(name: &str, file: Option<&std::path::Path>) -> bool {
     })
 }
 
-/// Symbol name prefixes of the machinery, for frames without a file.
+/// The C runtime's frames at the bottom of every stack.
+const C_RUNTIME: &[&str] =
+    &["_start", "__libc_start_main_impl", "__libc_start_call_main", "start_thread", "clone3", "__clone3", "__clone"];
+
+/// Symbol name prefixes of the machinery.
 const MACHINERY: &[&str] = &[
     "backtrace::",
     "allocscope::",

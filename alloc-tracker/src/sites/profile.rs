@@ -86,6 +86,7 @@ static LIVE: [Live; MAX_LIVE] = [const {
 }; MAX_LIVE];
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+static LAST_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
 
 struct Sampler {
     rate: Cell<u64>,
@@ -156,6 +157,7 @@ impl Sampler {
 pub fn start_sampling(rate: u64) {
     crate::alloc::require_installed("allocscope::start_sampling");
     assert!(rate > 0, "allocscope::start_sampling: the rate must be at least 1 byte");
+    LAST_RATE.store(rate, Ordering::Relaxed);
     SAMPLER.with(|s| {
         s.rate.set(rate);
         // Seed from the thread's sampler address and a process-wide count,
@@ -346,6 +348,9 @@ pub struct HeapProfile {
     pub sites: Vec<Site>,
     /// Samples that found the stack table full.
     pub dropped_samples: u64,
+    /// The sampling rate last set by [`start_sampling`], in bytes (pprof's
+    /// `period`).
+    pub sample_rate: u64,
 }
 
 /// Reads the profile gathered so far by every sampling thread.
@@ -372,7 +377,41 @@ pub fn heap_profile() -> HeapProfile {
             live_bytes: load_f64(&s.live_bytes),
         })
         .collect();
-    HeapProfile { sites, dropped_samples: DROPPED.load(Ordering::Relaxed) }
+    HeapProfile {
+        sites,
+        dropped_samples: DROPPED.load(Ordering::Relaxed),
+        sample_rate: LAST_RATE.load(Ordering::Relaxed),
+    }
+}
+
+/// Clears the process-wide profile: every site, every followed live block
+/// and the dropped-sample count. Call it while no thread samples (a sample
+/// taken during the reset may be half cleared).
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling(1);
+/// drop(std::hint::black_box(vec![0u8; 10]));
+/// allocscope::stop_sampling();
+/// allocscope::reset_heap_profile();
+/// assert!(allocscope::heap_profile().sites.is_empty());
+/// ```
+pub fn reset_heap_profile() {
+    for s in &STACKS {
+        s.hash.store(0, Ordering::Relaxed);
+        s.len.store(0, Ordering::Relaxed);
+        for v in [&s.samples, &s.allocs, &s.bytes, &s.live_allocs, &s.live_bytes] {
+            v.store(0, Ordering::Relaxed);
+        }
+    }
+    for l in &LIVE {
+        l.addr.store(0, Ordering::Relaxed);
+    }
+    DROPPED.store(0, Ordering::Relaxed);
 }
 
 impl HeapProfile {
@@ -412,15 +451,8 @@ impl HeapProfile {
     pub fn folded(&self) -> String {
         let mut merged: Vec<(String, f64)> = Vec::new();
         for site in &self.sites {
-            let mut names = Vec::new();
-            for &ip in &site.addresses {
-                backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-                    let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
-                    if !super::is_machinery(&name, symbol.filename()) {
-                        names.push(name.replace(';', ":"));
-                    }
-                });
-            }
+            let mut names: Vec<String> =
+                super::export::user_frames(site).into_iter().map(|f| f.name.replace(';', ":")).collect();
             if names.is_empty() {
                 names.push("[unknown]".to_owned());
             }

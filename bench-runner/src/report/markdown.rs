@@ -94,6 +94,25 @@ pub fn render(r: &Report) -> String {
             v.variant, v.mode, e.p50, e.p90, e.p99, e.p999, e.max, t.p50, t.p90, t.p99, t.p999, t.max
         );
     }
+    if r.results.iter().any(|v| !v.top_sites.is_empty()) {
+        let _ = writeln!(s, "\n## Top allocation sites (heap profile, untimed pair-mode pass)\n");
+        let _ = writeln!(s, "| variant | function | location | allocs/op | B/op | samples |");
+        let _ = writeln!(s, "|---|---|---|---:|---:|---:|");
+        for v in &r.results {
+            for site in &v.top_sites {
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} | {} | {} |",
+                    v.variant,
+                    site.function,
+                    site.location,
+                    per_op(site.allocs_per_op),
+                    per_op(site.bytes_per_op),
+                    site.samples
+                );
+            }
+        }
+    }
     let _ = writeln!(s, "\n## Per operation (untimed pass, pair mode)\n");
     let _ = writeln!(s, "| variant | operation | calls | B/op | allocs/op | deallocs/op |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");

@@ -170,6 +170,24 @@ pub struct VariantResult {
     /// Improvement over `baseline` in the same mode, in percent (positive
     /// is better), as the source material reported it.
     pub improvement_pct: Option<Improvement>,
+    /// With `--heap-profile` (pair rows): the top allocation sites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_sites: Vec<SiteFigures>,
+}
+
+/// One allocation site from the heap profile, per message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteFigures {
+    /// The innermost function of the code under test.
+    pub function: String,
+    /// Its `file:line`.
+    pub location: String,
+    /// Estimated allocations per message made here.
+    pub allocs_per_op: f64,
+    /// Estimated bytes per message allocated here.
+    pub bytes_per_op: f64,
+    /// Samples behind the estimate.
+    pub samples: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -293,6 +311,7 @@ mod tests {
                 jemalloc: None,
                 rss_bytes: Some(BeforeAfter { before: 1, after: 2 }),
                 improvement_pct: None,
+                top_sites: vec![],
             }],
         }
     }
