@@ -125,3 +125,35 @@ fn nothing_is_sampled_once_sampling_stops() {
     assert!(lines_with("after_stopping").is_empty());
     drop(b);
 }
+
+#[inline(never)]
+fn dhat_site() -> Vec<u8> {
+    black_box(vec![9u8; 300])
+}
+
+#[test]
+fn the_dhat_json_has_what_the_viewer_requires() {
+    start_sampling(1);
+    let kept: Vec<Vec<u8>> = (0..5).map(|_| dhat_site()).collect();
+    stop_sampling();
+    let json: serde_json::Value = serde_json::from_str(&heap_profile().dhat_json("the test")).expect("valid JSON");
+    assert_eq!(json["dhatFileVersion"], 2);
+    for key in ["mode", "verb", "tu", "Mtu", "cmd"] {
+        assert!(json[key].is_string(), "{key}");
+    }
+    for key in ["bklt", "bkacc"] {
+        assert!(json[key].is_boolean(), "{key}");
+    }
+    assert!(json["pid"].is_u64() && json["te"].is_u64());
+    let ftbl = json["ftbl"].as_array().unwrap();
+    assert_eq!(ftbl[0], "[root]");
+    let ours = ftbl.iter().position(|f| f.as_str().unwrap().contains("dhat_site")).expect("the site's frame");
+    let pps = json["pps"].as_array().unwrap();
+    for pp in pps {
+        assert!(pp["tb"].is_u64() && pp["tbk"].is_u64());
+        assert!(pp["fs"].as_array().unwrap().iter().all(|i| (i.as_u64().unwrap() as usize) < ftbl.len()));
+    }
+    let pp = pps.iter().find(|pp| pp["fs"][0] == ours).expect("a program point at dhat_site, leaf first");
+    assert_eq!((pp["tb"].as_u64(), pp["tbk"].as_u64()), (Some(1500), Some(5)));
+    drop(kept);
+}

@@ -124,8 +124,8 @@ pub struct RunArgs {
     pub quiet: bool,
     /// After the study, profile each variant's allocation sites (one
     /// untimed pair-mode pass) and write `<out>/<variant>/heap.pb.gz`,
-    /// `heap.folded` and `flamegraph.svg`; the report gains a table of the
-    /// top allocation sites.
+    /// `heap.folded`, `flamegraph.svg` and `dhat-heap.json`; the report
+    /// gains a table of the top allocation sites.
     #[arg(long)]
     pub heap_profile: bool,
     /// Heap profile sampling rate: one sample per this many bytes on

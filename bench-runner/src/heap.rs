@@ -1,6 +1,7 @@
 //! `--heap-profile`: one untimed pair-mode pass per variant with
 //! allocscope's sampling heap profiler on, written as `heap.pb.gz`,
-//! `heap.folded` and `flamegraph.svg` under `<out>/<variant>/`, and
+//! `heap.folded`, `flamegraph.svg` and `dhat-heap.json` under
+//! `<out>/<variant>/`, and
 //! summarised as the report's top allocation sites.
 
 use std::path::{Path, PathBuf};
@@ -57,7 +58,12 @@ pub fn run(args: &RunArgs, variants: &[Variant]) -> anyhow::Result<Vec<Profiled>
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut written = Vec::new();
         let folded = profile.folded();
-        for (name, bytes) in [("heap.pb.gz", profile.pprof_gz()), ("heap.folded", folded.clone().into_bytes())] {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        for (name, bytes) in [
+            ("heap.pb.gz", profile.pprof_gz()),
+            ("heap.folded", folded.clone().into_bytes()),
+            ("dhat-heap.json", profile.dhat_json(&format!("{command} ({v})")).into_bytes()),
+        ] {
             write_atomically(&dir.join(name), &bytes)?;
             written.push(dir.join(name));
         }

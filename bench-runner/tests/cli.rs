@@ -185,7 +185,7 @@ fn heap_profiles_name_the_baselines_four_allocations() {
         "--quiet",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for f in ["heap.pb.gz", "heap.folded", "flamegraph.svg"] {
+    for f in ["heap.pb.gz", "heap.folded", "flamegraph.svg", "dhat-heap.json"] {
         assert!(d.join("baseline").join(f).is_file(), "baseline/{f}");
     }
     let json: serde_json::Value =
