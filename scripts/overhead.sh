@@ -8,8 +8,12 @@
 #    over R rounds after a warm-up round; median and min-max, and the ratio
 #    of medians to the raw allocator the program wraps.
 #
-# Usage: scripts/overhead.sh [N=200000] [M=5000000] [R=7]
-# Prints a Markdown table; docs/overhead.md holds the last measured one.
+# Usage: scripts/overhead.sh [N=200000] [M=5000000] [R=7] [SET=counting]
+# SET `counting`: the counting allocator against raw allocators and peers
+# (docs/overhead.md); `profiling`: the heap profiler at the default rate and
+# at rate 1 against raw jemalloc and dhat (docs/heap-profiling.md; use a
+# smaller N and M there: dhat costs about 15,000 instructions per pair).
+# Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +30,38 @@ instructions() { # program args... -> instruction count
     | awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
 }
 
-per_pair() { # program [--scoped] -> instructions per pair, one decimal
-  local prog=$1; shift
+# Runs a program with a row's extra arguments; the pseudo-argument `exact`
+# sets ALLOCSCOPE_SAMPLE_RATE=1.
+with_extra() { # extra program args...
+  local extra=$1; shift
+  local rate=
+  case " $extra " in *" exact "*) rate=1 ;; esac
+  export ALLOCSCOPE_SAMPLE_RATE=${rate:-524288}
+  # shellcheck disable=SC2086
+  "$@" ${extra//exact/}
+}
+
+per_pair() { # program extra -> instructions per pair, one decimal
+  local prog=$1 extra=$2
   local i1 i2
-  i1=$(instructions "$bin/overhead_$prog" pairs "$N" "$@")
-  i2=$(instructions "$bin/overhead_$prog" pairs "$((2 * N))" "$@")
+  i1=$(with_extra "$extra" instructions "$bin/overhead_$prog" pairs "$N")
+  i2=$(with_extra "$extra" instructions "$bin/overhead_$prog" pairs "$((2 * N))")
   awk -v a="$i1" -v b="$i2" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }'
 }
 
+SET=${4:-counting}
+
 # name | program | extra args | reference row for the ratio
+if [ "$SET" = profiling ]; then
+rows=(
+  "raw jemalloc|raw_jemalloc||raw jemalloc"
+  "allocscope, no sampling|allocscope_jemalloc||raw jemalloc"
+  "allocscope sampling, 512 KiB|allocscope_sampled|--scoped|raw jemalloc"
+  "allocscope sampling, exact (rate 1)|allocscope_sampled|--scoped exact|raw jemalloc"
+  "raw System|raw_system||raw System"
+  "dhat heap profiler (over System)|dhat_heap||raw System"
+)
+else
 rows=(
   "raw jemalloc|raw_jemalloc||raw jemalloc"
   "allocscope over jemalloc, no scope|allocscope_jemalloc||raw jemalloc"
@@ -44,19 +71,18 @@ rows=(
   "allocscope over System, no scope|allocscope_system||raw System"
   "stats_alloc over System|stats_alloc_system||raw System"
 )
+fi
 
 declare -A instr wall
 for row in "${rows[@]}"; do
   IFS='|' read -r name prog extra _ <<< "$row"
-  # shellcheck disable=SC2086
-  instr[$name]=$(per_pair "$prog" $extra)
+  instr[$name]=$(per_pair "$prog" "$extra")
 done
 
 for round in $(seq 0 "$R"); do
   for row in "${rows[@]}"; do
     IFS='|' read -r name prog extra _ <<< "$row"
-    # shellcheck disable=SC2086
-    t=$("$bin/overhead_$prog" threads "$M" $extra 2>/dev/null)
+    t=$(with_extra "$extra" "$bin/overhead_$prog" threads "$M" 2>/dev/null)
     [ "$round" -eq 0 ] || wall[$name]+="$t "   # round 0 is the warm-up
   done
 done
@@ -77,4 +103,4 @@ for row in "${rows[@]}"; do
     'BEGIN { printf "| %s | %.1f | %+.1f | %.1f (%.1f-%.1f) | %.2fx |\n", n, i, i - ri, m, lo, hi, m / rm }'
 done
 echo
-echo "N=$N pairs (cachegrind at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."
+echo "Set $SET; N=$N pairs (cachegrind at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."

@@ -188,7 +188,7 @@ fn on_alloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
         let allocated = bump(&l.bytes_allocated, size);
         raise_high_water(l, allocated);
     } else {
-        on_alloc_cold(l, ptr, size);
+        on_alloc_other(l, ptr, size);
     }
 }
 
@@ -200,7 +200,7 @@ pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
             bump(&l.deallocs, 1);
             bump(&l.bytes_freed, size as u64);
         } else {
-            on_dealloc_cold(l, ptr, size as u64);
+            on_dealloc_tracking(l, ptr, size as u64);
         }
     })
 }
@@ -217,6 +217,37 @@ pub(crate) fn on_realloc(old_ptr: *mut u8, new_ptr: *mut u8, old: usize, new: us
             on_realloc_cold(l, old_ptr, new_ptr, old as u64, new as u64);
         }
     })
+}
+
+/// `alloc` on a thread that samples (the heap profiler's lane: count, then
+/// a countdown) or needs the cold path. Out of line, so that the fast path
+/// stays small enough to inline into `__rust_alloc`'s callers; `cold`, so
+/// that the compiler lays the fast path out as the straight line (without
+/// it, each pair paid two more jumps and a register move).
+#[cold]
+#[inline(never)]
+fn on_alloc_other(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    if l.mode.get() == SAMPLE {
+        bump(&l.allocs, 1);
+        bump(&l.bytes_allocated, size);
+        crate::sites::profile::tick(ptr, size);
+    } else {
+        on_alloc_cold(l, ptr, size);
+    }
+}
+
+/// A free on a thread that samples (its lane) or needs the cold path. Out
+/// of line and `cold`, as `on_alloc_other`.
+#[cold]
+#[inline(never)]
+fn on_dealloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    if l.mode.get() & !PEAK == SAMPLE {
+        bump(&l.deallocs, 1);
+        bump(&l.bytes_freed, size);
+        crate::sites::profile::on_free(ptr);
+    } else {
+        on_dealloc_cold(l, ptr, size);
+    }
 }
 
 #[cold]

@@ -34,6 +34,17 @@ pub fn allocscope_scope(body: &dyn Fn()) {
     eprintln!("{stats}");
 }
 
+/// The loop with allocscope's heap profiler sampling on its thread, at
+/// the rate in `ALLOCSCOPE_SAMPLE_RATE` (default: Go's 512 KiB; 1: exact):
+/// the `--scoped` wrapper of the sampling program.
+#[allow(dead_code)]
+pub fn allocscope_sampled(body: &dyn Fn()) {
+    let rate = std::env::var("ALLOCSCOPE_SAMPLE_RATE").ok().and_then(|r| r.parse().ok());
+    allocscope::start_sampling(rate.unwrap_or(allocscope::DEFAULT_SAMPLE_RATE));
+    body();
+    allocscope::stop_sampling();
+}
+
 /// Runs the program; `scope` wraps the loop (on each thread that runs it)
 /// when `--scoped` is given.
 pub fn run(scope: Option<fn(&dyn Fn())>) {

@@ -86,6 +86,8 @@ static LIVE: [Live; MAX_LIVE] = [const {
 }; MAX_LIVE];
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Sampled blocks in `LIVE` now: frees skip the table while it is zero.
+static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
 static LAST_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
 
 struct Sampler {
@@ -185,17 +187,32 @@ pub fn stop_sampling() {
     counters::set_mode_bit(SAMPLE, false);
 }
 
+/// The sampling countdown, inline in the allocator's sampling lane: one
+/// subtraction and a branch until a sample is due.
+#[inline(always)]
+pub(crate) fn tick(ptr: *mut u8, size: u64) {
+    SAMPLER.with(|s| {
+        let left = s.until_next.get() - size as i64;
+        s.until_next.set(left);
+        if left <= 0 {
+            take_sample(s, ptr, size);
+        }
+    })
+}
+
 /// Called from the allocator's cold path for an allocation on a sampling
-/// thread. No allocation through the Rust global allocator.
+/// thread that is also in a scope or a budget.
 #[inline(never)]
 pub(crate) fn on_alloc(ptr: *mut u8, size: u64) {
-    SAMPLER.with(|s| {
+    tick(ptr, size);
+}
+
+/// A sample is due. No allocation through the Rust global allocator.
+#[cold]
+#[inline(never)]
+fn take_sample(s: &Sampler, ptr: *mut u8, size: u64) {
+    {
         if s.busy.get() {
-            return;
-        }
-        let left = s.until_next.get() - size as i64;
-        if left > 0 {
-            s.until_next.set(left);
             return;
         }
         s.busy.set(true);
@@ -204,7 +221,7 @@ pub(crate) fn on_alloc(ptr: *mut u8, size: u64) {
         let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
         record(ptr as usize, 1.0 / p, size as f64 / p);
         s.busy.set(false);
-    })
+    }
 }
 
 fn hash_frames(frames: &[usize]) -> u64 {
@@ -293,16 +310,24 @@ fn track_live(addr: usize, stack: usize, allocs: f64, bytes: f64) {
             slot.allocs.store(allocs.to_bits(), Ordering::Relaxed);
             slot.bytes.store(bytes.to_bits(), Ordering::Relaxed);
             slot.addr.store(addr, Ordering::Release);
+            LIVE_COUNT.fetch_add(1, Ordering::Relaxed);
             return;
         }
     }
     // Table full: this block's free will not be seen; its bytes stay live.
 }
 
-/// Called from the allocator's cold path for a free on a sampling thread:
-/// takes a sampled block out of the live figures.
-#[inline(never)]
+/// A free on a sampling thread: takes a sampled block out of the live
+/// figures. Inline, and nothing but one load while no sampled block lives.
+#[inline(always)]
 pub(crate) fn on_free(ptr: *mut u8) {
+    if LIVE_COUNT.load(Ordering::Relaxed) != 0 {
+        free_sampled(ptr);
+    }
+}
+
+#[inline(never)]
+fn free_sampled(ptr: *mut u8) {
     let addr = ptr as usize;
     let start = live_start(addr);
     for probe in 0..MAX_LIVE {
@@ -312,6 +337,7 @@ pub(crate) fn on_free(ptr: *mut u8) {
             return;
         }
         if cur == addr && slot.addr.compare_exchange(addr, TOMBSTONE, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            LIVE_COUNT.fetch_sub(1, Ordering::Relaxed);
             let stack = &STACKS[slot.stack.load(Ordering::Relaxed)];
             add_f64(&stack.live_allocs, -f64::from_bits(slot.allocs.load(Ordering::Relaxed)));
             add_f64(&stack.live_bytes, -f64::from_bits(slot.bytes.load(Ordering::Relaxed)));
@@ -411,6 +437,7 @@ pub fn reset_heap_profile() {
     for l in &LIVE {
         l.addr.store(0, Ordering::Relaxed);
     }
+    LIVE_COUNT.store(0, Ordering::Relaxed);
     DROPPED.store(0, Ordering::Relaxed);
 }
 

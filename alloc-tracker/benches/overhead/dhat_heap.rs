@@ -1,0 +1,15 @@
+//! Overhead program: `dhat::Alloc` as the global allocator with dhat's heap
+//! profiler running (it wraps the system allocator). See `common.rs`.
+
+#[path = "common.rs"]
+mod common;
+
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
+
+fn main() {
+    let _profiler = dhat::Profiler::builder()
+        .file_name(std::env::temp_dir().join(format!("overhead-dhat-{}.json", std::process::id())))
+        .build();
+    common::run(None);
+}
