@@ -116,6 +116,16 @@
 //!   byte counts and [`JemallocStats`].
 //! - `serde`: `Serialize`/`Deserialize` for [`AllocStats`] and [`PerOp`],
 //!   `Serialize` for [`OpStats`].
+//! - `pprof`: `HeapProfile::pprof_gz` (adds `flate2`).
+//! - `flamegraph`: `HeapProfile::flamegraph_svg` (adds `inferno`, which is
+//!   CDDL-1.0 licensed).
+//!
+//! # Heap profiles
+//!
+//! [`start_sampling`] samples the current thread's allocations by bytes, as
+//! Go's `MemProfileRate`; [`heap_profile`] returns the sites with their
+//! estimated allocations and bytes, as folded stacks, pprof, a flame graph
+//! or DHAT JSON. See `docs/heap-profiling.md`.
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
