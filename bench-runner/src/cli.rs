@@ -128,6 +128,13 @@ pub struct RunArgs {
     /// gains a table of the top allocation sites.
     #[arg(long)]
     pub heap_profile: bool,
+    /// Also run the chosen variant (exactly one --variant) under the dhat
+    /// crate's own heap profiler and check that dhat's total blocks and
+    /// bytes equal allocscope's exact counts for the same workload (exit 1
+    /// if not). Needs a build with the `dhat` feature; timings of such a
+    /// build are not comparable with others.
+    #[arg(long)]
+    pub dhat: bool,
     /// Heap profile sampling rate: one sample per this many bytes on
     /// average (Go's MemProfileRate; 1 samples every allocation).
     #[arg(long, value_name = "BYTES", default_value_t = allocscope::DEFAULT_SAMPLE_RATE, value_parser = positive)]

@@ -4,6 +4,8 @@
 
 mod cli;
 mod compare;
+#[cfg(feature = "dhat")]
+mod dhat_check;
 mod heap;
 mod report;
 mod study;
@@ -19,8 +21,14 @@ use queue::Variant;
 use crate::cli::{Cli, Command, CompareArgs, RunArgs};
 use crate::report::{Machine, Report, GO_REFERENCE, SCHEMA};
 
+#[cfg(not(feature = "dhat"))]
 #[global_allocator]
 static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
+
+/// With `--features dhat`: allocscope counts, dhat records when profiling.
+#[cfg(feature = "dhat")]
+#[global_allocator]
+static GLOBAL: allocscope::CountingAlloc<dhat::Alloc> = allocscope::CountingAlloc::new(dhat::Alloc);
 
 /// Bad input (exit 2), as opposed to a regression (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +106,19 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&probe);
 
     let variants: Vec<Variant> = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
+    if args.dhat {
+        if cfg!(not(feature = "dhat")) {
+            return Err(BadInput(
+                "--dhat needs a build with the dhat feature: \
+                 cargo run --release -p bench-runner --features dhat -- run --dhat --variant NAME"
+                    .into(),
+            )
+            .into());
+        }
+        if args.variants.len() != 1 {
+            return Err(BadInput("--dhat checks one variant: give exactly one --variant".into()).into());
+        }
+    }
     let show = !args.quiet && std::io::stderr().is_terminal();
     let (workload, results) = if args.in_process || args.repeat == 1 {
         let runs = args.repeat * (variants.len() * args.mode.len()) as u64 + variants.len() as u64;
@@ -134,6 +155,7 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
             profile_files.extend(p.files);
         }
     }
+    let notes = dhat_notes(&args, &variants)?;
     let report = Report {
         schema: SCHEMA,
         tool: format!("bench-runner {}", env!("CARGO_PKG_VERSION")),
@@ -144,6 +166,7 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         workload,
         go_reference: GO_REFERENCE,
         results,
+        notes,
     };
     let written = report.write(&args.out, &args.format).context("writing the reports")?;
     if !args.quiet {
@@ -158,6 +181,46 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(base) => gate(&base, &report, args.max_regression),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// Without the `dhat` feature there is nothing to say (`--dhat` was refused
+/// earlier).
+#[cfg(not(feature = "dhat"))]
+fn dhat_notes(_: &RunArgs, _: &[Variant]) -> anyhow::Result<Vec<String>> {
+    Ok(Vec::new())
+}
+
+/// With the `dhat` feature: the note that timings are not comparable, and
+/// with `--dhat`, the cross-check (an error when the tools disagree).
+#[cfg(feature = "dhat")]
+fn dhat_notes(args: &RunArgs, variants: &[Variant]) -> anyhow::Result<Vec<String>> {
+    let mut notes = vec!["built with the dhat feature (global allocator CountingAlloc<dhat::Alloc>, no jemalloc): \
+         timings are not comparable with other builds"
+        .to_owned()];
+    if args.dhat {
+        let v = variants[0];
+        let a = dhat_check::run(args, v).context("running the dhat check")?;
+        let agree = a.dhat_blocks == a.allocscope_blocks && a.dhat_bytes == a.allocscope_bytes;
+        let line = format!(
+            "dhat check, {v} in pair mode, {} messages: dhat counted {} blocks and {} bytes, allocscope {} \
+             allocations and {} bytes ({}); dhat's own profile: {}",
+            args.messages,
+            a.dhat_blocks,
+            a.dhat_bytes,
+            a.allocscope_blocks,
+            a.allocscope_bytes,
+            if agree { "they agree" } else { "they DISAGREE" },
+            args.out.join(v.name()).join("dhat-crate.json").display()
+        );
+        if !agree {
+            anyhow::bail!("{line}");
+        }
+        if !args.quiet {
+            eprintln!("{line}");
+        }
+        notes.push(line);
+    }
+    Ok(notes)
 }
 
 fn progress(show: bool, len: u64) -> ProgressBar {

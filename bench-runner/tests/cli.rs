@@ -50,6 +50,10 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
     assert_bad_input(&["compare"], "<FILE>");
     assert_bad_input(&["compare", "a.json", "b.json", "c.json"], "c.json");
     assert_bad_input(&["compare", "a.json", "b.json", "--max-regression", "-3"], "-3");
+    // The default build has no dhat profiler to run under.
+    if cfg!(not(feature = "dhat")) {
+        assert_bad_input(&["run", "--dhat", "--variant", "baseline"], "--dhat needs a build with the dhat feature");
+    }
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub fn render(r: &Report) -> String {
         "Machine: {} cores, {} {}, {}. Commit {}, {}. Command: `{}`.\n",
         r.machine.cores, r.machine.os, r.machine.arch, r.machine.cpu, r.commit, r.date, r.command
     );
+    for note in &r.notes {
+        let _ = writeln!(s, "**Note:** {note}\n");
+    }
     let _ = writeln!(
         s,
         "| variant | mode | msg/s (median) | ns/op (median, min-max) | B/op | rounded B/op | allocs/op | peak bytes | live after drain | vs baseline |"

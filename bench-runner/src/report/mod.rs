@@ -42,6 +42,10 @@ pub struct Report {
     pub workload: Workload,
     pub go_reference: GoReference,
     pub results: Vec<VariantResult>,
+    /// Remarks a reader must see with the figures (for example, a build whose
+    /// timings are not comparable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +297,7 @@ mod tests {
                 separate_processes: true,
             },
             go_reference: GO_REFERENCE,
+            notes: vec![],
             results: vec![VariantResult {
                 variant: "baseline".into(),
                 mode: Mode::Pair,
