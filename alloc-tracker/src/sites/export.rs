@@ -216,7 +216,8 @@ impl HeapProfile {
     /// opens: one program point per site with its total bytes (`tb`) and
     /// blocks (`tbk`), and the frame table. Block lifetimes are not tracked
     /// (`"bklt": false`), so the viewer shows totals, not peaks or
-    /// lifetimes. `cmd` is recorded as given.
+    /// lifetimes. Its time unit is the sample: `te` is the number of
+    /// samples. `cmd` is recorded as given.
     ///
     /// # Examples
     ///
@@ -255,9 +256,11 @@ impl HeapProfile {
         format!(
             "{{\"dhatFileVersion\":2,\"mode\":\"rust-heap\",\"verb\":\"Allocated\",\"bklt\":false,\"bkacc\":false,\
              \"bu\":\"byte\",\"bsu\":\"bytes\",\"bksu\":\"blocks\",\"tu\":\"samples\",\"Mtu\":\"samples\",\
-             \"cmd\":{},\"pid\":{},\"te\":0,\"pps\":[{}],\"ftbl\":[{}]}}",
+             \"cmd\":{},\"pid\":{},\"te\":{},\"pps\":[{}],\"ftbl\":[{}]}}",
             json_str(cmd),
             std::process::id(),
+            // The time axis is the samples taken (DHAT divides totals by it).
+            self.sites.iter().map(|s| s.samples).sum::<u64>().max(1),
             pps.join(","),
             ftbl.join(",")
         )
