@@ -3,13 +3,15 @@
 //! # Implementation
 //!
 //! Each method calls the inner allocator with the caller's arguments
-//! unchanged, then, on success, adds to the calling thread's counters
-//! ([`crate::counters`]). On x86-64 with the default `release` settings of
-//! this workspace, outside any scope that is two `add` instructions to
-//! thread-local memory and one test of a mode byte per `alloc`, and two `add`s
-//! per `dealloc`; inside a [`measure`](crate::measure) scope, `alloc` and
-//! `realloc` also update a high-water mark of live bytes. The measured cost is
-//! in `docs/overhead.md`.
+//! unchanged and, on success, adds to the calling thread's counters
+//! ([`crate::counters`]; a free is counted just before it is forwarded). On
+//! x86-64 with the default `release` settings of this workspace, outside any
+//! scope, that is one test of the thread's mode byte and two `add`
+//! instructions to thread-local memory, per `alloc` and per `dealloc`;
+//! inside a [`measure`](crate::measure) scope, `alloc` and `realloc` also
+//! update a high-water mark of live bytes. Threads that sample call sites
+//! ([`start_sampling`](crate::start_sampling)) take an out-of-line lane. The
+//! measured cost is in `docs/overhead.md` and `docs/heap-profiling.md`.
 //!
 //! What is not seen: memory that does not go through the Rust global
 //! allocator (C libraries calling `malloc`, `mmap`, thread stacks), and the

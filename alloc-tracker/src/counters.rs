@@ -21,8 +21,8 @@
 //! path. `alloc` and `realloc` compare it with zero ("registered, no peak
 //! tracking"); otherwise they take a second, still inline, path that tracks
 //! the peak inside scopes, or the cold path that registers the block.
-//! `dealloc` tests its registration bits only (a peak cannot rise on a
-//! free). Each check is one `cmp`/`test` of thread-local memory and a
+//! `dealloc` tests the registration and sampling bits only (a peak cannot
+//! rise on a free); threads that sample take an out-of-line lane for both. Each check is one `cmp`/`test` of thread-local memory and a
 //! branch, so the path is 4 instructions per `alloc` and 4 per `dealloc`
 //! outside scopes. The free path needs its check: a thread can free without
 //! ever allocating (a consumer thread; a `std` thread's start-up may free
