@@ -120,7 +120,7 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let (workload, results) = if args.in_process || args.repeat == 1 {
+    let (workload, mut results) = if args.in_process || args.repeat == 1 {
         let runs = args.repeat * (variants.len() * args.mode.len()) as u64 + variants.len() as u64;
         let bar = progress(show, runs);
         let mut first = true;
@@ -145,7 +145,6 @@ fn run_study(args: RunArgs) -> anyhow::Result<ExitCode> {
         study::merge(repeats)
     };
 
-    let (workload, mut results) = (workload, results);
     let mut profile_files = Vec::new();
     if args.heap_profile {
         for p in heap::run(&args, &variants).context("profiling allocation sites")? {

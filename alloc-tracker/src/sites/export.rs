@@ -49,8 +49,14 @@ impl Site {
 /// The frames of `site` that belong to the code under test, innermost
 /// first (an address that inlines several functions gives several frames).
 pub(crate) fn user_frames(site: &Site) -> Vec<Frame> {
+    resolve_user_frames(&site.addresses)
+}
+
+/// Resolves return addresses, innermost first, keeping the frames of the
+/// code under test.
+pub(crate) fn resolve_user_frames(addresses: &[usize]) -> Vec<Frame> {
     let mut frames = Vec::new();
-    for &ip in &site.addresses {
+    for &ip in addresses {
         backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
             let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
             if super::is_machinery(&name, symbol.filename()) {

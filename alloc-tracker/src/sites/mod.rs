@@ -25,7 +25,6 @@
 //! [`Budget`]: crate::Budget
 
 use std::cell::Cell;
-use std::fmt::Write;
 
 pub mod export;
 pub mod profile;
@@ -97,6 +96,28 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
     })
 }
 
+/// Writes the current stack's return addresses, innermost first, into
+/// `buf`; returns how many. No allocation through the Rust global allocator:
+/// callable from the allocator's cold paths (budget trips, samples).
+pub(crate) fn capture(buf: &mut [usize]) -> usize {
+    let mut n = 0;
+    if buf.is_empty() {
+        return 0;
+    }
+    // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
+    // unwinders are not thread-safe; on those (Windows' dbghelp) the callers
+    // would need the crate's lock, which may allocate. The callback only
+    // stores integers into `buf`, within its bounds.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            buf[n] = frame.ip() as usize;
+            n += 1;
+            n < buf.len()
+        });
+    }
+    n
+}
+
 /// Return addresses recorded at a trip, in a fixed array: handed out while
 /// the budget's scope is still open, where a `Vec` would count.
 #[derive(Clone, Copy, Debug)]
@@ -148,18 +169,10 @@ pub(crate) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
         // Set first: if the unwinder allocated through us, the nested call
         // returns above instead of walking again.
         trip.tripped.set(true);
-        let mut n = 0;
-        // SAFETY: `trace_unsynchronized` is unsafe only because some
-        // platforms' unwinders are not thread-safe; on those (Windows'
-        // dbghelp) the callers would need the crate's lock, which may
-        // allocate. The callback only stores integers into thread-local
-        // cells.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                trip.frames[n].set(frame.ip() as usize);
-                n += 1;
-                n < MAX_FRAMES
-            });
+        let mut frames = [0usize; MAX_FRAMES];
+        let n = capture(&mut frames);
+        for (cell, &ip) in trip.frames.iter().zip(&frames[..n]) {
+            cell.set(ip);
         }
         trip.len.set(n);
     })
@@ -212,23 +225,16 @@ const MACHINERY: &[&str] = &[
 /// innermost first, keeping the frames of the code under test (not the
 /// standard library's or the allocator's), at most `max` of them.
 pub(crate) fn describe(frames: &[usize], max: usize) -> String {
-    let mut lines = Vec::new();
-    for &ip in frames {
-        backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-            let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
-            if is_machinery(&name, symbol.filename()) {
-                return;
+    let lines: Vec<String> = export::resolve_user_frames(frames)
+        .into_iter()
+        .take(max)
+        .map(|f| {
+            if f.file.is_empty() || f.line == 0 {
+                format!("  at {}", f.name)
+            } else {
+                format!("  at {} ({}:{})", f.name, f.file, f.line)
             }
-            let mut line = format!("  at {name}");
-            if let (Some(file), Some(lineno)) = (symbol.filename(), symbol.lineno()) {
-                let _ = write!(line, " ({}:{lineno})", file.display());
-            }
-            lines.push(line);
-        });
-        if lines.len() >= max {
-            break;
-        }
-    }
-    lines.truncate(max);
+        })
+        .collect();
     lines.join("\n")
 }

@@ -235,16 +235,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 
 fn record(addr: usize, allocs: f64, bytes: f64) {
     let mut frames = [0usize; MAX_DEPTH];
-    let mut n = 0;
-    // SAFETY: as in `sites::check`: the callback only writes integers into
-    // a local array.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            frames[n] = frame.ip() as usize;
-            n += 1;
-            n < MAX_DEPTH
-        });
-    }
+    let n = super::capture(&mut frames);
     let frames = &frames[..n];
     let Some(index) = stack_index(frames) else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
