@@ -6,10 +6,11 @@
 //! unchanged and, on success, adds to the calling thread's counters
 //! ([`crate::counters`]; a free is counted just before it is forwarded). On
 //! x86-64 with the default `release` settings of this workspace, outside any
-//! scope, that is one test of the thread's mode byte and two `add`
-//! instructions to thread-local memory, per `alloc` and per `dealloc`;
-//! inside a [`measure`](crate::measure) scope, `alloc` and `realloc` also
-//! update a high-water mark of live bytes. Threads that sample call sites
+//! scope, that is one compare of a per-thread byte with zero, a branch and
+//! two `add` instructions to thread-local memory, per `alloc` and per
+//! `dealloc`; inside a [`measure`](crate::measure) scope, `alloc` also
+//! updates a high-water mark of live bytes (five instructions more, still
+//! inline; `realloc` does it out of line). Threads that sample call sites
 //! ([`start_sampling`](crate::start_sampling)) take an out-of-line lane. The
 //! measured cost is in `docs/overhead.md` and `docs/heap-profiling.md`.
 //!

@@ -17,16 +17,26 @@
 //! allocator. When the thread exits the hook folds the block into
 //! [`RETIRED`], so process totals stay exact after threads are gone.
 //!
-//! One byte, `ThreadCounters::mode`, keeps everything else off the common
-//! path. `alloc` and `realloc` compare it with zero ("registered, no peak
-//! tracking"); otherwise they take a second, still inline, path that tracks
-//! the peak inside scopes, or the cold path that registers the block.
-//! `dealloc` tests the registration and sampling bits only (a peak cannot
-//! rise on a free); threads that sample take an out-of-line lane for both. Each check is one `cmp`/`test` of thread-local memory and a
-//! branch, so the path is 4 instructions per `alloc` and 4 per `dealloc`
-//! outside scopes. The free path needs its check: a thread can free without
-//! ever allocating (a consumer thread; a `std` thread's start-up may free
-//! first), and such frees must reach the process totals.
+//! Two bytes derived from the thread's mode keep everything else off the
+//! common path. `alloc` and `realloc` compare `alloc_gate` with zero and
+//! branch twice on the flags: negative is the fast path (registered, nothing
+//! to track), zero the peak path inside scopes (still inline: a `measure`
+//! costs no call), positive the cold path (registration, budget trip checks,
+//! sampling, detached threads). `dealloc` compares `free_gate` with zero: it
+//! holds only the registration and sampling bits, since a peak cannot rise
+//! on a free. So the path is 4 instructions per `alloc` and 4 per `dealloc`
+//! outside scopes (a compare with thread-local memory, a branch, two adds),
+//! and 9 per `alloc` inside a peak-tracking scope. The free path needs its
+//! check: a thread can free without ever allocating (a consumer thread; a
+//! `std` thread's start-up may free first), and such frees must reach the
+//! process totals.
+//!
+//! Why not fewer: a design that folds the check into the counter update
+//! (an `add` to memory, then a branch on the flags it sets) needs
+//! non-atomic counters; with a relaxed atomic store, which other threads'
+//! reads require to be free of data races, x86-64 code generation emits a
+//! load, an add, a store and the branch instead. The counters stay atomics
+//! and the check stays a separate compare.
 //!
 //! # Limits
 //!
@@ -44,9 +54,6 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 /// The most threads whose counters can be registered at the same time.
 pub const MAX_THREADS: usize = 16_384;
 
-/// `mode` value: registered, no scope is tracking peak bytes. The only value
-/// that takes the fast path.
-const READY: u8 = 0;
 /// Bit set in `mode` while a scope tracks this thread's peak live bytes.
 const PEAK: u8 = 1;
 /// Bit set in `mode` until the block is registered.
@@ -60,6 +67,11 @@ const TRIP: u8 = 8;
 /// Bit set in `mode` while this thread samples call sites
 /// ([`crate::sites::profile`]): allocations and frees take the cold path.
 pub(crate) const SAMPLE: u8 = 16;
+/// `mode` value: registered, no scope is tracking peak bytes.
+const READY: u8 = 0;
+/// The bits that send a free off its fast path (a peak cannot rise on a
+/// free).
+const FREE_SLOW: u8 = FRESH | DETACHED | SAMPLE;
 
 /// Five monotonically increasing event counters, in the vocabulary of
 /// [`AllocStats`](crate::AllocStats).
@@ -104,7 +116,19 @@ impl Counts {
 /// fields are read by any thread, the `Cell` ones only by the owner.
 #[repr(C, align(64))]
 pub(crate) struct ThreadCounters {
+    /// The thread's state, as `PEAK`, `FRESH`, ... bits. Set only through
+    /// [`ThreadCounters::set_mode`], which keeps the two gates below in step.
     mode: Cell<u8>,
+    /// What `alloc` and `realloc` test: negative when `mode` is `READY` (the
+    /// fast path), zero when it is `PEAK` alone (the peak path), positive
+    /// otherwise (the cold path). One compare with zero tells the three
+    /// apart, and the compiler lays out "negative" as the less likely
+    /// branch, which puts the fast path straight before the code that
+    /// follows the allocation instead of behind a jump.
+    alloc_gate: Cell<i8>,
+    /// What `dealloc` tests: the `mode` bits that send a free off its fast
+    /// path (a peak cannot rise on a free, so `PEAK` is not among them).
+    free_gate: Cell<u8>,
     allocs: AtomicU64,
     deallocs: AtomicU64,
     reallocs: AtomicU64,
@@ -122,6 +146,8 @@ thread_local! {
     static LOCAL: ThreadCounters = const {
         ThreadCounters {
             mode: Cell::new(FRESH),
+            alloc_gate: Cell::new(alloc_gate(FRESH)),
+            free_gate: Cell::new(FRESH & FREE_SLOW),
             allocs: AtomicU64::new(0),
             deallocs: AtomicU64::new(0),
             reallocs: AtomicU64::new(0),
@@ -131,6 +157,25 @@ thread_local! {
             slot: Cell::new(usize::MAX),
         }
     };
+}
+
+/// The `alloc_gate` of a mode.
+const fn alloc_gate(mode: u8) -> i8 {
+    match mode {
+        READY => i8::MIN,
+        PEAK => 0,
+        // Every other mode is below 0x80: positive.
+        other => other as i8,
+    }
+}
+
+impl ThreadCounters {
+    /// Sets the mode and the gates the allocator path tests.
+    fn set_mode(&self, mode: u8) {
+        self.mode.set(mode);
+        self.alloc_gate.set(alloc_gate(mode));
+        self.free_gate.set(mode & FREE_SLOW);
+    }
 }
 
 /// Adds `n` to a counter that only this thread writes: a relaxed load and
@@ -164,39 +209,28 @@ fn with_local<R>(f: impl FnOnce(&'static ThreadCounters) -> R) -> R {
 #[inline(always)]
 pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
     with_local(|l| {
-        // One use of the byte, so that it compiles to a `cmp` with memory.
-        if l.mode.get() == READY {
+        // One compare of the gate with zero and two branches on its flags:
+        // negative is the fast path, zero the peak path (inline: it is the
+        // measured path of every `measure`), positive the cold path.
+        let gate = l.alloc_gate.get();
+        if gate < 0 {
             bump(&l.allocs, 1);
             bump(&l.bytes_allocated, size as u64);
+        } else if gate == 0 {
+            bump(&l.allocs, 1);
+            bump(&l.bytes_allocated, size as u64);
+            raise_high_water(l);
         } else {
-            on_alloc_tracking(l, ptr, size as u64);
+            on_alloc_other(l, ptr, size as u64);
         }
     })
-}
-
-/// `alloc` inside a scope (inline: this is the measured path of every
-/// `measure`), or the cold path.
-#[inline(always)]
-fn on_alloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
-    // A second, volatile, read: it keeps the compiler from sharing one load
-    // between this test and the fast path's, which would cost the fast path
-    // a separate load and test instead of one compare with memory.
-    // SAFETY: `as_ptr` of a live `Cell` on this thread; only this thread
-    // writes it.
-    if unsafe { l.mode.as_ptr().read_volatile() } == PEAK {
-        bump(&l.allocs, 1);
-        let allocated = bump(&l.bytes_allocated, size);
-        raise_high_water(l, allocated);
-    } else {
-        on_alloc_other(l, ptr, size);
-    }
 }
 
 /// Counts one `dealloc` of `size` bytes.
 #[inline(always)]
 pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
     with_local(|l| {
-        if l.mode.get() & (FRESH | DETACHED | SAMPLE) == 0 {
+        if l.free_gate.get() == 0 {
             bump(&l.deallocs, 1);
             bump(&l.bytes_freed, size as u64);
         } else {
@@ -209,7 +243,7 @@ pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
 #[inline(always)]
 pub(crate) fn on_realloc(old_ptr: *mut u8, new_ptr: *mut u8, old: usize, new: usize) {
     with_local(|l| {
-        if l.mode.get() == READY {
+        if l.alloc_gate.get() < 0 {
             bump(&l.reallocs, 1);
             bump(&l.bytes_allocated, new as u64);
             bump(&l.bytes_freed, old as u64);
@@ -276,7 +310,7 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     bump(&l.allocs, 1);
     let allocated = bump(&l.bytes_allocated, size);
     if mode & PEAK != 0 {
-        raise_high_water(l, allocated);
+        raise_high_water(l);
     }
     if mode & TRIP != 0 {
         check_trip(l, allocated);
@@ -304,7 +338,7 @@ fn on_realloc_cold(l: &'static ThreadCounters, old_ptr: *mut u8, new_ptr: *mut u
     let allocated = bump(&l.bytes_allocated, new);
     bump(&l.bytes_freed, old);
     if mode & PEAK != 0 {
-        raise_high_water(l, allocated);
+        raise_high_water(l);
     }
     if mode & TRIP != 0 {
         check_trip(l, allocated);
@@ -326,11 +360,20 @@ fn settle(l: &'static ThreadCounters) -> u8 {
     l.mode.get()
 }
 
-/// Raises the high-water mark to the live bytes, given the bytes allocated
-/// counter just written.
+/// Raises the high-water mark to the live bytes.
+///
+/// Both counters are read as plain memory, which lets the compiler fold the
+/// reads into the `sub` and `cmp` that use them: a volatile read of
+/// `bytes_allocated` just written (the compiler keeps it; otherwise it keeps
+/// the sum in a register and pays a separate load and store for the add)
+/// and a plain read of `bytes_freed`.
 #[inline(always)]
-fn raise_high_water(l: &ThreadCounters, allocated: u64) {
-    let live = allocated.wrapping_sub(l.bytes_freed.load(Ordering::Relaxed)) as i64;
+fn raise_high_water(l: &ThreadCounters) {
+    // SAFETY: both pointers come from live atomics of this thread's block.
+    // Only the owning thread (this one) writes them, so these reads cannot
+    // race with a write; other threads only read them, and reads do not
+    // race with reads.
+    let live = unsafe { l.bytes_allocated.as_ptr().read_volatile().wrapping_sub(*l.bytes_freed.as_ptr()) } as i64;
     if live > l.high_water.get() {
         l.high_water.set(live);
     }
@@ -396,14 +439,14 @@ fn register(l: &'static ThreadCounters) {
         Some(i) if exit_hook::arm(me) => {
             l.slot.set(i);
             SLOTS_USED.fetch_max(i + 1, Ordering::SeqCst);
-            l.mode.set(mode);
+            l.set_mode(mode);
         }
         _ => {
             if let Some(i) = claimed {
                 SLOTS[i].store(ptr::null_mut(), Ordering::SeqCst);
             }
             RETIRED.add(read_block(l));
-            l.mode.set(mode | DETACHED);
+            l.set_mode(mode | DETACHED);
         }
     }
 }
@@ -418,7 +461,7 @@ fn retire(l: &ThreadCounters) {
         SLOTS[slot].store(ptr::null_mut(), Ordering::SeqCst);
     }
     RETIRED.add(read_block(l));
-    l.mode.set(DETACHED);
+    l.set_mode(DETACHED);
     EXITS.fetch_add(1, Ordering::SeqCst);
     EXITING.fetch_sub(1, Ordering::SeqCst);
     // The block's memory goes away with the thread: wait for any reader that
@@ -596,7 +639,7 @@ pub(crate) fn start_peak(start: Counts) -> PeakFrame {
     with_local(|l| {
         let frame = PeakFrame { saved_mode: l.mode.get(), saved_high_water: l.high_water.get() };
         l.high_water.set(start.live());
-        l.mode.set(frame.saved_mode | PEAK);
+        l.set_mode(frame.saved_mode | PEAK);
         frame
     })
 }
@@ -609,7 +652,7 @@ pub(crate) fn finish_peak(frame: PeakFrame, start: Counts) -> u64 {
         let high = l.high_water.get();
         let peak = high.wrapping_sub(start.live()).max(0) as u64;
         l.high_water.set(high.max(frame.saved_high_water));
-        l.mode.set(frame.saved_mode);
+        l.set_mode(frame.saved_mode);
         peak
     })
 }
@@ -626,14 +669,14 @@ pub(crate) struct TripFrame {
 pub(crate) fn arm_trip(t: crate::sites::Thresholds) -> TripFrame {
     with_local(|l| {
         let frame = TripFrame { saved: crate::sites::arm(t), trip_bit: l.mode.get() & TRIP };
-        l.mode.set(l.mode.get() | TRIP);
+        l.set_mode(l.mode.get() | TRIP);
         frame
     })
 }
 
 /// Stops watching; returns what the first crossing recorded.
 pub(crate) fn disarm_trip(frame: TripFrame) -> crate::sites::Recorded {
-    with_local(|l| l.mode.set((l.mode.get() & !TRIP) | frame.trip_bit));
+    with_local(|l| l.set_mode((l.mode.get() & !TRIP) | frame.trip_bit));
     crate::sites::disarm(frame.saved)
 }
 
@@ -641,7 +684,7 @@ pub(crate) fn disarm_trip(frame: TripFrame) -> crate::sites::Recorded {
 pub(crate) fn set_mode_bit(bit: u8, on: bool) {
     with_local(|l| {
         let m = l.mode.get();
-        l.mode.set(if on { m | bit } else { m & !bit });
+        l.set_mode(if on { m | bit } else { m & !bit });
     })
 }
 
