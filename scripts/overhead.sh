@@ -64,6 +64,8 @@ rows=(
 else
 rows=(
   "raw jemalloc|raw_jemalloc||raw jemalloc"
+  "reference: 2 bare thread-local counters (allocs, bytes)|tls2_jemalloc||raw jemalloc"
+  "reference: 4 bare thread-local counters (and frees, bytes freed)|tls4_jemalloc||raw jemalloc"
   "allocscope over jemalloc, no scope|allocscope_jemalloc||raw jemalloc"
   "allocscope over jemalloc, in measure + op|allocscope_jemalloc|--scoped|raw jemalloc"
   "divan AllocProfiler over jemalloc|divan_jemalloc||raw jemalloc"
