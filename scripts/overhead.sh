@@ -5,8 +5,11 @@
 # 1. Instructions per Box<[u8; 64]> allocate+free pair, from cachegrind at N
 #    and 2N pairs: (I(2N) - I(N)) / N. Exact and repeatable.
 # 2. Wall time of 2 threads each doing M pairs at once, programs interleaved
-#    over R rounds after a warm-up round; median and min-max, and the ratio
-#    of medians to the raw allocator the program wraps.
+#    over R rounds after a warm-up round: median and min-max. The ratio to
+#    the raw allocator the program wraps is taken per round, each program's
+#    time over its reference's, run just before it (the machine's speed
+#    drifts between runs; a pair of adjacent runs mostly shares it), and
+#    given as the median of the R ratios with their min-max.
 #
 # Usage: scripts/overhead.sh [N=200000] [M=5000000] [R=7] [SET=counting]
 # SET `counting`: the counting allocator against raw allocators and peers
@@ -75,34 +78,51 @@ rows=(
 )
 fi
 
-declare -A instr wall
+declare -A instr wall ratio prog_of extra_of
 for row in "${rows[@]}"; do
   IFS='|' read -r name prog extra _ <<< "$row"
   instr[$name]=$(per_pair "$prog" "$extra")
+  prog_of[$name]=$prog
+  extra_of[$name]=$extra
 done
+
+wall_ns() { # row name -> wall time of one run, ns
+  with_extra "${extra_of[$1]}" "$bin/overhead_${prog_of[$1]}" threads "$M" 2>/dev/null
+}
 
 for round in $(seq 0 "$R"); do
   for row in "${rows[@]}"; do
-    IFS='|' read -r name prog extra _ <<< "$row"
-    t=$(with_extra "$extra" "$bin/overhead_$prog" threads "$M" 2>/dev/null)
-    [ "$round" -eq 0 ] || wall[$name]+="$t "   # round 0 is the warm-up
+    IFS='|' read -r name _ _ ref <<< "$row"
+    if [ "$name" = "$ref" ]; then
+      t=$(wall_ns "$name")
+      r=1
+    else
+      tr=$(wall_ns "$ref")
+      t=$(wall_ns "$name")
+      r=$(awk -v t="$t" -v tr="$tr" 'BEGIN { print t / tr }')
+    fi
+    if [ "$round" -gt 0 ]; then # round 0 is the warm-up
+      wall[$name]+="$t "
+      ratio[$name]+="$r "
+    fi
   done
 done
 
-stats() { # "t1 t2 ..." -> "median min max" in ms
-  tr ' ' '\n' <<< "$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
+stats() { # "v1 v2 ..." scale format -> "median min max", each divided by scale
+  tr ' ' '\n' <<< "$1" | grep . | sort -g | awk -v s="$2" -v f="$3" '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.1f %.1f %.1f", m / 1e6, v[1] / 1e6, v[NR] / 1e6 }'
+    printf f " " f " " f, m / s, v[1] / s, v[NR] / s }'
 }
 
-echo "| global allocator | instructions per pair | vs reference | 2-thread wall, median ms (min-max) | vs reference |"
+echo "| global allocator | instructions per pair | vs reference | 2-thread wall, median ms (min-max) | vs reference, median of per-round ratios (min-max) |"
 echo "|---|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
   IFS='|' read -r name _ _ ref <<< "$row"
-  read -r med lo hi <<< "$(stats "${wall[$name]}")"
-  read -r ref_med _ _ <<< "$(stats "${wall[$ref]}")"
-  awk -v n="$name" -v i="${instr[$name]}" -v ri="${instr[$ref]}" -v m="$med" -v lo="$lo" -v hi="$hi" -v rm="$ref_med" \
-    'BEGIN { printf "| %s | %.1f | %+.1f | %.1f (%.1f-%.1f) | %.2fx |\n", n, i, i - ri, m, lo, hi, m / rm }'
+  read -r med lo hi <<< "$(stats "${wall[$name]}" 1e6 %.1f)"
+  read -r rmed rlo rhi <<< "$(stats "${ratio[$name]}" 1 %.2f)"
+  awk -v n="$name" -v i="${instr[$name]}" -v ri="${instr[$ref]}" -v m="$med" -v lo="$lo" -v hi="$hi" \
+    -v r="$rmed" -v rlo="$rlo" -v rhi="$rhi" \
+    'BEGIN { printf "| %s | %.1f | %+.1f | %.1f (%.1f-%.1f) | %sx (%s-%s) |\n", n, i, i - ri, m, lo, hi, r, rlo, rhi }'
 done
 echo
 echo "Set $SET; N=$N pairs (cachegrind at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."
