@@ -750,6 +750,39 @@ mod tests {
         assert_eq!((c.allocs, c.deallocs, c.bytes_freed), (0, 1, 48));
     }
 
+    /// The allocator path dispatches on the gates alone: for every mode,
+    /// `alloc` must take the fast path exactly when the mode is `READY`,
+    /// the inline peak path exactly when it is `PEAK` alone, and `dealloc`
+    /// its fast path exactly when no registration or sampling bit is set.
+    #[test]
+    fn the_gates_send_every_mode_to_its_path() {
+        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE;
+        for mode in 0..=all {
+            if mode & !all != 0 {
+                continue;
+            }
+            let gate = alloc_gate(mode);
+            assert_eq!(gate < 0, mode == READY, "mode {mode:#b}");
+            assert_eq!(gate == 0, mode == PEAK, "mode {mode:#b}");
+            let free_fast = mode & (FRESH | DETACHED | SAMPLE) == 0;
+            assert_eq!(mode & FREE_SLOW == 0, free_fast, "mode {mode:#b}");
+        }
+        std::thread::spawn(|| {
+            drop(black_box(vec![0u8; 8])); // registers
+            with_local(|l| {
+                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, READY] {
+                    l.set_mode(mode);
+                    assert_eq!(
+                        (l.mode.get(), l.alloc_gate.get(), l.free_gate.get()),
+                        (mode, alloc_gate(mode), mode & FREE_SLOW)
+                    );
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn a_retired_block_counts_every_later_event_in_the_process_totals() {
         std::thread::spawn(|| {
