@@ -122,9 +122,7 @@ pub(crate) struct ThreadCounters {
     /// What `alloc` and `realloc` test: negative when `mode` is `READY` (the
     /// fast path), zero when it is `PEAK` alone (the peak path), positive
     /// otherwise (the cold path). One compare with zero tells the three
-    /// apart, and the compiler lays out "negative" as the less likely
-    /// branch, which puts the fast path straight before the code that
-    /// follows the allocation instead of behind a jump.
+    /// apart.
     alloc_gate: Cell<i8>,
     /// What `dealloc` tests: the `mode` bits that send a free off its fast
     /// path (a peak cannot rise on a free, so `PEAK` is not among them).
