@@ -1,4 +1,4 @@
-//! [`CountingAlloc`]: the `GlobalAlloc` wrapper, and [`is_installed`].
+//! [`CountingAlloc`]: the `GlobalAlloc` wrapper, forwarding, nothing else.
 //!
 //! # Implementation
 //!
@@ -19,7 +19,6 @@
 //! inner allocator's own metadata.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::counters;
 
@@ -131,91 +130,5 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
             counters::on_realloc(ptr, p, layout.size(), new_size);
         }
         p
-    }
-}
-
-/// What the installation probe found: 0 not yet probed.
-static PROBE: AtomicU8 = AtomicU8::new(0);
-const NOT_INSTALLED: u8 = 1;
-const INSTALLED: u8 = 2;
-const INSTALLED_OVER_JEMALLOC: u8 = 3;
-
-fn probe() -> u8 {
-    let known = PROBE.load(Ordering::Relaxed);
-    if known != 0 {
-        return known;
-    }
-    const PROBE_SIZE: usize = 24;
-    // Process totals, not the thread's: they move whenever a `CountingAlloc`
-    // counts, even on a thread beyond the registry, and never otherwise.
-    let before = counters::process_counts();
-    let jemalloc_before = crate::jemalloc::thread_allocated();
-    let layout = Layout::new::<[u8; PROBE_SIZE]>();
-    // SAFETY: the layout has a non-zero size; the block is freed at once
-    // with the same layout.
-    unsafe {
-        let p = std::alloc::alloc(layout);
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        std::alloc::dealloc(std::hint::black_box(p), layout);
-    }
-    let after = counters::process_counts();
-    let jemalloc_after = crate::jemalloc::thread_allocated();
-    let found = if after.allocs == before.allocs {
-        NOT_INSTALLED
-    } else if jemalloc_after.zip(jemalloc_before).is_some_and(|(a, b)| a.wrapping_sub(b) >= PROBE_SIZE as u64) {
-        // jemalloc's own per-thread counter moved by at least the probe:
-        // jemalloc served the block.
-        INSTALLED_OVER_JEMALLOC
-    } else {
-        INSTALLED
-    };
-    PROBE.store(found, Ordering::Relaxed);
-    found
-}
-
-/// Whether a [`CountingAlloc`] is the program's global allocator.
-///
-/// The first call finds out by allocating and freeing one small block and
-/// checking that the process counters moved; the answer is cached.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// assert!(allocscope::is_installed());
-/// ```
-pub fn is_installed() -> bool {
-    probe() != NOT_INSTALLED
-}
-
-/// Whether jemalloc serves the counted allocations, so that its per-thread
-/// counters can give the size-class rounded bytes.
-pub(crate) fn inner_is_jemalloc() -> bool {
-    probe() == INSTALLED_OVER_JEMALLOC
-}
-
-/// The install line, shown in every refusal.
-pub(crate) const INSTALL_HINT: &str = "allocscope::CountingAlloc is not the global allocator, so nothing is counted; \
-     install it once in the binary or test crate: \
-     `#[global_allocator] static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = \
-     allocscope::CountingAlloc::new(allocscope::Jemalloc);`";
-
-/// Panics with the install line unless the tracker is installed, and unless
-/// the current thread's counters are registered.
-#[track_caller]
-pub(crate) fn require_installed(what: &str) {
-    if !is_installed() {
-        panic!("{what}: {INSTALL_HINT}");
-    }
-    if counters::current_tracking() == counters::Tracking::Detached {
-        panic!(
-            "{what}: this thread is beyond the {} threads allocscope tracks at once (or is exiting); \
-             its allocations are counted only in process totals",
-            counters::MAX_THREADS
-        );
     }
 }

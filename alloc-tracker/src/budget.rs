@@ -8,27 +8,27 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::counters::{self, TripFrame};
-use crate::sites::{self, Thresholds};
-use crate::{AllocStats, Scope};
+use crate::counters::trip::{self, Recorded, Saved, Thresholds};
+use crate::counters::Counter;
+use crate::{stack, AllocStats, Scope};
 
 /// Frames of the first allocation over the limit shown in the message.
 const SITE_FRAMES: usize = 8;
 
 /// Keeps trip detection armed while the closure runs; disarms on drop too,
 /// so a panicking closure leaves the thread as it found it.
-struct Armed(Option<TripFrame>);
+struct Armed(Option<Saved>);
 
 impl Armed {
-    fn disarm(mut self) -> sites::Recorded {
-        counters::disarm_trip(self.0.take().expect("armed until disarmed"))
+    fn disarm(mut self) -> Recorded {
+        trip::disarm(self.0.take().expect("armed until disarmed"))
     }
 }
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        if let Some(frame) = self.0.take() {
-            counters::disarm_trip(frame);
+        if let Some(saved) = self.0.take() {
+            trip::disarm(saved);
         }
     }
 }
@@ -160,9 +160,9 @@ impl Budget {
         let scope = Scope::start();
         let start = scope.start_counts();
         let limit = |max: Option<u64>, from: u64| max.map_or(u64::MAX, |m| from.saturating_add(m));
-        let armed = Armed(Some(counters::arm_trip(Thresholds {
-            allocs_total: limit(self.max_allocs, start.allocs.wrapping_add(start.reallocs)),
-            bytes: limit(self.max_bytes, start.bytes_allocated),
+        let armed = Armed(Some(trip::arm(Thresholds {
+            allocs_total: limit(self.max_allocs, start[Counter::Allocs].wrapping_add(start[Counter::Reallocs])),
+            bytes: limit(self.max_bytes, start[Counter::BytesAllocated]),
             high_water: self.max_peak_bytes.map_or(i64::MAX, |m| start.live().saturating_add(m as i64)),
         })));
         let value = f();
@@ -180,7 +180,7 @@ impl Budget {
         if exceeded.is_empty() {
             Ok(value)
         } else {
-            let site = Some(sites::describe(recorded.frames(), SITE_FRAMES)).filter(|s| !s.is_empty());
+            let site = Some(stack::describe(recorded.frames(), SITE_FRAMES)).filter(|s| !s.is_empty());
             Err(BudgetExceeded { exceeded, stats, location, site })
         }
     }

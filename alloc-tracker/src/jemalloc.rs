@@ -4,12 +4,13 @@
 //! Everything here reads jemalloc's own counters through `mallctl`
 //! (`tikv-jemalloc-ctl`); nothing is called from the allocator path. With the
 //! `jemalloc` feature off, or when jemalloc is not the allocator that serves
-//! the counted allocations, the figures are absent (`None`), never zero.
+//! the program's allocations, the figures are absent (`None`), never zero.
+//! A leaf: it uses nothing else of the crate.
 
 /// jemalloc's cumulative `thread.allocated` for the current thread: bytes
 /// handed out, rounded up to size classes. `None` without jemalloc.
 #[cfg(feature = "jemalloc")]
-pub(crate) fn thread_allocated() -> Option<u64> {
+fn thread_allocated() -> Option<u64> {
     use std::cell::Cell;
     thread_local! {
         // `thread.allocatedp` returns a pointer into jemalloc's per-thread
@@ -36,14 +37,41 @@ pub(crate) fn thread_allocated() -> Option<u64> {
 }
 
 #[cfg(not(feature = "jemalloc"))]
-pub(crate) fn thread_allocated() -> Option<u64> {
+fn thread_allocated() -> Option<u64> {
     None
 }
 
+/// Whether jemalloc serves the program's global allocations: 0 not yet
+/// probed, 1 no, 2 yes.
+static SERVES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Runs `allocate_and_free`, which must allocate and free one block of
+/// `size` bytes through the global allocator, and records whether jemalloc
+/// served it: its own per-thread counter moved by at least `size`. The
+/// installation probe calls it around its own block, so one allocation
+/// answers both questions.
+pub(crate) fn probe_with(size: usize, allocate_and_free: impl FnOnce()) {
+    use std::sync::atomic::Ordering;
+    let before = thread_allocated();
+    allocate_and_free();
+    let serves = thread_allocated().zip(before).is_some_and(|(a, b)| a.wrapping_sub(b) >= size as u64);
+    SERVES.store(if serves { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// Whether jemalloc serves the program's global allocations (under
+/// [`CountingAlloc`](crate::CountingAlloc) or not); see [`probe_with`].
+fn serves_global_allocator() -> bool {
+    use std::sync::atomic::Ordering;
+    if SERVES.load(Ordering::Relaxed) == 0 {
+        probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24]))));
+    }
+    SERVES.load(Ordering::Relaxed) == 2
+}
+
 /// The current thread's cumulative rounded bytes, when jemalloc serves the
-/// counted allocations.
+/// program's allocations.
 pub(crate) fn rounded_thread_allocated() -> Option<u64> {
-    if crate::alloc::inner_is_jemalloc() {
+    if serves_global_allocator() {
         thread_allocated()
     } else {
         None
@@ -83,12 +111,12 @@ pub struct JemallocStats {
 impl JemallocStats {
     /// Refreshes jemalloc's statistics epoch and reads them.
     ///
-    /// Returns `None` when jemalloc does not serve the counted allocations
-    /// (for example `CountingAlloc<System>`), or when the figures cannot be
-    /// read.
+    /// Returns `None` when jemalloc does not serve the program's
+    /// allocations (for example `CountingAlloc<System>`), or when the
+    /// figures cannot be read.
     pub fn read() -> Option<JemallocStats> {
         use tikv_jemalloc_ctl::{epoch, stats};
-        if !crate::alloc::inner_is_jemalloc() {
+        if !serves_global_allocator() {
             return None;
         }
         epoch::advance().ok()?;

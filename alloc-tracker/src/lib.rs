@@ -132,24 +132,27 @@
 mod alloc;
 mod budget;
 mod counters;
+mod install;
 mod jemalloc;
 mod op;
+mod profile;
 mod scope;
-mod sites;
+mod stack;
 mod stats;
 
-pub use crate::alloc::{is_installed, CountingAlloc};
+pub use crate::alloc::CountingAlloc;
 pub use crate::budget::{assert_no_alloc, Budget, BudgetExceeded, Exceeded, Limit};
 pub use crate::counters::MAX_THREADS;
+pub use crate::install::is_installed;
 #[cfg(feature = "jemalloc")]
 pub use crate::jemalloc::JemallocStats;
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
-pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope};
-pub use crate::sites::export::Frame;
-pub use crate::sites::profile::{
+pub use crate::profile::{
     heap_profile, reset_heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE,
     MAX_STACKS,
 };
+pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope};
+pub use crate::stack::Frame;
 pub use crate::stats::{AllocStats, PerOp};
 
 /// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).

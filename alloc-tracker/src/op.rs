@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::counters::Counts;
+use crate::counters::{CounterSet, Counts};
 use crate::{AllocStats, Scope};
 
 /// The most distinct operation names the table holds.
@@ -25,17 +25,12 @@ pub const MAX_OPS: usize = 256;
 struct Row {
     name: OnceLock<&'static str>,
     calls: AtomicU64,
-    counts: [AtomicU64; 5],
+    counts: CounterSet<AtomicU64>,
     peak_bytes: AtomicU64,
 }
 
 static TABLE: [Row; MAX_OPS] = [const {
-    Row {
-        name: OnceLock::new(),
-        calls: AtomicU64::new(0),
-        counts: [const { AtomicU64::new(0) }; 5],
-        peak_bytes: AtomicU64::new(0),
-    }
+    Row { name: OnceLock::new(), calls: AtomicU64::new(0), counts: CounterSet::zero(), peak_bytes: AtomicU64::new(0) }
 }; MAX_OPS];
 
 /// Serialises the insertion of new names (never taken on the allocator path).
@@ -44,7 +39,7 @@ static INSERT: Mutex<()> = Mutex::new(());
 thread_local! {
     /// What the operations nested in the innermost open one have counted,
     /// inclusive, so far: subtracted from it when it ends.
-    static CHILDREN: Cell<Counts> = const { Cell::new(Counts { allocs: 0, deallocs: 0, reallocs: 0, bytes_allocated: 0, bytes_freed: 0 }) };
+    static CHILDREN: Cell<Counts> = const { Cell::new(Counts::ZERO) };
     /// How many operation guards are open on this thread.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
@@ -147,10 +142,7 @@ impl Drop for OpGuard {
         CHILDREN.set(self.parent_children.wrapping_add(inclusive.counts()));
         let row = &TABLE[self.row];
         row.calls.fetch_add(1, Ordering::Relaxed);
-        let values = [own.allocs, own.deallocs, own.reallocs, own.bytes_allocated, own.bytes_freed];
-        for (counter, v) in row.counts.iter().zip(values) {
-            counter.fetch_add(v, Ordering::Relaxed);
-        }
+        row.counts.add(own);
         row.peak_bytes.fetch_max(inclusive.peak_bytes, Ordering::Relaxed);
     }
 }
@@ -218,15 +210,7 @@ pub fn op_stats() -> Vec<OpStats> {
         .iter()
         .map_while(|r| {
             let name = *r.name.get()?;
-            let [a, d, re, ba, bf] = &r.counts;
-            let counts = Counts {
-                allocs: a.load(Ordering::Relaxed),
-                deallocs: d.load(Ordering::Relaxed),
-                reallocs: re.load(Ordering::Relaxed),
-                bytes_allocated: ba.load(Ordering::Relaxed),
-                bytes_freed: bf.load(Ordering::Relaxed),
-            };
-            let mut stats = AllocStats::from_counts(counts);
+            let mut stats = AllocStats::from_counts(r.counts.load());
             stats.peak_bytes = r.peak_bytes.load(Ordering::Relaxed);
             Some(OpStats { name, calls: r.calls.load(Ordering::Relaxed), stats })
         })
@@ -251,9 +235,7 @@ pub fn op_stats() -> Vec<OpStats> {
 pub fn reset_op_stats() {
     for r in &TABLE {
         r.calls.store(0, Ordering::Relaxed);
-        for c in &r.counts {
-            c.store(0, Ordering::Relaxed);
-        }
+        r.counts.clear();
         r.peak_bytes.store(0, Ordering::Relaxed);
     }
 }

@@ -19,8 +19,8 @@
 
 use std::marker::PhantomData;
 
-use crate::alloc::require_installed;
-use crate::counters::{self, Counts, PeakFrame};
+use crate::counters::{self, registry, Counts, PEAK};
+use crate::install::require_installed;
 use crate::jemalloc::rounded_thread_allocated;
 use crate::AllocStats;
 
@@ -79,7 +79,7 @@ pub fn thread_stats() -> AllocStats {
 #[track_caller]
 pub fn process_stats() -> AllocStats {
     require_installed("allocscope::process_stats");
-    AllocStats::from_counts(counters::process_counts())
+    AllocStats::from_counts(registry::process_counts())
 }
 
 /// An open measurement window on the current thread.
@@ -140,7 +140,7 @@ impl Scope {
         require_installed("allocscope::Scope");
         let rounded_start = rounded_thread_allocated();
         let start = counters::thread_counts();
-        let frame = counters::start_peak(start);
+        let frame = PeakFrame::start(start);
         Scope { start, rounded_start, frame: Some(frame), _not_send: PhantomData }
     }
 
@@ -168,7 +168,7 @@ impl Scope {
     pub fn current(&self) -> AllocStats {
         let now = counters::thread_counts();
         let mut s = AllocStats::from_counts(now.wrapping_sub(self.start));
-        s.peak_bytes = counters::peak_so_far(self.start);
+        s.peak_bytes = peak_above(counters::high_water(), self.start);
         s.rounded_bytes_allocated = self.rounded_since_start();
         s
     }
@@ -197,12 +197,49 @@ impl Scope {
     fn end(&mut self) -> AllocStats {
         let end = counters::thread_counts();
         let rounded = self.rounded_since_start();
-        let peak = self.frame.take().map_or(0, |f| counters::finish_peak(f, self.start));
+        let peak = self.frame.take().map_or(0, |f| f.finish(self.start));
         let mut s = AllocStats::from_counts(end.wrapping_sub(self.start));
         s.peak_bytes = peak;
         s.rounded_bytes_allocated = rounded;
         s
     }
+}
+
+/// The thread's peak tracking state, saved by a scope when it starts
+/// tracking peak bytes and restored when it ends.
+#[derive(Clone, Copy, Debug)]
+struct PeakFrame {
+    saved_peak_bit: bool,
+    saved_high_water: i64,
+}
+
+impl PeakFrame {
+    /// Starts peak tracking on the current (registered) thread: from now on
+    /// the high-water mark follows live bytes, starting from the current
+    /// level.
+    fn start(start: Counts) -> PeakFrame {
+        let frame = PeakFrame {
+            saved_peak_bit: counters::mode_bit(PEAK),
+            saved_high_water: counters::take_high_water(start.live()),
+        };
+        counters::set_mode_bit(PEAK, true);
+        frame
+    }
+
+    /// Ends peak tracking: returns the highest live bytes reached above
+    /// `start`, and hands the high-water mark on to the enclosing scope, if
+    /// any.
+    fn finish(self, start: Counts) -> u64 {
+        let high = counters::take_high_water(0);
+        counters::take_high_water(high.max(self.saved_high_water));
+        counters::set_mode_bit(PEAK, self.saved_peak_bit);
+        peak_above(high, start)
+    }
+}
+
+/// The highest live bytes above `start`'s level, given the high-water mark.
+fn peak_above(high_water: i64, start: Counts) -> u64 {
+    high_water.wrapping_sub(start.live()).max(0) as u64
 }
 
 impl Drop for Scope {
@@ -271,8 +308,8 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
 #[track_caller]
 pub fn measure_process<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
     require_installed("allocscope::measure_process");
-    let before = counters::process_counts();
+    let before = registry::process_counts();
     let value = f();
-    let after = counters::process_counts();
+    let after = registry::process_counts();
     (value, AllocStats::from_counts(after.wrapping_sub(before)))
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::{Add, Sub};
 
-use crate::counters::Counts;
+use crate::counters::{Counter, Counts};
 
 /// Allocation figures for a thread, a process, a scope or a named operation.
 ///
@@ -150,26 +150,29 @@ impl AllocStats {
         }
     }
 
+    /// The figures of `c`, with `peak_bytes` set to its live bytes clamped
+    /// at zero (the lower bound of a difference of snapshots).
     pub(crate) fn from_counts(c: Counts) -> Self {
         AllocStats {
-            allocs: c.allocs,
-            deallocs: c.deallocs,
-            reallocs: c.reallocs,
-            bytes_allocated: c.bytes_allocated,
-            bytes_freed: c.bytes_freed,
+            allocs: c[Counter::Allocs],
+            deallocs: c[Counter::Deallocs],
+            reallocs: c[Counter::Reallocs],
+            bytes_allocated: c[Counter::BytesAllocated],
+            bytes_freed: c[Counter::BytesFreed],
             peak_bytes: c.live().max(0) as u64,
             rounded_bytes_allocated: None,
         }
     }
 
+    /// The five event counters, in the counter-set vocabulary.
     pub(crate) fn counts(&self) -> Counts {
-        Counts {
-            allocs: self.allocs,
-            deallocs: self.deallocs,
-            reallocs: self.reallocs,
-            bytes_allocated: self.bytes_allocated,
-            bytes_freed: self.bytes_freed,
-        }
+        Counts::from_fn(|c| match c {
+            Counter::Allocs => self.allocs,
+            Counter::Deallocs => self.deallocs,
+            Counter::Reallocs => self.reallocs,
+            Counter::BytesAllocated => self.bytes_allocated,
+            Counter::BytesFreed => self.bytes_freed,
+        })
     }
 }
 

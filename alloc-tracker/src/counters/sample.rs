@@ -1,38 +1,38 @@
-//! Sampled heap profiles: where the bytes come from.
+//! The heap sampler's allocator-side lane: the per-thread byte countdown,
+//! and the fixed tables of sampled stacks and live sampled blocks. The
+//! public API and the profile's writers are in [`crate::profile`].
 //!
 //! # How
 //!
-//! A thread that calls [`start_sampling`] sets a mode bit that sends its
-//! allocations and frees down the allocator's cold path (threads that do not
-//! sample keep the fast path: the feature costs nothing when off). There,
-//! sampling is by bytes, as Go's `runtime.MemProfileRate`: each allocation
-//! moves a per-thread countdown, whose intervals are drawn from an
-//! exponential distribution with the rate as mean, so an allocation of `s`
-//! bytes is sampled with probability `p = 1 - exp(-s / rate)`. A sample
-//! stands for `1 / p` allocations and `s / p` bytes, so the estimates add up
-//! to the true totals on average. A rate of 1 samples every allocation: the
+//! A thread that samples has the `SAMPLE` mode bit, which sends its
+//! allocations and frees down the sampling lane (threads that do not sample
+//! keep the fast path: the feature costs nothing when off). There, sampling
+//! is by bytes, as Go's `runtime.MemProfileRate`: each allocation moves a
+//! per-thread countdown, whose intervals are drawn from an exponential
+//! distribution with the rate as mean, so an allocation of `s` bytes is
+//! sampled with probability `p = 1 - exp(-s / rate)`. A sample stands for
+//! `1 / p` allocations and `s / p` bytes, so the estimates add up to the
+//! true totals on average. A rate of 1 samples every allocation: the
 //! figures are then exact.
 //!
-//! A sample records the stack's raw return addresses (the platform
-//! unwinder, as for budget sites) into a fixed static table of stacks, and
-//! the block's address into a fixed table of live sampled blocks, so that a
+//! A sample records the stack's raw return addresses
+//! ([`crate::stack::capture`]) into a fixed static table of stacks, and the
+//! block's address into a fixed table of live sampled blocks, so that a
 //! free on a sampling thread finds its sample and takes it out of the live
 //! figures. None of this allocates through the Rust global allocator.
-//! Symbols are resolved only when a profile is read ([`HeapProfile`]).
 //!
 //! # Limits
 //!
 //! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
-//!   blocks; beyond that, samples are counted in
-//!   [`HeapProfile::dropped_samples`] and live blocks are not followed.
-//! - A free is matched only on a thread that samples: enable sampling on
-//!   every thread that frees profiled memory, or live figures stay high.
+//!   blocks; beyond that, samples are counted as dropped and live blocks
+//!   are not followed.
+//! - A free is matched only on a thread that samples.
 //! - Stacks deeper than 48 frames are cut at the 48th.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::counters::{self, SAMPLE};
+use super::SAMPLE;
 
 /// Distinct stacks the profile table holds.
 pub const MAX_STACKS: usize = 4096;
@@ -133,32 +133,9 @@ impl Sampler {
     }
 }
 
-/// Starts sampling the current thread's allocations, one sample per `rate`
-/// bytes on average (`1`: every allocation, exact figures). Sampling stays
-/// on until [`stop_sampling`]; samples go to the process-wide profile that
-/// [`heap_profile`] reads.
-///
-/// # Panics
-///
-/// If the tracker is not installed, or `rate` is zero.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(1); // exact
-/// let v = std::hint::black_box(vec![0u8; 1000]);
-/// allocscope::stop_sampling();
-/// let profile = allocscope::heap_profile();
-/// assert!(profile.total_bytes() >= 1000.0);
-/// # drop(v);
-/// ```
-#[track_caller]
-pub fn start_sampling(rate: u64) {
-    crate::alloc::require_installed("allocscope::start_sampling");
-    assert!(rate > 0, "allocscope::start_sampling: the rate must be at least 1 byte");
+/// Starts sampling the current thread, one sample per `rate` bytes on
+/// average (the caller checked `rate > 0`).
+pub(crate) fn start(rate: u64) {
     LAST_RATE.store(rate, Ordering::Relaxed);
     SAMPLER.with(|s| {
         s.rate.set(rate);
@@ -169,28 +146,18 @@ pub fn start_sampling(rate: u64) {
         s.rng.set(seed | 1);
         s.until_next.set(s.next_interval());
     });
-    counters::set_mode_bit(SAMPLE, true);
+    super::set_mode_bit(SAMPLE, true);
 }
 
 /// Stops sampling the current thread.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(allocscope::DEFAULT_SAMPLE_RATE);
-/// allocscope::stop_sampling();
-/// ```
-pub fn stop_sampling() {
-    counters::set_mode_bit(SAMPLE, false);
+pub(crate) fn stop() {
+    super::set_mode_bit(SAMPLE, false);
 }
 
 /// The sampling countdown, inline in the allocator's sampling lane: one
 /// subtraction and a branch until a sample is due.
 #[inline(always)]
-pub(crate) fn tick(ptr: *mut u8, size: u64) {
+pub(super) fn tick(ptr: *mut u8, size: u64) {
     SAMPLER.with(|s| {
         let left = s.until_next.get() - size as i64;
         s.until_next.set(left);
@@ -203,7 +170,7 @@ pub(crate) fn tick(ptr: *mut u8, size: u64) {
 /// Called from the allocator's cold path for an allocation on a sampling
 /// thread that is also in a scope or a budget.
 #[inline(never)]
-pub(crate) fn on_alloc(ptr: *mut u8, size: u64) {
+pub(super) fn on_alloc(ptr: *mut u8, size: u64) {
     tick(ptr, size);
 }
 
@@ -235,7 +202,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 
 fn record(addr: usize, allocs: f64, bytes: f64) {
     let mut frames = [0usize; MAX_DEPTH];
-    let n = super::capture(&mut frames);
+    let n = crate::stack::capture(&mut frames);
     let frames = &frames[..n];
     let Some(index) = stack_index(frames) else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +278,7 @@ fn track_live(addr: usize, stack: usize, allocs: f64, bytes: f64) {
 /// A free on a sampling thread: takes a sampled block out of the live
 /// figures. Inline, and nothing but one load while no sampled block lives.
 #[inline(always)]
-pub(crate) fn on_free(ptr: *mut u8) {
+pub(super) fn on_free(ptr: *mut u8) {
     if LIVE_COUNT.load(Ordering::Relaxed) != 0 {
         free_sampled(ptr);
     }
@@ -337,55 +304,22 @@ fn free_sampled(ptr: *mut u8) {
     }
 }
 
-/// One allocation site: a call stack and what the samples taken there
-/// stand for. Figures are estimates scaled from the samples (exact at rate
-/// 1).
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Site {
-    /// Return addresses, innermost first.
+/// One sampled stack, as read from the table: see [`crate::Site`].
+pub(crate) struct SampledStack {
     pub addresses: Vec<usize>,
-    /// Samples taken at this site.
     pub samples: u64,
-    /// Estimated allocations made here.
     pub allocs: f64,
-    /// Estimated bytes allocated here.
     pub bytes: f64,
-    /// Estimated allocations made here and not freed (by a sampling thread).
     pub live_allocs: f64,
-    /// Estimated bytes made here and not freed.
     pub live_bytes: f64,
 }
 
-/// A snapshot of the process-wide sampled profile; see [`heap_profile`].
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct HeapProfile {
-    /// Every site sampled so far.
-    pub sites: Vec<Site>,
-    /// Samples that found the stack table full.
-    pub dropped_samples: u64,
-    /// The sampling rate last set by [`start_sampling`], in bytes (pprof's
-    /// `period`).
-    pub sample_rate: u64,
-}
-
-/// Reads the profile gathered so far by every sampling thread.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// let profile = allocscope::heap_profile();
-/// assert_eq!(profile.dropped_samples, 0);
-/// ```
-pub fn heap_profile() -> HeapProfile {
-    let sites = STACKS
+/// Every stack sampled so far.
+pub(crate) fn stacks() -> Vec<SampledStack> {
+    STACKS
         .iter()
         .filter(|s| s.hash.load(Ordering::Acquire) > 1 && s.samples.load(Ordering::Relaxed) > 0)
-        .map(|s| Site {
+        .map(|s| SampledStack {
             addresses: s.frames[..s.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect(),
             samples: s.samples.load(Ordering::Relaxed),
             allocs: load_f64(&s.allocs),
@@ -393,31 +327,21 @@ pub fn heap_profile() -> HeapProfile {
             live_allocs: load_f64(&s.live_allocs),
             live_bytes: load_f64(&s.live_bytes),
         })
-        .collect();
-    HeapProfile {
-        sites,
-        dropped_samples: DROPPED.load(Ordering::Relaxed),
-        sample_rate: LAST_RATE.load(Ordering::Relaxed),
-    }
+        .collect()
 }
 
-/// Clears the process-wide profile: every site, every followed live block
-/// and the dropped-sample count. Call it while no thread samples (a sample
-/// taken during the reset may be half cleared).
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(1);
-/// drop(std::hint::black_box(vec![0u8; 10]));
-/// allocscope::stop_sampling();
-/// allocscope::reset_heap_profile();
-/// assert!(allocscope::heap_profile().sites.is_empty());
-/// ```
-pub fn reset_heap_profile() {
+/// Samples that found the stack table full.
+pub(crate) fn dropped_samples() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// The rate last given to [`start`].
+pub(crate) fn last_rate() -> u64 {
+    LAST_RATE.load(Ordering::Relaxed)
+}
+
+/// Clears both tables and the dropped-sample count.
+pub(crate) fn reset() {
     for s in &STACKS {
         s.hash.store(0, Ordering::Relaxed);
         s.len.store(0, Ordering::Relaxed);
@@ -430,58 +354,4 @@ pub fn reset_heap_profile() {
     }
     LIVE_COUNT.store(0, Ordering::Relaxed);
     DROPPED.store(0, Ordering::Relaxed);
-}
-
-impl HeapProfile {
-    /// Estimated bytes allocated at all sites.
-    pub fn total_bytes(&self) -> f64 {
-        self.sites.iter().map(|s| s.bytes).sum()
-    }
-
-    /// Estimated allocations at all sites.
-    pub fn total_allocs(&self) -> f64 {
-        self.sites.iter().map(|s| s.allocs).sum()
-    }
-
-    /// The profile in folded-stack form, one line per site: the functions of
-    /// the code under test from outermost to innermost joined by `;`, a
-    /// space, and the estimated bytes allocated there (rounded). Standard
-    /// library and allocator frames are left out. The input of `inferno`'s
-    /// and Brendan Gregg's flame graph tools.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-    /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// #[inline(never)]
-    /// fn make_table() -> Vec<u64> {
-    ///     std::hint::black_box(vec![0u64; 512])
-    /// }
-    /// allocscope::start_sampling(1);
-    /// let t = make_table();
-    /// allocscope::stop_sampling();
-    /// let folded = allocscope::heap_profile().folded();
-    /// assert!(folded.lines().any(|l| l.contains("make_table") && l.ends_with(" 4096")), "{folded}");
-    /// # drop(t);
-    /// ```
-    pub fn folded(&self) -> String {
-        let mut merged: Vec<(String, f64)> = Vec::new();
-        for site in &self.sites {
-            let mut names: Vec<String> =
-                super::export::user_frames(site).into_iter().map(|f| f.name.replace(';', ":")).collect();
-            if names.is_empty() {
-                names.push("[unknown]".to_owned());
-            }
-            names.reverse();
-            let stack = names.join(";");
-            match merged.iter_mut().find(|(s, _)| *s == stack) {
-                Some((_, bytes)) => *bytes += site.bytes,
-                None => merged.push((stack, site.bytes)),
-            }
-        }
-        merged.sort_by(|a, b| a.0.cmp(&b.0));
-        merged.iter().map(|(stack, bytes)| format!("{stack} {}\n", bytes.round() as u64)).collect()
-    }
 }

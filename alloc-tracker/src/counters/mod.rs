@@ -1,0 +1,638 @@
+//! Everything that runs inside the allocator, and only that: the counter
+//! set, each thread's block of counters, and the gates that send an
+//! allocator event down its path.
+//!
+//! # Design
+//!
+//! Every thread owns one [`ThreadCounters`] block in a `const`-initialised
+//! thread-local with no destructor, so the hot path is a handful of plain
+//! `add` instructions on thread-local memory: no lazy initialisation, no
+//! lock, no shared cache line, no read-modify-write atomic. The counters are
+//! atomics written with a relaxed load and store by their single writer (the
+//! owning thread), which compiles to the same `add` as a `Cell` on x86-64 and
+//! AArch64, but lets other threads read them without a data race.
+//!
+//! A thread's first allocation (or first free, or first call into the public
+//! API) *registers* the block ([`registry`]): it claims a slot in a fixed
+//! static array with one compare-and-swap and arms a thread-exit hook
+//! ([`exit_hook`]), which folds the block into the process totals when the
+//! thread exits.
+//!
+//! # Modes and gates
+//!
+//! A block's `mode` is a set of bits, written only by the owning thread:
+//!
+//! | bit | set while | who sets it |
+//! |---|---|---|
+//! | `FRESH` | the block is not registered yet | the initialiser; cleared by registration |
+//! | `DETACHED` | the block is not in the registry (no free slot, or the thread is exiting): events go to the shared totals | registration, the exit hook |
+//! | `PEAK` | a scope tracks this thread's peak live bytes | [`crate::Scope`] |
+//! | `TRIP` | a budget watches for its first crossing ([`trip`]) | [`crate::Budget`] |
+//! | `SAMPLE` | the thread samples call sites ([`sample`]) | `start_sampling` |
+//!
+//! ```text
+//!            first event or API call
+//!   FRESH ─────────── register ───────────> registered ── thread exit ──> DETACHED
+//!     │                                      (READY, or PEAK/TRIP/SAMPLE    ▲
+//!     │                                       while guards are open)        │
+//!     └────────── no free slot, or no exit hook ────────────────────────────┘
+//! ```
+//!
+//! Two bytes derived from the mode (by [`ThreadCounters::set_mode`], the
+//! only writer) are what the allocator path tests, so that one compare with
+//! zero picks the path:
+//!
+//! | mode | `alloc_gate` | `alloc`, `realloc` | `free_gate` | `dealloc` |
+//! |---|---|---|---|---|
+//! | `READY` (no bit) | negative | fast: two adds | 0 | fast: two adds |
+//! | `PEAK` alone | 0 | peak: two adds, raise the high-water mark (inline) | 0 | fast |
+//! | `SAMPLE` alone | positive | sampling lane (out of line): count, move the countdown | `SAMPLE` | sampling lane: count, unfollow a sampled block |
+//! | any other | positive | cold (out of line): registration, trip check, sampling, detached counting | non-zero when `FRESH`, `DETACHED` or `SAMPLE` is set, else 0 | cold, or fast |
+//!
+//! So the path is 4 instructions per `alloc` and 4 per `dealloc` outside
+//! scopes (a compare with thread-local memory, a branch, two adds), and 9
+//! per `alloc` inside a peak-tracking scope. `dealloc` ignores `PEAK` and
+//! `TRIP` (a peak cannot rise on a free, and budgets limit allocations), but
+//! it needs its check: a thread can free without ever allocating (a
+//! consumer thread; a `std` thread's start-up may free first), and such
+//! frees must reach the process totals.
+//!
+//! Why not fewer: a design that folds the check into the counter update
+//! (an `add` to memory, then a branch on the flags it sets) needs
+//! non-atomic counters; with a relaxed atomic store, which other threads'
+//! reads require to be free of data races, x86-64 code generation emits a
+//! load, an add, a store and the branch instead. The counters stay atomics
+//! and the check stays a separate compare.
+//!
+//! # Limits
+//!
+//! - At most [`MAX_THREADS`] threads are tracked per thread at once. Further
+//!   threads, and events that happen on a thread after its exit hook ran
+//!   (frees made by later thread-exit destructors), are counted only in the
+//!   process totals, through shared atomics.
+//! - A snapshot of another *running* thread is not atomic across fields; it
+//!   is exact when the other threads are quiescent (joined or parked).
+
+use std::cell::Cell;
+use std::ops::{Index, IndexMut};
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+mod exit_hook;
+pub(crate) mod registry;
+pub(crate) mod sample;
+pub(crate) mod trip;
+
+pub use registry::MAX_THREADS;
+
+/// Bit set in `mode` while a scope tracks this thread's peak live bytes.
+pub(crate) const PEAK: u8 = 1;
+/// Bit set in `mode` until the block is registered.
+const FRESH: u8 = 2;
+/// Bit set in `mode` when the block is not (or no longer) in the registry:
+/// every event is counted in the registry's shared totals instead.
+const DETACHED: u8 = 4;
+/// Bit set in `mode` while a budget watches for its first crossing
+/// ([`trip`]): allocations take the cold path, which checks.
+pub(crate) const TRIP: u8 = 8;
+/// Bit set in `mode` while this thread samples call sites ([`sample`]):
+/// allocations and frees take the sampling lane.
+pub(crate) const SAMPLE: u8 = 16;
+/// `mode` value: registered, nothing to track.
+const READY: u8 = 0;
+/// The bits that send a free off its fast path (a peak cannot rise on a
+/// free, and budgets limit allocations only).
+const FREE_SLOW: u8 = FRESH | DETACHED | SAMPLE;
+
+/// The five event counters, by name: the vocabulary of
+/// [`AllocStats`](crate::AllocStats), and the index of each counter in a
+/// [`CounterSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// Successful `alloc` and `alloc_zeroed` calls.
+    Allocs,
+    /// `dealloc` calls.
+    Deallocs,
+    /// Successful `realloc` calls.
+    Reallocs,
+    /// Requested bytes of allocations, plus reallocations' new sizes.
+    BytesAllocated,
+    /// Bytes of frees, plus reallocations' old sizes.
+    BytesFreed,
+}
+
+impl Counter {
+    /// Every counter, in the order of [`CounterSet`]'s values.
+    pub(crate) const ALL: [Counter; 5] =
+        [Counter::Allocs, Counter::Deallocs, Counter::Reallocs, Counter::BytesAllocated, Counter::BytesFreed];
+}
+
+/// One value per [`Counter`]: plain counts, or the atomics of a thread's
+/// block, an operation's row or the shared totals. (divan's `AllocOpMap`
+/// keeps its counters this way: one vocabulary, never spelled out field by
+/// field.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CounterSet<T> {
+    values: [T; 5],
+}
+
+/// Cumulative or differential counts.
+pub(crate) type Counts = CounterSet<u64>;
+
+impl<T> Index<Counter> for CounterSet<T> {
+    type Output = T;
+
+    #[inline(always)]
+    fn index(&self, c: Counter) -> &T {
+        &self.values[c as usize]
+    }
+}
+
+impl<T> IndexMut<Counter> for CounterSet<T> {
+    #[inline(always)]
+    fn index_mut(&mut self, c: Counter) -> &mut T {
+        &mut self.values[c as usize]
+    }
+}
+
+impl<T> CounterSet<T> {
+    /// A set whose value for each counter is `f(counter)`.
+    pub(crate) fn from_fn(mut f: impl FnMut(Counter) -> T) -> Self {
+        CounterSet { values: Counter::ALL.map(&mut f) }
+    }
+}
+
+impl Counts {
+    /// All zero; for `const` contexts.
+    pub(crate) const ZERO: Counts = CounterSet { values: [0; 5] };
+
+    /// Counts with the given counters set and the others zero.
+    pub(crate) fn of(pairs: &[(Counter, u64)]) -> Counts {
+        let mut c = Counts::default();
+        for &(counter, v) in pairs {
+            c[counter] = v;
+        }
+        c
+    }
+
+    pub(crate) fn wrapping_add(self, o: Counts) -> Counts {
+        Counts::from_fn(|c| self[c].wrapping_add(o[c]))
+    }
+
+    pub(crate) fn wrapping_sub(self, o: Counts) -> Counts {
+        Counts::from_fn(|c| self[c].wrapping_sub(o[c]))
+    }
+
+    /// Live bytes: allocated minus freed, as a signed figure (a thread that
+    /// frees what others allocated goes negative).
+    pub(crate) fn live(self) -> i64 {
+        self[Counter::BytesAllocated].wrapping_sub(self[Counter::BytesFreed]) as i64
+    }
+}
+
+impl CounterSet<AtomicU64> {
+    /// All zero; `const`, for statics and thread-locals.
+    pub(crate) const fn zero() -> Self {
+        CounterSet { values: [const { AtomicU64::new(0) }; 5] }
+    }
+
+    /// Reads every counter (relaxed; not atomic across counters).
+    pub(crate) fn load(&self) -> Counts {
+        Counts::from_fn(|c| self[c].load(Ordering::Relaxed))
+    }
+
+    /// Adds `counts` with atomic read-modify-writes, for counters that
+    /// several threads write.
+    pub(crate) fn add(&self, counts: Counts) {
+        for c in Counter::ALL {
+            if counts[c] != 0 {
+                self[c].fetch_add(counts[c], Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sets every counter to zero.
+    pub(crate) fn clear(&self) {
+        for c in Counter::ALL {
+            self[c].store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One thread's counters. Written only by the owning thread; the atomic
+/// fields are read by any thread, the `Cell` ones only by the owner.
+#[repr(C, align(64))]
+pub(crate) struct ThreadCounters {
+    /// The thread's state, as `PEAK`, `FRESH`, ... bits. Set only through
+    /// [`ThreadCounters::set_mode`], which keeps the two gates below in step.
+    mode: Cell<u8>,
+    /// What `alloc` and `realloc` test: negative when `mode` is `READY` (the
+    /// fast path), zero when it is `PEAK` alone (the peak path), positive
+    /// otherwise (the cold path). One compare with zero tells the three
+    /// apart.
+    alloc_gate: Cell<i8>,
+    /// What `dealloc` tests: the `mode` bits that send a free off its fast
+    /// path (a peak cannot rise on a free, so `PEAK` is not among them).
+    free_gate: Cell<u8>,
+    counts: CounterSet<AtomicU64>,
+    /// Highest live bytes seen while `PEAK` is set, since the last time a
+    /// scope read it ([`take_high_water`]).
+    high_water: Cell<i64>,
+    /// Index in the registry's slots while registered.
+    slot: Cell<usize>,
+}
+
+thread_local! {
+    // No destructor and a const initialiser: access is a plain TLS offset,
+    // usable inside the allocator at any point of the thread's life.
+    static LOCAL: ThreadCounters = const {
+        ThreadCounters {
+            mode: Cell::new(FRESH),
+            alloc_gate: Cell::new(alloc_gate(FRESH)),
+            free_gate: Cell::new(FRESH & FREE_SLOW),
+            counts: CounterSet::zero(),
+            high_water: Cell::new(0),
+            slot: Cell::new(usize::MAX),
+        }
+    };
+}
+
+/// The `alloc_gate` of a mode.
+const fn alloc_gate(mode: u8) -> i8 {
+    match mode {
+        READY => i8::MIN,
+        PEAK => 0,
+        // Every other mode is below 0x80: positive.
+        other => other as i8,
+    }
+}
+
+impl ThreadCounters {
+    /// Sets the mode and the gates the allocator path tests.
+    fn set_mode(&self, mode: u8) {
+        self.mode.set(mode);
+        self.alloc_gate.set(alloc_gate(mode));
+        self.free_gate.set(mode & FREE_SLOW);
+    }
+}
+
+/// Adds `n` to a counter that only this thread writes: a relaxed load and
+/// store, which compiles to a single non-atomic `add` to memory.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) -> u64 {
+    let v = counter.load(Ordering::Relaxed).wrapping_add(n);
+    counter.store(v, Ordering::Relaxed);
+    v
+}
+
+/// Runs `f` on the current thread's block.
+///
+/// `LOCAL` has a const initialiser and no destructor, so `with` cannot fail
+/// and cannot allocate, even during thread teardown.
+#[inline(always)]
+fn with_local<R>(f: impl FnOnce(&'static ThreadCounters) -> R) -> R {
+    LOCAL.with(|l| {
+        // SAFETY: the block lives as long as the thread; every `&'static`
+        // handed out here is used only while the thread runs (by the thread
+        // itself), or through the registry, whose readers the exit hook
+        // waits for.
+        f(unsafe { &*ptr::from_ref(l) })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The hot path: called from `CountingAlloc` after the inner allocator
+// succeeded. No allocation, no lock, no panic, no system call.
+
+/// Marks the branch that calls it as unlikely, so that the compiler lays it
+/// out apart from the straight-line code: a call to a `#[cold]` function
+/// (this one is empty and vanishes once inlined), the stable-Rust idiom that
+/// `hashbrown` uses for its `unlikely` (`std::hint::cold_path` needs Rust
+/// 1.95).
+#[inline(always)]
+#[cold]
+fn layout_apart() {}
+
+/// Counts one successful `alloc` or `alloc_zeroed` of `size` bytes.
+#[inline(always)]
+pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
+    with_local(|l| {
+        // One compare of the gate with zero and two branches on its flags:
+        // negative is the fast path, zero the peak path (inline: it is the
+        // measured path of every `measure`), positive the cold path.
+        let gate = l.alloc_gate.get();
+        if gate < 0 {
+            bump(&l.counts[Counter::Allocs], 1);
+            bump(&l.counts[Counter::BytesAllocated], size as u64);
+        } else if gate == 0 {
+            // Laid out after the function's other code, so that the fast
+            // path falls straight through, with no taken branch; the peak
+            // path's last branch jumps back, so it costs no instruction.
+            layout_apart();
+            bump(&l.counts[Counter::Allocs], 1);
+            bump(&l.counts[Counter::BytesAllocated], size as u64);
+            raise_high_water(l);
+        } else {
+            on_alloc_other(l, ptr, size as u64);
+        }
+    })
+}
+
+/// Counts one `dealloc` of `size` bytes.
+#[inline(always)]
+pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
+    with_local(|l| {
+        if l.free_gate.get() == 0 {
+            bump(&l.counts[Counter::Deallocs], 1);
+            bump(&l.counts[Counter::BytesFreed], size as u64);
+        } else {
+            on_dealloc_tracking(l, ptr, size as u64);
+        }
+    })
+}
+
+/// Counts one successful `realloc` from `old` to `new` bytes.
+#[inline(always)]
+pub(crate) fn on_realloc(old_ptr: *mut u8, new_ptr: *mut u8, old: usize, new: usize) {
+    with_local(|l| {
+        if l.alloc_gate.get() < 0 {
+            bump(&l.counts[Counter::Reallocs], 1);
+            bump(&l.counts[Counter::BytesAllocated], new as u64);
+            bump(&l.counts[Counter::BytesFreed], old as u64);
+        } else {
+            on_realloc_cold(l, old_ptr, new_ptr, old as u64, new as u64);
+        }
+    })
+}
+
+/// `alloc` on a thread that samples (the heap profiler's lane: count, then
+/// a countdown) or needs the cold path. Out of line, so that the fast path
+/// stays small enough to inline into `__rust_alloc`'s callers; `cold`, so
+/// that the compiler lays the fast path out as the straight line (without
+/// it, each pair paid two more jumps and a register move).
+#[cold]
+#[inline(never)]
+fn on_alloc_other(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    if l.mode.get() == SAMPLE {
+        bump(&l.counts[Counter::Allocs], 1);
+        bump(&l.counts[Counter::BytesAllocated], size);
+        sample::tick(ptr, size);
+    } else {
+        on_alloc_cold(l, ptr, size);
+    }
+}
+
+/// A free on a thread that samples (its lane) or needs the cold path. Out
+/// of line and `cold`, as `on_alloc_other`.
+#[cold]
+#[inline(never)]
+fn on_dealloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    if l.mode.get() & !PEAK == SAMPLE {
+        bump(&l.counts[Counter::Deallocs], 1);
+        bump(&l.counts[Counter::BytesFreed], size);
+        sample::on_free(ptr);
+    } else {
+        on_dealloc_cold(l, ptr, size);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
+        registry::count_detached(Counts::of(&[(Counter::Deallocs, 1), (Counter::BytesFreed, size)]));
+        return;
+    }
+    bump(&l.counts[Counter::Deallocs], 1);
+    bump(&l.counts[Counter::BytesFreed], size);
+    if mode & SAMPLE != 0 {
+        sample::on_free(ptr);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
+        registry::count_detached(Counts::of(&[(Counter::Allocs, 1), (Counter::BytesAllocated, size)]));
+        return;
+    }
+    bump(&l.counts[Counter::Allocs], 1);
+    let allocated = bump(&l.counts[Counter::BytesAllocated], size);
+    if mode & PEAK != 0 {
+        raise_high_water(l);
+    }
+    if mode & TRIP != 0 {
+        check_trip(l, allocated);
+    }
+    if mode & SAMPLE != 0 {
+        sample::on_alloc(ptr, size);
+    }
+}
+
+/// Hands the thread's figures to the budget's trip check.
+fn check_trip(l: &ThreadCounters, allocated: u64) {
+    let total = l.counts[Counter::Allocs]
+        .load(Ordering::Relaxed)
+        .wrapping_add(l.counts[Counter::Reallocs].load(Ordering::Relaxed));
+    trip::check(total, allocated, l.high_water.get());
+}
+
+#[cold]
+#[inline(never)]
+fn on_realloc_cold(l: &'static ThreadCounters, old_ptr: *mut u8, new_ptr: *mut u8, old: u64, new: u64) {
+    let mode = settle(l);
+    if mode & DETACHED != 0 {
+        registry::count_detached(Counts::of(&[
+            (Counter::Reallocs, 1),
+            (Counter::BytesAllocated, new),
+            (Counter::BytesFreed, old),
+        ]));
+        return;
+    }
+    bump(&l.counts[Counter::Reallocs], 1);
+    let allocated = bump(&l.counts[Counter::BytesAllocated], new);
+    bump(&l.counts[Counter::BytesFreed], old);
+    if mode & PEAK != 0 {
+        raise_high_water(l);
+    }
+    if mode & TRIP != 0 {
+        check_trip(l, allocated);
+    }
+    if mode & SAMPLE != 0 {
+        // A reallocation is a new block replacing the old one (the counting
+        // rule): the old one leaves the live set, the new one may be sampled.
+        sample::on_free(old_ptr);
+        sample::on_alloc(new_ptr, new);
+    }
+}
+
+/// Registers the block if it is fresh and returns its mode.
+#[inline]
+fn settle(l: &'static ThreadCounters) -> u8 {
+    if l.mode.get() & FRESH != 0 {
+        registry::register(l);
+    }
+    l.mode.get()
+}
+
+/// Raises the high-water mark to the live bytes.
+///
+/// Both counters are read as plain memory, which lets the compiler fold the
+/// reads into the `sub` and `cmp` that use them: a volatile read of
+/// `bytes_allocated` just written (the compiler keeps it; otherwise it keeps
+/// the sum in a register and pays a separate load and store for the add)
+/// and a plain read of `bytes_freed`.
+#[inline(always)]
+fn raise_high_water(l: &ThreadCounters) {
+    let (allocated, freed) = (&l.counts[Counter::BytesAllocated], &l.counts[Counter::BytesFreed]);
+    // SAFETY: both pointers come from live atomics of this thread's block.
+    // Only the owning thread (this one) writes them, so these reads cannot
+    // race with a write; other threads only read them, and reads do not
+    // race with reads.
+    let live = unsafe { allocated.as_ptr().read_volatile().wrapping_sub(*freed.as_ptr()) } as i64;
+    if live > l.high_water.get() {
+        l.high_water.set(live);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// For the public API (never called from the allocator).
+
+/// How a block relates to the registry, for the public API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tracking {
+    /// Registered: thread scopes work.
+    Registered,
+    /// Counted only in process totals.
+    Detached,
+}
+
+/// Registers the current thread if needed (outside the allocator).
+pub(crate) fn current_tracking() -> Tracking {
+    with_local(|l| if settle(l) & DETACHED != 0 { Tracking::Detached } else { Tracking::Registered })
+}
+
+/// The current thread's cumulative counts (zero for a detached thread).
+pub(crate) fn thread_counts() -> Counts {
+    if current_tracking() == Tracking::Detached {
+        return Counts::default();
+    }
+    with_local(|l| l.counts.load())
+}
+
+/// Whether `bit` (`PEAK`, `TRIP` or `SAMPLE`) is set on this thread.
+pub(crate) fn mode_bit(bit: u8) -> bool {
+    with_local(|l| l.mode.get() & bit != 0)
+}
+
+/// Sets or clears a mode bit of the current thread.
+pub(crate) fn set_mode_bit(bit: u8, on: bool) {
+    debug_assert!(bit & (PEAK | TRIP | SAMPLE) == bit, "only guards' bits are set from outside");
+    with_local(|l| {
+        let m = l.mode.get();
+        l.set_mode(if on { m | bit } else { m & !bit });
+    })
+}
+
+/// The high-water mark of live bytes reached since it was last restarted.
+pub(crate) fn high_water() -> i64 {
+    with_local(|l| l.high_water.get())
+}
+
+/// Returns the high-water mark of live bytes reached since the last call
+/// (or since `PEAK` was set), and restarts it from `live_now`.
+pub(crate) fn take_high_water(live_now: i64) -> i64 {
+    with_local(|l| l.high_water.replace(live_now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hint::black_box;
+
+    pub(super) fn mode() -> u8 {
+        with_local(|l| l.mode.get())
+    }
+
+    /// A bare pthread (no Rust start-up code) whose first allocator event
+    /// is a free: the free registers the thread, without allocating.
+    #[cfg(unix)]
+    #[test]
+    fn a_threads_first_free_registers_it_without_allocating() {
+        #[derive(Default)]
+        struct Seen {
+            block: Option<Box<[u8; 48]>>,
+            modes: [u8; 2],
+            counts: Counts,
+        }
+        extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+            // SAFETY: `arg` is the `Seen` below, borrowed until the join.
+            let seen = unsafe { &mut *arg.cast::<Seen>() };
+            seen.modes[0] = mode();
+            drop(seen.block.take());
+            seen.modes[1] = mode();
+            seen.counts = with_local(|l| l.counts.load());
+            std::ptr::null_mut()
+        }
+        let mut seen = Seen { block: Some(black_box(Box::new([0u8; 48]))), ..Seen::default() };
+        let mut thread: libc::pthread_t = 0;
+        // SAFETY: `run` matches the start routine signature and `seen`
+        // outlives the thread, which is joined before `seen` is read.
+        unsafe {
+            let arg = std::ptr::from_mut(&mut seen).cast();
+            assert_eq!(libc::pthread_create(&mut thread, std::ptr::null(), run, arg), 0);
+            assert_eq!(libc::pthread_join(thread, std::ptr::null_mut()), 0);
+        }
+        assert_eq!(seen.modes, [FRESH, READY]);
+        let c = seen.counts;
+        assert_eq!((c[Counter::Allocs], c[Counter::Deallocs], c[Counter::BytesFreed]), (0, 1, 48));
+    }
+
+    /// The allocator path dispatches on the gates alone: for every mode,
+    /// `alloc` must take the fast path exactly when the mode is `READY`,
+    /// the inline peak path exactly when it is `PEAK` alone, and `dealloc`
+    /// its fast path exactly when no registration or sampling bit is set.
+    #[test]
+    fn the_gates_send_every_mode_to_its_path() {
+        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE;
+        for mode in 0..=all {
+            if mode & !all != 0 {
+                continue;
+            }
+            let gate = alloc_gate(mode);
+            assert_eq!(gate < 0, mode == READY, "mode {mode:#b}");
+            assert_eq!(gate == 0, mode == PEAK, "mode {mode:#b}");
+            let free_fast = mode & (FRESH | DETACHED | SAMPLE) == 0;
+            assert_eq!(mode & FREE_SLOW == 0, free_fast, "mode {mode:#b}");
+        }
+        std::thread::spawn(|| {
+            drop(black_box(vec![0u8; 8])); // registers
+            with_local(|l| {
+                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, READY] {
+                    l.set_mode(mode);
+                    assert_eq!(
+                        (l.mode.get(), l.alloc_gate.get(), l.free_gate.get()),
+                        (mode, alloc_gate(mode), mode & FREE_SLOW)
+                    );
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_counter_set_keeps_one_value_per_counter_in_the_vocabulary_order() {
+        let c = Counts::of(&[(Counter::Reallocs, 3), (Counter::BytesFreed, 7)]);
+        assert_eq!(c.values, [0, 0, 3, 0, 7]);
+        assert_eq!(c.wrapping_add(c)[Counter::BytesFreed], 14);
+        assert_eq!(Counts::of(&[(Counter::BytesAllocated, 10), (Counter::BytesFreed, 25)]).live(), -15);
+        let shared = CounterSet::zero();
+        shared.add(c);
+        shared.add(c);
+        assert_eq!(shared.load(), c.wrapping_add(c));
+    }
+}

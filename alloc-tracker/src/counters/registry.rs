@@ -1,0 +1,148 @@
+//! The registry: which threads' blocks exist, the counts of threads that
+//! have exited, and process totals read from both.
+//!
+//! # Protocol
+//!
+//! - A thread's first event *registers* its block: it claims a slot in
+//!   [`SLOTS`], a fixed static array of pointers, with one compare-and-swap,
+//!   and arms the thread-exit hook. Registration never allocates through
+//!   the global allocator.
+//! - The exit hook ([`retire`]) clears the slot, adds the block's counts to
+//!   [`RETIRED`] and leaves the block detached, so any later event of the
+//!   thread (a free by a later thread-local destructor) is counted in
+//!   `RETIRED` too. It then waits until no reader holds a pointer it took
+//!   from `SLOTS` before the slot was cleared ([`READERS`]), since the
+//!   block's memory goes away with the thread.
+//! - A reader ([`process_counts`]) counts itself into `READERS`, sums
+//!   `RETIRED` and every slot, and retries when an exit hook ran while it
+//!   read (`EXITING`, `EXITS`): otherwise it could count an exiting thread
+//!   twice (in its slot and in `RETIRED`) or not at all.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use super::{exit_hook, CounterSet, Counts, ThreadCounters, DETACHED, FRESH};
+
+/// The most threads whose counters can be registered at the same time.
+pub const MAX_THREADS: usize = 16_384;
+
+/// Pointers to the blocks of registered, running threads.
+static SLOTS: [AtomicPtr<ThreadCounters>; MAX_THREADS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_THREADS];
+/// One past the highest slot ever claimed: readers scan `SLOTS[..SLOTS_USED]`.
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+/// Readers currently dereferencing pointers taken from `SLOTS`.
+static READERS: AtomicUsize = AtomicUsize::new(0);
+/// Exit hooks currently moving a block from `SLOTS` to `RETIRED`.
+static EXITING: AtomicUsize = AtomicUsize::new(0);
+/// Completed exit hooks; lets a reader detect one that overlapped its read.
+static EXITS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts of exited threads, and of events no registered block could take.
+static RETIRED: CounterSet<AtomicU64> = CounterSet::zero();
+
+/// Counts an event of a detached thread in the shared totals.
+pub(super) fn count_detached(counts: Counts) {
+    RETIRED.add(counts);
+}
+
+/// Registers a fresh block: claims a slot and arms the exit hook, or, when
+/// neither is possible, detaches the block and moves what it counted so far
+/// to [`RETIRED`]. Never allocates through the global allocator.
+pub(super) fn register(l: &'static ThreadCounters) {
+    debug_assert!(l.mode.get() & FRESH != 0);
+    let me = ptr::from_ref(l).cast_mut();
+    let claimed = SLOTS.iter().position(|slot| {
+        slot.load(Ordering::Relaxed).is_null()
+            && slot.compare_exchange(ptr::null_mut(), me, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+    });
+    let mode = l.mode.get() & !FRESH;
+    match claimed {
+        Some(i) if exit_hook::arm(me) => {
+            l.slot.set(i);
+            SLOTS_USED.fetch_max(i + 1, Ordering::SeqCst);
+            l.set_mode(mode);
+        }
+        _ => {
+            if let Some(i) = claimed {
+                SLOTS[i].store(ptr::null_mut(), Ordering::SeqCst);
+            }
+            RETIRED.add(l.counts.load());
+            l.set_mode(mode | DETACHED);
+        }
+    }
+}
+
+/// Called on the exiting thread, after the thread's other thread-local
+/// destructors: moves the block's counts to `RETIRED` and leaves the block
+/// detached, so that any later event on this thread is counted there too.
+pub(super) fn retire(l: &ThreadCounters) {
+    EXITING.fetch_add(1, Ordering::SeqCst);
+    let slot = l.slot.replace(usize::MAX);
+    if slot < MAX_THREADS {
+        SLOTS[slot].store(ptr::null_mut(), Ordering::SeqCst);
+    }
+    RETIRED.add(l.counts.load());
+    l.set_mode(DETACHED);
+    EXITS.fetch_add(1, Ordering::SeqCst);
+    EXITING.fetch_sub(1, Ordering::SeqCst);
+    // The block's memory goes away with the thread: wait for any reader that
+    // took its pointer before the slot was cleared.
+    while READERS.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Cumulative counts of every thread, running or exited.
+pub(crate) fn process_counts() -> Counts {
+    loop {
+        READERS.fetch_add(1, Ordering::SeqCst);
+        let exits = EXITS.load(Ordering::SeqCst);
+        let mut total = RETIRED.load();
+        let stable_start = EXITING.load(Ordering::SeqCst) == 0;
+        if stable_start {
+            for slot in &SLOTS[..SLOTS_USED.load(Ordering::SeqCst)] {
+                let p = slot.load(Ordering::SeqCst);
+                if !p.is_null() {
+                    // SAFETY: a block stays alive while its slot points to it,
+                    // and its exit hook waits for `READERS` to reach zero
+                    // after clearing the slot; we counted ourselves in above.
+                    total = total.wrapping_add(unsafe { &*p }.counts.load());
+                }
+            }
+        }
+        let stable = stable_start && EXITING.load(Ordering::SeqCst) == 0 && EXITS.load(Ordering::SeqCst) == exits;
+        READERS.fetch_sub(1, Ordering::SeqCst);
+        if stable {
+            return total;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{tests::mode, thread_counts, with_local, Counter};
+    use super::*;
+    use std::hint::black_box;
+
+    #[test]
+    fn a_retired_block_counts_every_later_event_in_the_process_totals() {
+        std::thread::spawn(|| {
+            drop(black_box(vec![0u8; 8])); // registers
+                                           // What the exit hook does, early: later events (as from other
+                                           // thread-local destructors) must still reach the process totals.
+            with_local(retire);
+            assert_eq!(mode(), DETACHED);
+            let before = RETIRED.load();
+            for _ in 0..3 {
+                drop(black_box(vec![0u8; 100]));
+            }
+            let d = RETIRED.load().wrapping_sub(before);
+            // Other tests' threads may retire concurrently: at least ours.
+            assert!(d[Counter::Allocs] >= 3 && d[Counter::Deallocs] >= 3 && d[Counter::BytesAllocated] >= 300, "{d:?}");
+            assert_eq!(thread_counts(), Counts::default(), "a detached thread has no thread figures");
+        })
+        .join()
+        .unwrap();
+    }
+}

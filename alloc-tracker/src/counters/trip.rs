@@ -1,0 +1,155 @@
+//! A budget's trip recorder: the stack of the first allocation that took a
+//! [`Budget`](crate::Budget) over its limit, so that a failing budget names
+//! the line that allocated.
+//!
+//! # How
+//!
+//! While a budget's closure runs, its thread is in *trip* mode (the `TRIP`
+//! bit): the allocator sends that thread's allocations down its cold path,
+//! which compares the thread's cumulative counters with the budget's
+//! absolute thresholds (start plus limit). The first allocation that
+//! crosses one records the raw return addresses of its stack into a fixed
+//! thread-local array ([`crate::stack::capture`]): no Rust allocation, once
+//! per check. Symbols are resolved only after the closure has returned,
+//! when allocating is fine.
+//!
+//! Per thread, like every budget: it works in ordinary parallel tests.
+//! Nested budgets: while an inner budget runs, its limits are the ones
+//! watched; an outer budget's site is the first crossing seen after that.
+
+use std::cell::Cell;
+
+use super::TRIP;
+
+/// Return addresses kept for a trip.
+const MAX_FRAMES: usize = 64;
+
+/// Absolute thresholds of the budget armed on this thread, and what the
+/// first crossing recorded.
+struct Trip {
+    /// Trips when `allocs + reallocs` exceeds this.
+    max_allocs_total: Cell<u64>,
+    /// Trips when `bytes_allocated` exceeds this.
+    max_bytes: Cell<u64>,
+    /// Trips when the high-water mark of live bytes exceeds this.
+    max_high_water: Cell<i64>,
+    frames: [Cell<usize>; MAX_FRAMES],
+    len: Cell<usize>,
+    /// Set once the first crossing has been recorded (or is being).
+    tripped: Cell<bool>,
+}
+
+thread_local! {
+    // Const-initialised, no destructor: usable from the allocator.
+    static STATE: Trip = const {
+        Trip {
+            max_allocs_total: Cell::new(u64::MAX),
+            max_bytes: Cell::new(u64::MAX),
+            max_high_water: Cell::new(i64::MAX),
+            frames: [const { Cell::new(0) }; MAX_FRAMES],
+            len: Cell::new(0),
+            tripped: Cell::new(false),
+        }
+    };
+}
+
+/// A budget's absolute thresholds, in the thread's cumulative counters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Thresholds {
+    pub allocs_total: u64,
+    pub bytes: u64,
+    pub high_water: i64,
+}
+
+/// What an enclosing budget had armed, restored by [`disarm`].
+#[derive(Debug)]
+pub(crate) struct Saved {
+    thresholds: Thresholds,
+    tripped: bool,
+    trip_bit: bool,
+}
+
+/// Return addresses recorded at a trip, in a fixed array: handed out while
+/// the budget's scope is still open, where a `Vec` would count.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recorded {
+    frames: [usize; MAX_FRAMES],
+    len: usize,
+}
+
+impl Recorded {
+    pub(crate) fn frames(&self) -> &[usize] {
+        &self.frames[..self.len]
+    }
+}
+
+/// Starts watching for the first allocation that crosses `t` on this
+/// thread: arms the thresholds and sets the `TRIP` bit.
+pub(crate) fn arm(t: Thresholds) -> Saved {
+    let saved = STATE.with(|trip| {
+        let saved = Saved {
+            thresholds: Thresholds {
+                allocs_total: trip.max_allocs_total.get(),
+                bytes: trip.max_bytes.get(),
+                high_water: trip.max_high_water.get(),
+            },
+            tripped: trip.tripped.get(),
+            trip_bit: super::mode_bit(TRIP),
+        };
+        trip.max_allocs_total.set(t.allocs_total);
+        trip.max_bytes.set(t.bytes);
+        trip.max_high_water.set(t.high_water);
+        trip.tripped.set(false);
+        trip.len.set(0);
+        saved
+    });
+    super::set_mode_bit(TRIP, true);
+    saved
+}
+
+/// Stops watching: returns the recorded return addresses (none if nothing
+/// tripped), and restores the enclosing budget's thresholds and `TRIP` bit.
+pub(crate) fn disarm(saved: Saved) -> Recorded {
+    super::set_mode_bit(TRIP, saved.trip_bit);
+    STATE.with(|trip| {
+        let mut frames = Recorded { frames: [0; MAX_FRAMES], len: 0 };
+        if trip.tripped.get() {
+            frames.len = trip.len.get();
+            for (dst, src) in frames.frames.iter_mut().zip(&trip.frames[..frames.len]) {
+                *dst = src.get();
+            }
+        }
+        trip.max_allocs_total.set(saved.thresholds.allocs_total);
+        trip.max_bytes.set(saved.thresholds.bytes);
+        trip.max_high_water.set(saved.thresholds.high_water);
+        trip.tripped.set(saved.tripped);
+        frames
+    })
+}
+
+/// Called from the allocator's cold path, after counting, while trip mode
+/// is on: records the stack at the first crossing. Never allocates through
+/// the Rust global allocator.
+#[inline(never)]
+pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
+    STATE.with(|trip| {
+        if trip.tripped.get() {
+            return;
+        }
+        if allocs_total <= trip.max_allocs_total.get()
+            && bytes_allocated <= trip.max_bytes.get()
+            && high_water <= trip.max_high_water.get()
+        {
+            return;
+        }
+        // Set first: if the unwinder allocated through us, the nested call
+        // returns above instead of walking again.
+        trip.tripped.set(true);
+        let mut frames = [0usize; MAX_FRAMES];
+        let n = crate::stack::capture(&mut frames);
+        for (cell, &ip) in trip.frames.iter().zip(&frames[..n]) {
+            cell.set(ip);
+        }
+        trip.len.set(n);
+    })
+}

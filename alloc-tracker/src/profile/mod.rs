@@ -1,0 +1,207 @@
+//! Sampled heap profiles: where the bytes come from. The public API
+//! ([`start_sampling`], [`heap_profile`], [`HeapProfile`]) and every writer
+//! of the profile: folded stacks, pprof (feature `pprof`), DHAT's JSON and
+//! a flame graph (feature `flamegraph`). The allocator-side lane that takes
+//! the samples is [`crate::counters::sample`]; symbols are resolved here,
+//! when a profile is read, never in the allocator.
+//!
+//! # Limits
+//!
+//! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
+//!   blocks; beyond that, samples are counted in
+//!   [`HeapProfile::dropped_samples`] and live blocks are not followed.
+//! - A free is matched only on a thread that samples: enable sampling on
+//!   every thread that frees profiled memory, or live figures stay high.
+//! - Stacks deeper than 48 frames are cut at the 48th.
+
+mod dhat;
+#[cfg(feature = "flamegraph")]
+mod flamegraph;
+mod folded;
+#[cfg(feature = "pprof")]
+mod pprof;
+
+use crate::counters::sample;
+pub use crate::counters::sample::{DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS};
+use crate::stack::{self, Frame};
+
+/// Starts sampling the current thread's allocations, one sample per `rate`
+/// bytes on average (`1`: every allocation, exact figures). Sampling stays
+/// on until [`stop_sampling`]; samples go to the process-wide profile that
+/// [`heap_profile`] reads.
+///
+/// # Panics
+///
+/// If the tracker is not installed, or `rate` is zero.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling(1); // exact
+/// let v = std::hint::black_box(vec![0u8; 1000]);
+/// allocscope::stop_sampling();
+/// let profile = allocscope::heap_profile();
+/// assert!(profile.total_bytes() >= 1000.0);
+/// # drop(v);
+/// ```
+#[track_caller]
+pub fn start_sampling(rate: u64) {
+    crate::install::require_installed("allocscope::start_sampling");
+    assert!(rate > 0, "allocscope::start_sampling: the rate must be at least 1 byte");
+    sample::start(rate);
+}
+
+/// Stops sampling the current thread.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling(allocscope::DEFAULT_SAMPLE_RATE);
+/// allocscope::stop_sampling();
+/// ```
+pub fn stop_sampling() {
+    sample::stop();
+}
+
+/// One allocation site: a call stack and what the samples taken there
+/// stand for. Figures are estimates scaled from the samples (exact at rate
+/// 1).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Site {
+    /// Return addresses, innermost first.
+    pub addresses: Vec<usize>,
+    /// Samples taken at this site.
+    pub samples: u64,
+    /// Estimated allocations made here.
+    pub allocs: f64,
+    /// Estimated bytes allocated here.
+    pub bytes: f64,
+    /// Estimated allocations made here and not freed (by a sampling thread).
+    pub live_allocs: f64,
+    /// Estimated bytes made here and not freed.
+    pub live_bytes: f64,
+}
+
+impl Site {
+    /// The site's frames that belong to the code under test (not the
+    /// standard library's or the allocator's), innermost first, with
+    /// symbols resolved now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// #[inline(never)]
+    /// fn make_index() -> Vec<u32> {
+    ///     std::hint::black_box(vec![0u32; 64])
+    /// }
+    /// allocscope::start_sampling(1);
+    /// let v = make_index();
+    /// allocscope::stop_sampling();
+    /// let profile = allocscope::heap_profile();
+    /// let found = profile.sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("make_index")));
+    /// assert!(found);
+    /// # drop(v);
+    /// ```
+    pub fn user_frames(&self) -> Vec<Frame> {
+        stack::user_frames(&self.addresses)
+    }
+}
+
+/// A snapshot of the process-wide sampled profile; see [`heap_profile`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct HeapProfile {
+    /// Every site sampled so far.
+    pub sites: Vec<Site>,
+    /// Samples that found the stack table full.
+    pub dropped_samples: u64,
+    /// The sampling rate last set by [`start_sampling`], in bytes (pprof's
+    /// `period`).
+    pub sample_rate: u64,
+}
+
+/// Reads the profile gathered so far by every sampling thread.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// let profile = allocscope::heap_profile();
+/// assert_eq!(profile.dropped_samples, 0);
+/// ```
+pub fn heap_profile() -> HeapProfile {
+    let sites = sample::stacks()
+        .into_iter()
+        .map(|s| Site {
+            addresses: s.addresses,
+            samples: s.samples,
+            allocs: s.allocs,
+            bytes: s.bytes,
+            live_allocs: s.live_allocs,
+            live_bytes: s.live_bytes,
+        })
+        .collect();
+    HeapProfile { sites, dropped_samples: sample::dropped_samples(), sample_rate: sample::last_rate() }
+}
+
+/// Clears the process-wide profile: every site, every followed live block
+/// and the dropped-sample count. Call it while no thread samples (a sample
+/// taken during the reset may be half cleared).
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling(1);
+/// drop(std::hint::black_box(vec![0u8; 10]));
+/// allocscope::stop_sampling();
+/// allocscope::reset_heap_profile();
+/// assert!(allocscope::heap_profile().sites.is_empty());
+/// ```
+pub fn reset_heap_profile() {
+    sample::reset();
+}
+
+impl HeapProfile {
+    /// Estimated bytes allocated at all sites.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// assert_eq!(allocscope::HeapProfile::default().total_bytes(), 0.0);
+    /// ```
+    pub fn total_bytes(&self) -> f64 {
+        self.sites.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Estimated allocations at all sites.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// assert_eq!(allocscope::HeapProfile::default().total_allocs(), 0.0);
+    /// ```
+    pub fn total_allocs(&self) -> f64 {
+        self.sites.iter().map(|s| s.allocs).sum()
+    }
+}

@@ -1,0 +1,160 @@
+//! The pprof format: `profile.proto` of github.com/google/pprof,
+//! encoded by hand (a few message types, varints and length-delimited
+//! fields), gzipped as `go tool pprof` expects.
+
+use std::collections::HashMap;
+
+use super::HeapProfile;
+
+fn varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn uint(buf: &mut Vec<u8>, field: u64, v: u64) {
+    varint(buf, field << 3);
+    varint(buf, v);
+}
+
+fn bytes(buf: &mut Vec<u8>, field: u64, b: &[u8]) {
+    varint(buf, (field << 3) | 2);
+    varint(buf, b.len() as u64);
+    buf.extend_from_slice(b);
+}
+
+fn packed(buf: &mut Vec<u8>, field: u64, values: impl IntoIterator<Item = u64>) {
+    let mut inner = Vec::new();
+    for v in values {
+        varint(&mut inner, v);
+    }
+    bytes(buf, field, &inner);
+}
+
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, u64>,
+}
+
+impl Strings {
+    fn id(&mut self, s: &str) -> u64 {
+        if self.table.is_empty() {
+            self.table.push(String::new());
+            self.index.insert(String::new(), 0);
+        }
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as u64;
+        self.table.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+}
+
+fn encode(profile: &HeapProfile, period: u64, time_nanos: u64) -> Vec<u8> {
+    let mut strings = Strings::default();
+    strings.id("");
+    let mut out = Vec::new();
+    // sample_type = 1: Go's heap profile order.
+    for (kind, unit) in
+        [("alloc_objects", "count"), ("alloc_space", "bytes"), ("inuse_objects", "count"), ("inuse_space", "bytes")]
+    {
+        let mut vt = Vec::new();
+        uint(&mut vt, 1, strings.id(kind));
+        uint(&mut vt, 2, strings.id(unit));
+        bytes(&mut out, 1, &vt);
+    }
+    let mut functions: HashMap<(String, String), u64> = HashMap::new();
+    let mut function_msgs = Vec::new();
+    let mut locations: HashMap<(usize, String), u64> = HashMap::new();
+    let mut location_msgs = Vec::new();
+    for site in &profile.sites {
+        let mut ids = Vec::new();
+        for frame in site.user_frames() {
+            let fkey = (frame.name.clone(), frame.file.clone());
+            let next_f = functions.len() as u64 + 1;
+            let fid = *functions.entry(fkey).or_insert_with(|| {
+                let mut f = Vec::new();
+                uint(&mut f, 1, next_f);
+                uint(&mut f, 2, strings.id(&frame.name));
+                uint(&mut f, 3, strings.id(&frame.name));
+                uint(&mut f, 4, strings.id(&frame.file));
+                function_msgs.push(f);
+                next_f
+            });
+            let next_l = locations.len() as u64 + 1;
+            let lid = *locations.entry((frame.address, frame.name.clone())).or_insert_with(|| {
+                let mut line = Vec::new();
+                uint(&mut line, 1, fid);
+                uint(&mut line, 2, u64::from(frame.line));
+                let mut l = Vec::new();
+                uint(&mut l, 1, next_l);
+                uint(&mut l, 3, frame.address as u64);
+                bytes(&mut l, 4, &line);
+                location_msgs.push(l);
+                next_l
+            });
+            ids.push(lid);
+        }
+        let mut sample = Vec::new();
+        packed(&mut sample, 1, ids);
+        let values = [site.allocs, site.bytes, site.live_allocs.max(0.0), site.live_bytes.max(0.0)];
+        packed(&mut sample, 2, values.map(|v| v.round() as u64));
+        bytes(&mut out, 2, &sample);
+    }
+    for l in &location_msgs {
+        bytes(&mut out, 4, l);
+    }
+    for f in &function_msgs {
+        bytes(&mut out, 5, f);
+    }
+    let mut period_type = Vec::new();
+    uint(&mut period_type, 1, strings.id("space"));
+    uint(&mut period_type, 2, strings.id("bytes"));
+    for s in &strings.table {
+        bytes(&mut out, 6, s.as_bytes());
+    }
+    uint(&mut out, 9, time_nanos);
+    bytes(&mut out, 11, &period_type);
+    uint(&mut out, 12, period);
+    out
+}
+
+impl HeapProfile {
+    /// The profile as a gzipped pprof protobuf (`heap.pb.gz`), with Go's
+    /// four heap sample types in Go's order: `alloc_objects/count`,
+    /// `alloc_space/bytes`, `inuse_objects/count`, `inuse_space/bytes`.
+    /// `go tool pprof -top heap.pb.gz` reads it. Feature `pprof`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// allocscope::start_sampling(1);
+    /// let v = std::hint::black_box(vec![0u8; 100]);
+    /// allocscope::stop_sampling();
+    /// let gz = allocscope::heap_profile().pprof_gz();
+    /// assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+    /// # drop(v);
+    /// ```
+    pub fn pprof_gz(&self) -> Vec<u8> {
+        use std::io::Write;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let raw = encode(self, self.sample_rate, now);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&raw).expect("writing to a Vec cannot fail");
+        gz.finish().expect("writing to a Vec cannot fail")
+    }
+
+    /// The uncompressed pprof protobuf (see [`pprof_gz`](Self::pprof_gz)).
+    /// Feature `pprof`.
+    pub fn pprof_protobuf(&self) -> Vec<u8> {
+        encode(self, self.sample_rate, 0)
+    }
+}
