@@ -180,7 +180,10 @@ impl Budget {
         if exceeded.is_empty() {
             Ok(value)
         } else {
-            let site = Some(stack::describe(recorded.frames(), SITE_FRAMES)).filter(|s| !s.is_empty());
+            let site = match recorded.frames() {
+                [] => None,
+                frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
+            };
             Err(BudgetExceeded { exceeded, stats, location, site })
         }
     }
@@ -324,7 +327,9 @@ pub struct BudgetExceeded {
     exceeded: Vec<Exceeded>,
     stats: AllocStats,
     location: &'static Location<'static>,
-    site: Option<String>,
+    /// The first allocation over the limit: its frames, or why they could
+    /// not be resolved to source lines.
+    site: Option<Result<Box<str>, Box<str>>>,
 }
 
 impl fmt::Display for BudgetExceeded {
@@ -336,10 +341,11 @@ impl fmt::Display for BudgetExceeded {
             self.location,
             self.stats
         )?;
-        if let Some(site) = &self.site {
-            write!(f, "\nfirst allocation over the limit:\n{site}")?;
+        match &self.site {
+            Some(Ok(site)) => write!(f, "\nfirst allocation over the limit:\n{site}"),
+            Some(Err(why)) => write!(f, "\nfirst allocation over the limit: {why}"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -395,9 +401,12 @@ impl BudgetExceeded {
     }
 
     /// The stack of the first allocation that went over a limit, one
-    /// `  at FUNCTION (FILE:LINE)` line per frame from the first frame
-    /// outside the allocator machinery, innermost first; `None` when it
-    /// could not be captured or resolved.
+    /// `  at FUNCTION (FILE:LINE)` line per frame of the code under test
+    /// (the allocator machinery, the standard library and the runtime below
+    /// the test or `main` are left out), innermost first; `None` when it
+    /// could not be captured or resolved to source lines. A build without
+    /// line tables (release builds by default) gets a note in the message
+    /// instead, saying how to add them.
     ///
     /// # Examples
     ///
@@ -415,6 +424,6 @@ impl BudgetExceeded {
     /// }
     /// ```
     pub fn site(&self) -> Option<&str> {
-        self.site.as_deref()
+        self.site.as_ref()?.as_deref().ok()
     }
 }

@@ -159,7 +159,9 @@ pub use crate::stats::{AllocStats, PerOp};
 #[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator::Jemalloc;
 
-// The unit tests (and Miri) exercise the counting allocator itself.
+// The unit tests exercise the counting allocator itself; `.ci/run` also
+// runs them under Miri (`cargo +nightly miri test -p allocscope
+// --no-default-features --lib`).
 #[cfg(test)]
 #[global_allocator]
 static TEST_GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);

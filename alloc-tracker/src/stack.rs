@@ -46,85 +46,242 @@ pub struct Frame {
     pub line: u32,
 }
 
-/// Resolves return addresses, innermost first, keeping the frames of the
-/// code under test (an address that inlines several functions gives
-/// several frames).
+/// Where a resolved frame belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// This crate, or the global allocator shim that calls it.
+    Library,
+    /// The standard library.
+    Std,
+    /// Where the runtime (a `std` thread, `main`, the test harness) starts
+    /// the code under test, or the C runtime below it.
+    Runtime,
+    /// Anything else: the code under test, whatever its name or path.
+    User,
+}
+
+/// This crate's own source directory, as its frames' files name it.
+const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+
+/// The frame's origin, from its symbol name and file. Only exact marks
+/// count: this crate's name as the first path segment or its own source
+/// directory, names the compiler reserves (the allocator shim), the
+/// standard library's crate names and sources, and the runtime's start
+/// marker. A user's crate or folder named `allocscope-...` is the user's.
+fn origin(name: &str, file: Option<&std::path::Path>) -> Origin {
+    let bare = name.strip_prefix('<').unwrap_or(name);
+    let shim = name.strip_prefix("__rustc::").unwrap_or(name);
+    if bare.starts_with("allocscope::")
+        || file.is_some_and(|f| f.starts_with(OWN_SOURCES))
+        || ["__rust_alloc", "__rust_alloc_zeroed", "__rust_dealloc", "__rust_realloc"].contains(&shim)
+        || shim.starts_with("__rg_")
+        || shim.starts_with("__rdl_")
+    {
+        Origin::Library
+    } else if name.ends_with("__rust_begin_short_backtrace")
+        || name.contains("__rust_begin_short_backtrace::<")
+        || C_RUNTIME.contains(&name)
+    {
+        Origin::Runtime
+    } else if ["std::", "core::", "alloc::"].iter().any(|krate| bare.starts_with(krate))
+        || file.is_some_and(|f| f.starts_with("/rustc/"))
+    {
+        Origin::Std
+    } else {
+        Origin::User
+    }
+}
+
+/// The C runtime's frames at the bottom of a stack that has no Rust start
+/// marker (a thread the C library started).
+const C_RUNTIME: &[&str] =
+    &["_start", "__libc_start_main_impl", "__libc_start_call_main", "start_thread", "clone3", "__clone3", "__clone"];
+
+/// Keeps the frames of the code under test, from resolved frames
+/// (innermost first):
+///
+/// - the top of a stack captured in the allocator is the unwinder, this
+///   crate and the allocator shim, then the standard library's allocating
+///   code (`RawVec`, ...): everything down to the last library frame of
+///   that first run is cut, whatever names the unwinder's frames have;
+/// - the bottom, from the runtime's start marker down (std's and the test
+///   harness's `__rust_begin_short_backtrace`, as `std`'s own short
+///   backtraces do), is cut;
+/// - in between, the standard library's and this crate's frames are left
+///   out (the iterator adapters, `measure`), and every other frame is kept.
+fn keep_user_frames(frames: Vec<(Frame, Origin)>) -> Vec<Frame> {
+    let first_library = frames.iter().position(|(_, o)| *o == Origin::Library);
+    let top = match first_library {
+        Some(first) => {
+            let run = frames[first..].iter().take_while(|(_, o)| matches!(o, Origin::Library | Origin::Std)).count();
+            let last = frames[first..first + run].iter().rposition(|(_, o)| *o == Origin::Library).unwrap_or(0);
+            first + last + 1
+        }
+        None => 0,
+    };
+    frames
+        .into_iter()
+        .skip(top)
+        .take_while(|(_, o)| *o != Origin::Runtime)
+        .filter(|(_, o)| *o == Origin::User)
+        .map(|(f, _)| f)
+        .collect()
+}
+
+/// Resolves return addresses (innermost first) and keeps the frames of the
+/// code under test; an address that inlines several functions gives several
+/// frames.
 pub(crate) fn user_frames(addresses: &[usize]) -> Vec<Frame> {
     let mut frames = Vec::new();
     for &ip in addresses {
         backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
             let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
-            if is_machinery(&name, symbol.filename()) {
-                return;
-            }
-            frames.push(Frame {
+            let origin = origin(&name, symbol.filename());
+            let frame = Frame {
                 address: ip,
                 name,
                 file: symbol.filename().map(|f| f.display().to_string()).unwrap_or_default(),
                 line: symbol.lineno().unwrap_or(0),
-            });
+            };
+            frames.push((frame, origin));
         });
     }
-    frames
+    keep_user_frames(frames)
 }
 
-/// Whether a frame belongs to the allocation machinery (the standard
-/// library, this crate, the unwinder, the global allocator shim) rather
-/// than to the code under test: by symbol name, or by source file. (The
-/// shim `__rust_alloc` is attributed to the user's `#[global_allocator]`
-/// line, so the name decides there.)
-fn is_machinery(name: &str, file: Option<&std::path::Path>) -> bool {
-    if MACHINERY.iter().any(|prefix| name.starts_with(prefix)) || C_RUNTIME.contains(&name) {
-        return true;
-    }
-    file.is_some_and(|file| {
-        let own = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
-        file.starts_with("/rustc/")
-            || file.starts_with(own)
-            || file.components().any(|c| {
-                let c = c.as_os_str().to_string_lossy();
-                c.starts_with("backtrace-0.") || c.starts_with("tikv-jemallocator-") || c.starts_with("allocscope-")
+/// What to tell a reader whose build has no line tables.
+pub(crate) const NO_LINE_TABLES: &str = "this build has no line tables, so the stack could not be resolved to \
+     source lines; add `debug = \"line-tables-only\"` to the Cargo profile it was built with (for \
+     `cargo test --release` and `cargo bench`: `[profile.release]` and `[profile.bench]`)";
+
+/// Describes a captured stack as lines `  at NAME (FILE:LINE)`, innermost
+/// first, at most `max` frames of the code under test. `Err` carries the
+/// reason when none of those frames has a source line: without line
+/// tables, release builds inline the code under test into its callers and
+/// only the symbol table's names are left.
+pub(crate) fn describe(addresses: &[usize], max: usize) -> Result<String, String> {
+    describe_frames(user_frames(addresses), max)
+}
+
+fn describe_frames(frames: Vec<Frame>, max: usize) -> Result<String, String> {
+    let lines: Vec<String> =
+        frames
+            .iter()
+            .take(max)
+            .map(|f| {
+                if f.line == 0 {
+                    format!("  at {}", f.name)
+                } else {
+                    format!("  at {} ({}:{})", f.name, f.file, f.line)
+                }
             })
-    })
+            .collect();
+    if frames.iter().any(|f| f.line != 0) {
+        Ok(lines.join("\n"))
+    } else if lines.is_empty() {
+        Err(NO_LINE_TABLES.to_owned())
+    } else {
+        Err(format!("{NO_LINE_TABLES}; the functions:\n{}", lines.join("\n")))
+    }
 }
 
-/// The C runtime's frames at the bottom of every stack.
-const C_RUNTIME: &[&str] =
-    &["_start", "__libc_start_main_impl", "__libc_start_call_main", "start_thread", "clone3", "__clone3", "__clone"];
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Symbol name prefixes of the machinery.
-const MACHINERY: &[&str] = &[
-    "backtrace::",
-    "allocscope::",
-    "<allocscope::",
-    "__rust",
-    "__rustc::",
-    "__rg_",
-    "__rdl_",
-    "alloc::",
-    "<alloc::",
-    "core::",
-    "<core::",
-    "std::",
-    "<std::",
-    "tikv_jemallocator::",
-    "<tikv_jemallocator::",
-];
+    fn frame(name: &str, file: &str, line: u32) -> (Frame, Origin) {
+        let path = (!file.is_empty()).then(|| std::path::Path::new(file));
+        let f = Frame { address: 0, name: name.to_owned(), file: file.to_owned(), line };
+        let o = origin(name, path);
+        (f, o)
+    }
 
-/// Resolves recorded return addresses into lines `  at NAME (FILE:LINE)`,
-/// innermost first, keeping the frames of the code under test, at most
-/// `max` of them.
-pub(crate) fn describe(frames: &[usize], max: usize) -> String {
-    let lines: Vec<String> = user_frames(frames)
-        .into_iter()
-        .take(max)
-        .map(|f| {
-            if f.file.is_empty() || f.line == 0 {
-                format!("  at {}", f.name)
-            } else {
-                format!("  at {} ({}:{})", f.name, f.file, f.line)
-            }
-        })
-        .collect();
-    lines.join("\n")
+    fn names(frames: &[Frame]) -> Vec<&str> {
+        frames.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// A stack as a budget trip captures it in a debug build, abridged: the
+    /// unwinder, this crate, the shim, std's allocating code, the user's
+    /// three functions (one through an iterator adapter), the runtime.
+    #[test]
+    fn the_top_and_bottom_machinery_is_cut_and_every_user_frame_kept() {
+        let own = |f: &str| format!("{OWN_SOURCES}{f}");
+        let stack = vec![
+            frame(
+                "backtrace::backtrace::libunwind::trace",
+                "/registry/backtrace-0.3.77/src/backtrace/libunwind.rs",
+                117,
+            ),
+            frame("allocscope::stack::capture", &own("stack.rs"), 25),
+            frame("std::thread::local::LocalKey<T>::with", "/rustc/abc/library/std/src/thread/local.rs", 477),
+            frame(
+                "<allocscope::alloc::CountingAlloc<A> as core::alloc::global::GlobalAlloc>::alloc",
+                &own("alloc.rs"),
+                97,
+            ),
+            frame("__rustc::__rust_alloc", "/home/me/app/src/main.rs", 3),
+            frame(
+                "alloc::raw_vec::RawVecInner<A>::try_allocate_in",
+                "/rustc/abc/library/alloc/src/raw_vec/mod.rs",
+                464,
+            ),
+            frame("app::inner", "/home/me/allocscope-demo/src/main.rs", 5),
+            frame("core::iter::traits::iterator::Iterator::collect", "/rustc/abc/library/core/src/iter.rs", 2064),
+            frame("allocscope_demo::outer::{{closure}}", "/home/me/allocscope-demo/src/lib.rs", 7),
+            frame("allocscope::scope::measure", &own("scope.rs"), 290),
+            frame("app::main", "/home/me/allocscope-demo/src/main.rs", 12),
+            frame(
+                "std::sys::backtrace::__rust_begin_short_backtrace",
+                "/rustc/abc/library/std/src/sys/backtrace.rs",
+                166,
+            ),
+            frame("std::rt::lang_start::{{closure}}", "/rustc/abc/library/std/src/rt.rs", 206),
+            frame("main", "", 0),
+            frame("__libc_start_call_main", "./csu/libc_start_call_main.h", 58),
+        ];
+        let kept = keep_user_frames(stack);
+        assert_eq!(names(&kept), ["app::inner", "allocscope_demo::outer::{{closure}}", "app::main"]);
+        assert!(kept[0].file.contains("allocscope-demo"), "a user's folder named allocscope-... stays the user's");
+    }
+
+    /// The same capture in a release build without line tables (what
+    /// `cargo test --release` produced with the default profile): names
+    /// from the symbol table only, the user's outer functions inlined away,
+    /// the test harness below.
+    #[test]
+    fn without_line_tables_the_message_says_so_instead_of_naming_the_test_harness() {
+        let stack = vec![
+            frame("backtrace::backtrace::libunwind::trace", "", 0),
+            frame("allocscope::counters::trip::check", "", 0),
+            frame("__rustc::__rust_alloc", "", 0),
+            frame("budget_site::innermost_allocation", "", 0),
+            frame("budget_site::middle_layer", "", 0),
+            frame("test::__rust_begin_short_backtrace::<core::result::Result<(), alloc::string::String>, fn()>", "", 0),
+            frame("test::run_test::{closure#0}", "", 0),
+        ];
+        let described = describe_frames(keep_user_frames(stack), 8).unwrap_err();
+        assert!(described.starts_with(NO_LINE_TABLES), "{described}");
+        assert!(described
+            .ends_with("the functions:\n  at budget_site::innermost_allocation\n  at budget_site::middle_layer"));
+        assert!(!described.contains("test::"), "{described}");
+        let inlined_away = vec![
+            frame("__rustc::__rust_alloc", "", 0),
+            frame("test::__rust_begin_short_backtrace::<core::result::Result<(), alloc::string::String>, fn()>", "", 0),
+            frame("test::run_test::{closure#0}", "", 0),
+        ];
+        let nothing = describe_frames(keep_user_frames(inlined_away), 8);
+        assert_eq!(nothing.unwrap_err(), NO_LINE_TABLES);
+    }
+
+    #[test]
+    fn only_exact_marks_make_a_frame_the_librarys() {
+        let user = std::path::Path::new("/home/me/allocscope-work/src/lib.rs");
+        assert_eq!(origin("allocscope_demo::parse", Some(user)), Origin::User);
+        assert_eq!(origin("<allocscope_demo::Parser as core::iter::Iterator>::next", Some(user)), Origin::User);
+        assert_eq!(origin("my_backtrace::walk", Some(user)), Origin::User);
+        assert_eq!(origin("<allocscope::op::OpGuard as core::ops::drop::Drop>::drop", None), Origin::Library);
+        assert_eq!(origin("__rustc::__rust_realloc", Some(user)), Origin::Library);
+        assert_eq!(origin("<alloc::vec::Vec<T> as core::clone::Clone>::clone", None), Origin::Std);
+        assert_eq!(origin("<app::Msg as core::clone::Clone>::clone", Some(user)), Origin::User);
+    }
 }

@@ -106,19 +106,31 @@ mod thread_local_drop {
         #[test]
         fn the_thread_local_hook_retires_its_block_at_thread_exit() {
             const MARK: u64 = 1 << 40;
-            let block: &'static ThreadCounters = Box::leak(Box::new(ThreadCounters {
+            struct Block(*mut ThreadCounters);
+            // SAFETY: the block is only touched by the spawned thread's hook
+            // until the join, and by this thread after it.
+            unsafe impl Send for Block {}
+            let block = Block(Box::into_raw(Box::new(ThreadCounters {
                 mode: Cell::new(READY),
                 alloc_gate: Cell::new(0),
                 free_gate: Cell::new(0),
                 counts: CounterSet::zero(),
                 high_water: Cell::new(0),
                 slot: Cell::new(usize::MAX),
-            }));
-            block.counts[Counter::BytesAllocated].store(MARK, std::sync::atomic::Ordering::Relaxed);
-            let addr = std::ptr::from_ref(block) as usize;
+            })));
+            // SAFETY: `block.0` is the live box created above.
+            unsafe { &*block.0 }.counts[Counter::BytesAllocated].store(MARK, std::sync::atomic::Ordering::Relaxed);
             let before = registry::process_counts();
-            std::thread::spawn(move || assert!(super::arm(addr as *mut ThreadCounters))).join().unwrap();
+            let block = std::thread::spawn(move || {
+                assert!(super::arm(block.0));
+                block
+            })
+            .join()
+            .unwrap();
             let after = registry::process_counts();
+            // SAFETY: the hook ran at the thread's exit; nothing else holds
+            // the box, which is freed here.
+            let block = unsafe { Box::from_raw(block.0) };
             assert_eq!(block.mode.get(), DETACHED);
             let grown = after[Counter::BytesAllocated].wrapping_sub(before[Counter::BytesAllocated]);
             assert!((MARK..MARK + (1 << 30)).contains(&grown), "retired exactly once: {grown}");
