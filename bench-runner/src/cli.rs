@@ -1,10 +1,12 @@
-//! Command-line definitions (clap derive). Parsing only: `main` calls the
-//! library-style modules.
+//! Command-line definitions (clap derive): the low-level arguments, as
+//! parsed. [`crate::plan::Plan`] turns them into what a run does.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use queue::Variant;
+
+use crate::plan::{Format, Mode, Sizes};
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 regression found, 2 bad input.";
 
@@ -48,23 +50,11 @@ pub enum Command {
         "Exit codes: 0 no regression, 1 regression found, 2 bad input."
     ))]
     Compare(CompareArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Json,
-    Md,
-    Html,
-    Benchfmt,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One thread enqueues then dequeues each message: the stable figure.
-    Pair,
-    /// Producer and consumer threads (--producers, --consumers).
-    Threads,
+    /// One repeat of a study, for `run`'s own child processes: reads the
+    /// plan as JSON on standard input, writes its figures as JSON on
+    /// standard output.
+    #[command(hide = true)]
+    Repeat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -163,21 +153,6 @@ impl CompareArgs {
             [base, new, ..] => (base.clone(), new.clone()),
             [] => unreachable!("clap requires at least one file"),
         }
-    }
-}
-
-/// Payload sizes: fixed, or spread evenly over an inclusive range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Sizes {
-    pub min: usize,
-    pub max: usize,
-}
-
-impl Sizes {
-    /// The size of message `i`.
-    pub fn of(&self, i: u64) -> usize {
-        let span = (self.max - self.min + 1) as u64;
-        self.min + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % span) as usize
     }
 }
 

@@ -24,6 +24,9 @@
 
 use std::fmt::Write;
 
+use queue::Variant;
+
+use crate::plan::Mode;
 use crate::report::{Report, VariantResult};
 
 /// Allowed growth of allocs/op in `threads` mode; see the module docs.
@@ -110,7 +113,7 @@ fn normal_tail(z: f64) -> f64 {
 /// Per-repeat time of `r` relative to the baseline variant of the same
 /// report and mode, when there is one with as many repeats.
 fn relative(report: &Report, r: &VariantResult) -> Option<Vec<f64>> {
-    let base = report.results.iter().find(|b| b.variant == "baseline" && b.mode == r.mode)?;
+    let base = report.results.iter().find(|b| b.variant == Variant::Baseline && b.mode == r.mode)?;
     (base.ns_per_op.samples.len() == r.ns_per_op.samples.len())
         .then(|| r.ns_per_op.samples.iter().zip(&base.ns_per_op.samples).map(|(t, b)| t / b).collect())
 }
@@ -119,15 +122,15 @@ fn median(v: &[f64]) -> f64 {
     crate::report::Spread::of(v.to_vec()).median
 }
 
-fn key(r: &VariantResult) -> (String, String) {
-    (r.variant.clone(), format!("{:?}", r.mode).to_lowercase())
+fn key(r: &VariantResult) -> (Variant, Mode) {
+    (r.variant, r.mode)
 }
 
 /// Compares `new` against `base`.
 pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparison {
     struct Row {
-        variant: String,
-        mode: String,
+        variant: Variant,
+        mode: Mode,
         metric: &'static str,
         old: f64,
         new: f64,
@@ -152,17 +155,9 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             });
             continue;
         };
-        let row = |metric, old, new, note, regressed, test| Row {
-            variant: variant.clone(),
-            mode: mode.clone(),
-            metric,
-            old,
-            new,
-            note,
-            regressed,
-            test,
-        };
-        let exact = n.mode == crate::cli::Mode::Pair;
+        let row =
+            |metric, old, new, note, regressed, test| Row { variant, mode, metric, old, new, note, regressed, test };
+        let exact = n.mode == Mode::Pair;
         for (metric, old, new, slack) in [
             ("allocs/op", b.allocs_per_op, n.allocs_per_op, THREADS_ALLOCS_SLACK),
             ("B/op", b.bytes_per_op, n.bytes_per_op, THREADS_BYTES_SLACK),
@@ -175,7 +170,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             };
             rows.push(row(metric, old, new, note, grew, None));
         }
-        if n.variant == "baseline" {
+        if n.variant == Variant::Baseline {
             rows.push(row(
                 "ns/op",
                 b.ns_per_op.median,
@@ -227,6 +222,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         let Row { variant, mode, metric, old, new, note, .. } = r;
         let delta =
             if *old != 0.0 && old.is_finite() { format!("{:+.1}%", (new / old - 1.0) * 100.0) } else { "-".into() };
+        let (variant, mode) = (variant.to_string(), mode.to_string());
         let _ = writeln!(table, "{variant:<10} {mode:<8} {metric:<14} {old:>12.2} {new:>12.2} {delta:>9}  {note}");
         if r.regressed {
             regressions.push(format!("{variant} ({mode}): {metric} {old:.2} -> {new:.2} {note}"));
@@ -256,9 +252,10 @@ mod tests {
 
     fn report(ns: &[(&str, [f64; 7])]) -> Report {
         let mut r: Report = serde_json::from_str(include_str!("../../reports/baseline/report.json")).unwrap();
-        r.results.retain(|v| v.mode == crate::cli::Mode::Pair);
+        r.results.retain(|v| v.mode == Mode::Pair);
         for v in &mut r.results {
-            let samples = ns.iter().find(|(name, _)| *name == v.variant).expect("every variant given").1.to_vec();
+            let samples =
+                ns.iter().find(|(name, _)| *name == v.variant.name()).expect("every variant given").1.to_vec();
             v.ns_per_op = crate::report::Spread::of(samples);
         }
         r

@@ -10,11 +10,13 @@
 //! allocscope's: blocks = allocs + reallocs, bytes = bytes allocated (both
 //! count a reallocation as a new block of the new size).
 
-use anyhow::Context;
-use queue::{Baseline, Batched, LockFree, Pooled, Queue, Variant};
+use std::path::PathBuf;
 
-use crate::cli::RunArgs;
-use crate::study::{self, Contents, Job, BATCH};
+use anyhow::Context;
+use queue::{Queue, Variant};
+
+use crate::plan::Plan;
+use crate::study::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 
 /// Both tools' figures for the measured window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,38 +27,36 @@ pub struct Agreement {
     pub dhat_bytes: u64,
 }
 
-fn passes<Q: Queue>(job: &Job<'_>, dhat_file: &std::path::Path) -> Agreement {
-    let q = Q::from_config(study::config(job.args));
-    let (mut enq, mut e2e) = (study::histogram(), study::histogram());
-    let mut out = Vec::with_capacity(BATCH);
-    let (warmup, n) = (job.args.warmup, job.args.messages);
-    study::pair(job, 0, warmup, (&mut enq, &mut e2e), &q, &mut out);
-    let ((), counted) = allocscope::measure(|| study::pair(job, warmup, n, (&mut enq, &mut e2e), &q, &mut out));
-    let profiler = dhat::Profiler::builder().file_name(dhat_file).build();
-    let before = dhat::HeapStats::get();
-    study::pair(job, warmup + n, n, (&mut enq, &mut e2e), &q, &mut out);
-    let after = dhat::HeapStats::get();
-    drop(profiler);
-    Agreement {
-        allocscope_blocks: counted.allocs_total(),
-        allocscope_bytes: counted.bytes_allocated,
-        dhat_blocks: after.total_blocks - before.total_blocks,
-        dhat_bytes: after.total_bytes - before.total_bytes,
+/// The two passes, dhat's own profile written to the given file.
+struct Passes(PathBuf);
+
+impl WithQueue for Passes {
+    type Output = Agreement;
+    fn run<Q: Queue + 'static>(self, h: &Harness<'_>) -> Agreement {
+        let q: Q = h.queue();
+        let mut latencies = Latencies::new();
+        let mut out = Vec::with_capacity(BATCH);
+        let (warmup, n) = (h.workload.warmup, h.workload.messages);
+        h.warm_up_pair(&q, &mut out);
+        let ((), counted) = allocscope::measure(|| h.pair(&q, warmup, n, &mut latencies, &mut out));
+        let profiler = dhat::Profiler::builder().file_name(&self.0).build();
+        let before = dhat::HeapStats::get();
+        h.pair(&q, warmup + n, n, &mut latencies, &mut out);
+        let after = dhat::HeapStats::get();
+        drop(profiler);
+        Agreement {
+            allocscope_blocks: counted.allocs_total(),
+            allocscope_bytes: counted.bytes_allocated,
+            dhat_blocks: after.total_blocks - before.total_blocks,
+            dhat_bytes: after.total_bytes - before.total_bytes,
+        }
     }
 }
 
 /// Runs the check for `variant`; dhat's own profile goes to
 /// `<out>/<variant>/dhat-crate.json`.
-pub fn run(args: &RunArgs, variant: Variant) -> anyhow::Result<Agreement> {
-    let contents = Contents::new(args);
-    let job = Job { args, contents: &contents, batched: variant == Variant::Batched };
-    let dir = args.out.join(variant.name());
+pub fn run(plan: &Plan, variant: Variant) -> anyhow::Result<Agreement> {
+    let dir = plan.out.join(variant.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let file = dir.join("dhat-crate.json");
-    Ok(match variant {
-        Variant::Baseline => passes::<Baseline>(&job, &file),
-        Variant::Pooled => passes::<Pooled>(&job, &file),
-        Variant::Batched => passes::<Batched>(&job, &file),
-        Variant::LockFree => passes::<LockFree>(&job, &file),
-    })
+    Ok(with_queue(variant, &Harness::new(&plan.workload, variant), Passes(dir.join("dhat-crate.json"))))
 }

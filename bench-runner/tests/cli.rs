@@ -223,3 +223,78 @@ fn heap_profiles_name_the_baselines_four_allocations() {
     let svg = std::fs::read_to_string(d.join("baseline/flamegraph.svg")).unwrap();
     assert!(svg.contains("copied_from"));
 }
+
+#[test]
+fn repeats_in_child_processes_run_the_whole_plan() {
+    // Every workload flag must reach the children: a 40-byte id and a
+    // 100-byte payload make the baseline's message 64 + 40 + 100 + 8 bytes.
+    let d = temp_dir("children");
+    let out = d.to_str().unwrap();
+    let o = runner(&[
+        "run",
+        "--variant",
+        "baseline",
+        "--mode",
+        "pair",
+        "--id-bytes",
+        "40",
+        "--payload-bytes",
+        "100",
+        "--messages",
+        "2000",
+        "--warmup",
+        "1000",
+        "--repeat",
+        "2",
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["workload"]["separate_processes"], true);
+    assert_eq!(json["workload"]["repeats"], 2);
+    let r = &json["results"][0];
+    assert_eq!((r["allocs_per_op"].as_f64(), r["bytes_per_op"].as_f64()), (Some(4.0), Some(212.0)));
+    assert_eq!(r["ns_per_op"]["samples"].as_array().unwrap().len(), 2, "one time sample per child");
+}
+
+#[test]
+fn markdown_json_and_html_spell_variants_and_modes_alike_and_show_the_same_rows() {
+    let d = temp_dir("spelling");
+    let out = d.to_str().unwrap();
+    let o = runner(&[
+        "run",
+        "--variant",
+        "lockfree",
+        "--variant",
+        "baseline",
+        "--messages",
+        "2000",
+        "--warmup",
+        "2000",
+        "--repeat",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    for r in json["results"].as_array().unwrap() {
+        let (variant, mode) = (r["variant"].as_str().unwrap(), r["mode"].as_str().unwrap());
+        assert!(md.contains(&format!("| {variant} | {mode} |")), "{variant} {mode} in report.md:\n{md}");
+        assert!(
+            html.contains(&format!("<td class=\"l\">{variant}</td><td class=\"l\">{mode}</td>")),
+            "{variant} {mode} in report.html"
+        );
+    }
+    // The same tables: as many data rows in the HTML as in the Markdown.
+    let md_rows = md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| variant")).count();
+    let html_rows = html.matches("<tr><td").count();
+    assert_eq!(md_rows, html_rows);
+}

@@ -261,6 +261,21 @@ impl fmt::Display for Variant {
 #[error("unknown queue variant {0:?} (expected one of: baseline, pooled, batched, lockfree)")]
 pub struct UnknownVariant(pub String);
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Variant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Variant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Variant {
     type Err = UnknownVariant;
 

@@ -14,13 +14,12 @@ pub fn render(r: &Report) -> String {
         r.machine.os, r.machine.arch, r.machine.cpu
     );
     for v in &r.results {
-        let mode = format!("{:?}", v.mode).to_lowercase();
         for ns in &v.ns_per_op.samples {
             let _ = writeln!(
                 s,
                 "BenchmarkQueue/{}/{}-{}\t{}\t{:.2} ns/op\t{:.0} B/op\t{:.0} allocs/op",
                 v.variant,
-                mode,
+                v.mode,
                 r.machine.cores,
                 r.workload.messages,
                 ns,

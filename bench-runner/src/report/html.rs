@@ -1,10 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script,
-//! no network access) with bar charts of throughput, B/op and allocs/op per
-//! variant, and the latency percentiles.
+//! no network access): the report's tables ([`Document`]) and bar charts of
+//! throughput, B/op and allocs/op per variant, and the latency percentiles.
 
 use std::fmt::Write;
 
-use super::{markdown, Report};
+use super::table::{per_op, Align, Document};
+use super::Report;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -33,7 +34,7 @@ fn bars(title: &str, unit: &str, items: &[(String, f64)]) -> String {
             escape(label),
             label_w as f64 + w + 6.0,
             y + 14,
-            if *v >= 100.0 { format!("{v:.0}") } else { markdown::per_op(*v) },
+            if *v >= 100.0 { format!("{v:.0}") } else { per_op(*v) },
             escape(unit)
         );
     }
@@ -41,48 +42,53 @@ fn bars(title: &str, unit: &str, items: &[(String, f64)]) -> String {
     s
 }
 
-/// The Markdown tables as HTML tables (the renderer emits only simple
-/// pipe tables, headings and paragraphs).
-fn tables(md: &str) -> String {
+/// Inline Markdown code spans (`` `x` ``) as `<code>`, the rest escaped.
+fn inline(text: &str) -> String {
     let mut out = String::new();
-    let mut in_table = false;
-    for line in md.lines() {
-        if let Some(cells) = line.strip_prefix('|').and_then(|l| l.strip_suffix('|')) {
-            if cells.starts_with("---") {
-                continue;
-            }
-            let tag = if in_table { "td" } else { "th" };
-            if !in_table {
-                out.push_str("<table>");
-                in_table = true;
-            }
-            out.push_str("<tr>");
-            for c in cells.split('|') {
-                let _ = write!(out, "<{tag}>{}</{tag}>", escape(c.trim()));
-            }
-            out.push_str("</tr>");
-            continue;
-        }
-        if in_table {
-            out.push_str("</table>\n");
-            in_table = false;
-        }
-        if let Some(h) = line.strip_prefix("## ") {
-            let _ = writeln!(out, "<h2>{}</h2>", escape(h));
-        } else if let Some(h) = line.strip_prefix("# ") {
-            let _ = writeln!(out, "<h1>{}</h1>", escape(h));
-        } else if !line.is_empty() {
-            let _ = writeln!(out, "<p>{}</p>", escape(line).replace('`', ""));
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", escape(part));
+        } else {
+            out.push_str(&escape(part));
         }
     }
-    if in_table {
+    out
+}
+
+/// The document's paragraphs, notes and tables as HTML.
+fn tables(doc: &Document) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "<h1>{}</h1>", escape(&doc.title));
+    for p in &doc.paragraphs {
+        let _ = writeln!(out, "<p>{}</p>", inline(p));
+    }
+    for note in &doc.notes {
+        let _ = writeln!(out, "<p><strong>Note:</strong> {}</p>", inline(note));
+    }
+    for (i, table) in doc.tables.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(out, "<h2>{}</h2>", escape(&table.heading));
+        }
+        out.push_str("<table><tr>");
+        for (name, _) in &table.columns {
+            let _ = write!(out, "<th>{}</th>", escape(name));
+        }
+        out.push_str("</tr>");
+        for row in &table.rows {
+            out.push_str("<tr>");
+            for (cell, (_, align)) in row.iter().zip(&table.columns) {
+                let class = if *align == Align::Left { " class=\"l\"" } else { "" };
+                let _ = write!(out, "<td{class}>{}</td>", inline(cell));
+            }
+            out.push_str("</tr>");
+        }
         out.push_str("</table>\n");
     }
     out
 }
 
 pub fn render(r: &Report) -> String {
-    let label = |v: &super::VariantResult| format!("{} ({:?})", v.variant, v.mode).to_lowercase();
+    let label = |v: &super::VariantResult| format!("{} ({})", v.variant, v.mode);
     let pick = |f: &dyn Fn(&super::VariantResult) -> f64| -> Vec<(String, f64)> {
         r.results.iter().map(|v| (label(v), f(v))).collect()
     };
@@ -96,9 +102,9 @@ pub fn render(r: &Report) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Queue memory report</title>\n\
          <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}\
-         td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}</style>\n\
+         td.l,th{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}</style>\n\
          </head><body>\n{}\n<h2>Charts</h2>\n{}</body></html>\n",
-        tables(&markdown::render(r)),
+        tables(&Document::of(r)),
         body
     )
 }

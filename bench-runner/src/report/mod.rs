@@ -1,10 +1,12 @@
 //! The report: one model ([`Report`]), serialised as `report.json` (schema
 //! 1, documented in `reports/README.md`) and rendered as Markdown, HTML and
-//! Go benchmark format. Files are written atomically.
+//! Go benchmark format. Markdown and HTML render the same tables
+//! ([`table::Document`]). Files are written atomically.
 
 pub mod benchfmt;
 pub mod html;
 pub mod markdown;
+pub mod table;
 
 use std::fs;
 use std::io::Write;
@@ -13,7 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Format, Mode, Sizes};
+use queue::Variant;
+
+use crate::plan::{Format, Mode, Sizes};
 
 /// The version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;
@@ -149,7 +153,7 @@ pub struct BeforeAfter<T> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantResult {
-    pub variant: String,
+    pub variant: Variant,
     pub mode: Mode,
     pub ns_per_op: Spread,
     pub ops_per_sec: Spread,
@@ -201,6 +205,53 @@ pub struct Improvement {
     pub allocs_per_op: f64,
 }
 
+impl Machine {
+    /// The machine this process runs on.
+    pub fn this() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            cpu,
+        }
+    }
+}
+
+/// The checkout's short commit, or `unknown`.
+pub fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Today's UTC date, `YYYY-MM-DD` (civil-from-days, Howard Hinnant).
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// A report file that cannot be used, naming it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -241,7 +292,7 @@ impl Report {
             for &format in formats {
                 let (name, body) = match format {
                     Format::Json => ("report.json", serde_json::to_string_pretty(self)? + "\n"),
-                    Format::Md => ("report.md", markdown::render(self)),
+                    Format::Md => ("report.md", markdown::render(&table::Document::of(self))),
                     Format::Html => ("report.html", html::render(self)),
                     Format::Benchfmt => ("bench.txt", benchfmt::render(self)),
                 };
@@ -299,7 +350,7 @@ mod tests {
             go_reference: GO_REFERENCE,
             notes: vec![],
             results: vec![VariantResult {
-                variant: "baseline".into(),
+                variant: Variant::Baseline,
                 mode: Mode::Pair,
                 ops_per_sec: spread.clone(),
                 ns_per_op: spread,

@@ -1,31 +1,36 @@
 //! `--heap-profile`: one untimed pair-mode pass per variant with
 //! allocscope's sampling heap profiler on, written as `heap.pb.gz`,
 //! `heap.folded`, `flamegraph.svg` and `dhat-heap.json` under
-//! `<out>/<variant>/`, and
-//! summarised as the report's top allocation sites.
+//! `<out>/<variant>/`, and summarised as the report's top allocation sites.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use queue::{Baseline, Batched, LockFree, Pooled, Queue, Variant};
+use queue::{Queue, Variant};
 
-use crate::cli::RunArgs;
+use crate::plan::Plan;
 use crate::report::SiteFigures;
-use crate::study::{self, Contents, Job, BATCH};
+use crate::study::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 
 /// Sites kept in the report per variant.
 const TOP_SITES: usize = 8;
 
-fn profile_pass<Q: Queue>(job: &Job<'_>) -> allocscope::HeapProfile {
-    let q = Q::from_config(study::config(job.args));
-    let (mut enq, mut e2e) = (study::histogram(), study::histogram());
-    let mut out = Vec::with_capacity(BATCH);
-    study::pair(job, 0, job.args.warmup, (&mut enq, &mut e2e), &q, &mut out);
-    allocscope::reset_heap_profile();
-    allocscope::start_sampling(job.args.sample_rate);
-    study::pair(job, job.args.warmup, job.args.messages, (&mut enq, &mut e2e), &q, &mut out);
-    allocscope::stop_sampling();
-    allocscope::heap_profile()
+/// The sampled pass at `rate` bytes per sample.
+struct ProfiledPass(u64);
+
+impl WithQueue for ProfiledPass {
+    type Output = allocscope::HeapProfile;
+    fn run<Q: Queue + 'static>(self, h: &Harness<'_>) -> allocscope::HeapProfile {
+        let q: Q = h.queue();
+        let mut latencies = Latencies::new();
+        let mut out = Vec::with_capacity(BATCH);
+        h.warm_up_pair(&q, &mut out);
+        allocscope::reset_heap_profile();
+        allocscope::start_sampling(self.0);
+        h.pair(&q, h.workload.warmup, h.workload.messages, &mut latencies, &mut out);
+        allocscope::stop_sampling();
+        allocscope::heap_profile()
+    }
 }
 
 /// Writes `bytes` to `path` via a temporary file and a rename.
@@ -42,43 +47,34 @@ pub struct Profiled {
     pub files: Vec<PathBuf>,
 }
 
-/// Profiles each variant.
-pub fn run(args: &RunArgs, variants: &[Variant]) -> anyhow::Result<Vec<Profiled>> {
-    let contents = Contents::new(args);
+/// Profiles each variant of the plan at `rate` bytes per sample.
+pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
     let mut results = Vec::new();
-    for &v in variants {
-        let job = Job { args, contents: &contents, batched: v == Variant::Batched };
-        let profile = match v {
-            Variant::Baseline => profile_pass::<Baseline>(&job),
-            Variant::Pooled => profile_pass::<Pooled>(&job),
-            Variant::Batched => profile_pass::<Batched>(&job),
-            Variant::LockFree => profile_pass::<LockFree>(&job),
-        };
-        let dir = args.out.join(v.name());
+    for &v in &plan.variants {
+        let profile = with_queue(v, &Harness::new(&plan.workload, v), ProfiledPass(rate));
+        let dir = plan.out.join(v.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut written = Vec::new();
         let folded = profile.folded();
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
         for (name, bytes) in [
             ("heap.pb.gz", profile.pprof_gz()),
             ("heap.folded", folded.clone().into_bytes()),
-            ("dhat-heap.json", profile.dhat_json(&format!("{command} ({v})")).into_bytes()),
+            ("dhat-heap.json", profile.dhat_json(&format!("{} ({v})", plan.command)).into_bytes()),
         ] {
             write_atomically(&dir.join(name), &bytes)?;
             written.push(dir.join(name));
         }
         if !folded.is_empty() {
             let svg = profile
-                .flamegraph_svg(&format!("{v}: bytes allocated, 1 sample per {} bytes", args.sample_rate))
+                .flamegraph_svg(&format!("{v}: bytes allocated, 1 sample per {rate} bytes"))
                 .context("drawing the flame graph")?;
             write_atomically(&dir.join("flamegraph.svg"), svg.as_bytes())?;
             written.push(dir.join("flamegraph.svg"));
         }
-        results.push(Profiled { variant: v, sites: top_sites(&profile, args.messages), files: written });
+        results.push(Profiled { variant: v, sites: top_sites(&profile, plan.workload.messages), files: written });
     }
     Ok(results)
 }
-
 /// The sites with the most bytes, named by their innermost frame of the
 /// code under test (merged when several stacks end at the same line), per
 /// message.

@@ -1,0 +1,175 @@
+//! The plan: what a run will do, built once from the command line
+//! ([`Plan::from_args`]) and read by everything below it (the study, the
+//! heap profiler, the dhat check, the report). As ripgrep turns its
+//! low-level flags into high-level arguments once, nothing below `main`
+//! looks at the command line again, and a repeat running in a child
+//! process receives the plan whole, serialised, rather than a command line
+//! rebuilt by hand.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use queue::Variant;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+
+/// How producers and consumers are arranged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One thread enqueues then dequeues each message: the stable figure.
+    Pair,
+    /// Producer and consumer threads (--producers, --consumers).
+    Threads,
+}
+
+impl fmt::Display for Mode {
+    /// The spelling of `report.json`, `report.md` and the command line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Pair => "pair",
+            Mode::Threads => "threads",
+        })
+    }
+}
+
+/// A report file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `report.json` (schema in `reports/README.md`).
+    Json,
+    /// `report.md`.
+    Md,
+    /// `report.html`.
+    Html,
+    /// `bench.txt`, Go's benchmark format.
+    Benchfmt,
+}
+
+/// Payload sizes: fixed, or spread evenly over an inclusive range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl Sizes {
+    /// The size of message `i`.
+    pub fn of(&self, i: u64) -> usize {
+        let span = (self.max - self.min + 1) as u64;
+        self.min + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % span) as usize
+    }
+}
+
+/// The messages of one run, and how they are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadPlan {
+    /// Measured messages per run.
+    pub messages: u64,
+    /// Messages sent before measuring.
+    pub warmup: u64,
+    pub producers: u64,
+    pub consumers: u64,
+    pub id_bytes: usize,
+    pub payload_bytes: Sizes,
+    /// Queue capacity.
+    pub capacity: u64,
+}
+
+/// Everything a run does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The variants, in the order they run (interleaved per repeat).
+    pub variants: Vec<Variant>,
+    pub modes: Vec<Mode>,
+    pub workload: WorkloadPlan,
+    /// Measured runs per variant and mode.
+    pub repeats: u64,
+    /// Whether each repeat runs in its own process.
+    pub separate_processes: bool,
+    pub out: PathBuf,
+    pub formats: Vec<Format>,
+    /// Compare with this report after the run.
+    pub baseline: Option<PathBuf>,
+    /// Timing regression threshold, in percent.
+    pub max_regression: f64,
+    /// Progress and file names on stderr.
+    pub verbose: bool,
+    /// With `--heap-profile`: the sampling rate in bytes.
+    pub heap_profile: Option<u64>,
+    /// With `--dhat`: the one variant to cross-check.
+    pub dhat: Option<Variant>,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// A plan that cannot be carried out, with the input to blame.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "--dhat needs a build with the dhat feature: \
+         cargo run --release -p bench-runner --features dhat -- run --dhat --variant NAME"
+    )]
+    DhatNotBuilt,
+    #[error("--dhat checks one variant: give exactly one --variant (got {0})")]
+    DhatVariants(usize),
+}
+
+impl Plan {
+    /// The plan for `bench-runner run` with these arguments.
+    pub fn from_args(args: &RunArgs, command: String) -> Result<Plan, PlanError> {
+        let variants = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
+        let dhat = if args.dhat {
+            if cfg!(not(feature = "dhat")) {
+                return Err(PlanError::DhatNotBuilt);
+            }
+            match args.variants.as_slice() {
+                [v] => Some(*v),
+                other => return Err(PlanError::DhatVariants(other.len())),
+            }
+        } else {
+            None
+        };
+        Ok(Plan {
+            variants,
+            modes: args.mode.clone(),
+            workload: WorkloadPlan {
+                messages: args.messages,
+                warmup: args.warmup,
+                producers: args.producers,
+                consumers: args.consumers,
+                id_bytes: args.id_bytes,
+                payload_bytes: args.payload_bytes,
+                capacity: args.capacity,
+            },
+            repeats: args.repeat,
+            separate_processes: !args.in_process && args.repeat > 1,
+            out: args.out.clone(),
+            formats: args.format.clone(),
+            baseline: args.baseline.clone(),
+            max_regression: args.max_regression,
+            verbose: !args.quiet,
+            heap_profile: args.heap_profile.then_some(args.sample_rate),
+            dhat,
+            command,
+        })
+    }
+
+    /// The plan of one repeat of this plan, run in a child process: the
+    /// same work once, in that process, with nothing written but its
+    /// figures.
+    pub fn one_repeat(&self) -> Plan {
+        Plan {
+            repeats: 1,
+            separate_processes: false,
+            formats: Vec::new(),
+            baseline: None,
+            verbose: false,
+            heap_profile: None,
+            dhat: None,
+            ..self.clone()
+        }
+    }
+}

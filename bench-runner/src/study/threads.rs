@@ -1,0 +1,136 @@
+//! `threads` mode: P producers and C consumers. All of them warm up first;
+//! then each opens its own [`Scope`] around its share of the measured
+//! messages, and the figures are summed. Peak live heap is sampled every
+//! millisecond from the process totals (an estimate; exact only in `pair`
+//! mode).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use allocscope::{AllocStats, Scope};
+use queue::{MessageRef, Queue};
+
+use super::harness::{received, Harness, Latencies, BATCH, MARKER};
+use super::RunFigures;
+
+/// One worker's figures.
+struct Worker {
+    stats: AllocStats,
+    latencies: Latencies,
+}
+
+pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
+    let w = h.workload;
+    let (p, c) = (w.producers, w.consumers);
+    // Outlives the run: allocated before the leak check's starting point.
+    let mut latencies = Latencies::new();
+    let before = super::Surroundings::read();
+    let q: Arc<Q> = Arc::new(h.queue());
+    let warmed = Arc::new(Barrier::new(p as usize + 1));
+    let go = Arc::new(Barrier::new((p + c) as usize + 1));
+
+    // Producer i's share of `total` messages, and where it starts.
+    let share = move |total: u64, i: u64| total / p + u64::from(i < total % p);
+    let offset = move |total: u64, i: u64| (0..i).map(|j| share(total, j)).sum::<u64>();
+    let stop = AtomicBool::new(false);
+    let peak = AtomicI64::new(0);
+
+    let (elapsed, workers) = std::thread::scope(|s| {
+        let producers: Vec<_> = (0..p)
+            .map(|i| {
+                let (q, warmed, go) = (Arc::clone(&q), Arc::clone(&warmed), Arc::clone(&go));
+                s.spawn(move || {
+                    let mut latencies = Latencies::new();
+                    h.produce(&*q, offset(w.warmup, i), share(w.warmup, i), &mut latencies.enqueue);
+                    latencies.reset();
+                    warmed.wait();
+                    go.wait();
+                    let scope = Scope::start();
+                    h.produce(&*q, w.warmup + offset(w.messages, i), share(w.messages, i), &mut latencies.enqueue);
+                    Worker { stats: scope.finish(), latencies }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..c)
+            .map(|_| {
+                let (q, go) = (Arc::clone(&q), Arc::clone(&go));
+                s.spawn(move || {
+                    let mut latencies = Latencies::new();
+                    let mut out: Vec<Q::Received<'_>> = Vec::with_capacity(BATCH);
+                    // Warm-up: until this consumer's end-of-warm-up marker.
+                    // Single dequeues here, so that no consumer takes two
+                    // markers and leaves another without one.
+                    while received(&q.dequeue().expect("queue open during warm-up"), &mut latencies.end_to_end) {}
+                    latencies.reset();
+                    go.wait();
+                    let scope = Scope::start();
+                    loop {
+                        if h.batched {
+                            if q.dequeue_batch(&mut out, BATCH).is_err() {
+                                break;
+                            }
+                            for m in out.drain(..) {
+                                received(&m, &mut latencies.end_to_end);
+                            }
+                        } else {
+                            match q.dequeue() {
+                                Ok(m) => {
+                                    received(&m, &mut latencies.end_to_end);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Worker { stats: scope.finish(), latencies }
+                })
+            })
+            .collect();
+
+        // End of warm-up: once every producer is done with it, one marker
+        // per consumer (a consumer stops at its first, so each gets one).
+        warmed.wait();
+        for _ in 0..c {
+            q.enqueue(&MessageRef { id: "", payload: &[], seq: MARKER, stamp_ns: 0 }).expect("queue open");
+        }
+        while !q.is_empty() {
+            std::thread::yield_now();
+        }
+
+        // The measured window, with a sampler of the process's live heap.
+        let live_start = allocscope::process_stats();
+        let (stop, peak) = (&stop, &peak);
+        let sampler = s.spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let live = (allocscope::process_stats() - live_start).net_bytes();
+                peak.fetch_max(live, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        go.wait();
+        let start = Instant::now();
+        let mut workers: Vec<Worker> = producers.into_iter().map(|h| h.join().expect("producer")).collect();
+        q.close();
+        workers.extend(consumers.into_iter().map(|h| h.join().expect("consumer")));
+        let elapsed = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().expect("sampler");
+        (elapsed, workers)
+    });
+
+    let mut stats = AllocStats::default();
+    for worker in &workers {
+        stats = stats + worker.stats;
+        latencies.add(&worker.latencies);
+    }
+    drop(workers);
+    drop(q);
+    drop((warmed, go));
+    RunFigures {
+        elapsed,
+        stats,
+        peak_bytes: peak.load(Ordering::Relaxed).max(0) as u64,
+        latencies,
+        surroundings: before.until_now(),
+    }
+}
