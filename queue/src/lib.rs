@@ -66,6 +66,7 @@ pub mod lockfree;
 mod message;
 mod pool;
 pub mod pooled;
+mod recycling;
 
 use std::fmt;
 use std::ops::Deref;

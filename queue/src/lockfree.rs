@@ -24,12 +24,14 @@ use thingbuf::recycling::Recycle;
 use thingbuf::ThingBuf;
 
 use crate::closing::{Closing, Signal};
-use crate::{Message, MessageRef, PoolConfig, PoolStats, Queue, QueueConfig, QueueError};
+use crate::recycling::Recycling;
+use crate::{Message, MessageRef, PoolStats, Queue, QueueConfig, QueueError};
 
-/// The retention policy of the ring's slots (thingbuf's `Recycle`).
+/// The ring's slots under the crate's recycling policy, as thingbuf's
+/// `Recycle`.
 #[derive(Debug)]
 struct Slots {
-    config: PoolConfig,
+    recycling: Recycling,
     counts: Arc<SlotCounts>,
 }
 
@@ -43,15 +45,11 @@ struct SlotCounts {
 impl Recycle<Message> for Slots {
     fn new_element(&self) -> Message {
         self.counts.created.fetch_add(1, Ordering::Relaxed);
-        Message::with_capacity(self.config.id_capacity, self.config.payload_capacity)
+        self.recycling.new_message()
     }
 
     fn recycle(&self, m: &mut Message) {
-        let (id, payload) = m.capacities();
-        let factor = self.config.retention_factor;
-        if id > factor.saturating_mul(self.config.id_capacity)
-            || payload > factor.saturating_mul(self.config.payload_capacity)
-        {
+        if !self.recycling.keeps(m) {
             self.counts.discarded_oversize.fetch_add(1, Ordering::Relaxed);
             *m = self.new_element();
         }
@@ -110,7 +108,7 @@ impl LockFree {
     pub fn new(config: QueueConfig) -> LockFree {
         assert!(config.capacity > 0, "QueueConfig::capacity must be at least 1");
         let counts = Arc::new(SlotCounts::default());
-        let slots = Slots { config: config.pool, counts: Arc::clone(&counts) };
+        let slots = Slots { recycling: Recycling::new(&config.pool), counts: Arc::clone(&counts) };
         LockFree {
             ring: ThingBuf::with_recycle(config.capacity, slots),
             counts,

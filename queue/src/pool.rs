@@ -1,6 +1,7 @@
 //! The recycling pool: message objects with their buffers, handed out and
-//! taken back, after thingbuf's `Recycle` policy (create once, clear on
-//! reuse, cap the retained capacity).
+//! taken back, under the crate's one recycling policy
+//! ([`crate::recycling`]: create once, clear on reuse, cap the retained
+//! capacity).
 //!
 //! - [`Pool::take`] pops a retained message (or creates one: an allocation)
 //!   and copies the producer's message into its buffers, which allocates
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::recycling::Recycling;
 use crate::{Message, MessageRef};
 
 /// How a [`Pool`] sizes its messages and what it keeps.
@@ -81,6 +83,7 @@ pub struct PoolStats {
 pub struct Pool {
     free: ArrayQueue<Message>,
     config: PoolConfig,
+    recycling: Recycling,
     created: AtomicU64,
     discarded_oversize: AtomicU64,
     discarded_full: AtomicU64,
@@ -103,6 +106,7 @@ impl Pool {
         let pool = Pool {
             free: ArrayQueue::new(config.max_retained),
             config,
+            recycling: Recycling::new(&config),
             created: AtomicU64::new(0),
             discarded_oversize: AtomicU64::new(0),
             discarded_full: AtomicU64::new(0),
@@ -115,7 +119,7 @@ impl Pool {
 
     fn create(&self) -> Message {
         self.created.fetch_add(1, Ordering::Relaxed);
-        Message::with_capacity(self.config.id_capacity, self.config.payload_capacity)
+        self.recycling.new_message()
     }
 
     /// The configuration.
@@ -139,11 +143,7 @@ impl Pool {
     /// Takes `msg` back: retained if its buffers are within the cap and the
     /// pool has room, freed otherwise.
     pub fn give_back(&self, msg: Message) {
-        let (id, payload) = msg.capacities();
-        let factor = self.config.retention_factor;
-        if id > factor.saturating_mul(self.config.id_capacity)
-            || payload > factor.saturating_mul(self.config.payload_capacity)
-        {
+        if !self.recycling.keeps(&msg) {
             self.discarded_oversize.fetch_add(1, Ordering::Relaxed);
             return;
         }
