@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Overhead of the counting allocator against raw jemalloc and its peers, the
-# way shared/MEASURING.md says to measure on a noisy 2-core machine:
+# Overhead of the counting allocator against raw jemalloc and its peers,
+# measured so that the figures survive a noisy, shared 2-core machine:
 #
 # 1. Instructions per Box<[u8; 64]> allocate+free pair, from cachegrind at N
 #    and 2N pairs: (I(2N) - I(N)) / N. Exact and repeatable.
