@@ -113,7 +113,9 @@ impl Budget {
     }
 
     /// At most `n` live bytes above the starting level at any moment
-    /// ([`AllocStats::peak_bytes`]).
+    /// ([`AllocStats::peak_bytes`]). A `realloc` that moves its block holds
+    /// the old and the new block for a moment inside the allocator; that
+    /// moment is not in the peak, which counts the new size only.
     ///
     /// # Examples
     ///
@@ -163,7 +165,11 @@ impl Budget {
         let armed = Armed(Some(trip::arm(Thresholds {
             allocs_total: limit(self.max_allocs, start[Counter::Allocs].wrapping_add(start[Counter::Reallocs])),
             bytes: limit(self.max_bytes, start[Counter::BytesAllocated]),
-            high_water: self.max_peak_bytes.map_or(i64::MAX, |m| start.live().saturating_add(m as i64)),
+            // A limit beyond i64::MAX bytes is no limit (as an i64 it would
+            // wrap negative and trip at once).
+            high_water: self
+                .max_peak_bytes
+                .map_or(i64::MAX, |m| start.live().saturating_add(i64::try_from(m).unwrap_or(i64::MAX))),
         })));
         let value = f();
         let recorded = armed.disarm();

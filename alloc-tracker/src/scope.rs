@@ -6,8 +6,13 @@
 //! nothing of other threads (other tests included). While at least one
 //! scope is open on a thread, that thread's `alloc` and `realloc` also keep
 //! a high-water mark of live bytes, from which each scope derives its
-//! `peak_bytes`; nested scopes save and restore the mark, so each one gets
-//! its own peak.
+//! `peak_bytes` (see [`marks`]): every open scope gets its own peak, nested
+//! or not, whatever the order in which they end.
+//!
+//! A `realloc` that moves its block holds both blocks for a moment inside
+//! the allocator; `peak_bytes` counts the new size and not that moment (a
+//! reallocation is a new block replacing the old one, as the counters see
+//! it).
 //!
 //! # Design for scopes that follow work across threads
 //!
@@ -19,7 +24,7 @@
 
 use std::marker::PhantomData;
 
-use crate::counters::{self, registry, Counts, PEAK};
+use crate::counters::{self, registry, Counts};
 use crate::install::require_installed;
 use crate::jemalloc::rounded_thread_allocated;
 use crate::AllocStats;
@@ -84,9 +89,10 @@ pub fn process_stats() -> AllocStats {
 
 /// An open measurement window on the current thread.
 ///
-/// [`measure`] is the closure form. Guards may nest; they must end in the
-/// reverse order of their start (the borrow checker enforces it for
-/// [`measure`]). A `Scope` stays on its thread (`!Send`).
+/// [`measure`] is the closure form. Scopes may nest and may end in any
+/// order; each reports its own figures and its own peak. At most
+/// [`MAX_OPEN_SCOPES`] are open at once on a thread. A `Scope` stays on its
+/// thread (`!Send`).
 ///
 /// # Examples
 ///
@@ -110,7 +116,8 @@ pub fn process_stats() -> AllocStats {
 pub struct Scope {
     start: Counts,
     rounded_start: Option<u64>,
-    frame: Option<PeakFrame>,
+    /// This scope's high-water mark in [`marks`], until it ends.
+    slot: Option<usize>,
     // Scopes are thread-bound.
     _not_send: PhantomData<*const ()>,
 }
@@ -122,8 +129,8 @@ impl Scope {
     ///
     /// If [`CountingAlloc`](crate::CountingAlloc) is not the global
     /// allocator, or the thread is beyond
-    /// [`MAX_THREADS`](crate::MAX_THREADS) live threads.
-    #[track_caller]
+    /// [`MAX_THREADS`](crate::MAX_THREADS) live threads, or already has
+    /// [`MAX_OPEN_SCOPES`] scopes open.
     ///
     /// # Examples
     ///
@@ -136,12 +143,13 @@ impl Scope {
     /// assert_eq!(scope.finish().bytes_allocated, 10);
     /// # drop(v);
     /// ```
+    #[track_caller]
     pub fn start() -> Scope {
         require_installed("allocscope::Scope");
         let rounded_start = rounded_thread_allocated();
         let start = counters::thread_counts();
-        let frame = PeakFrame::start(start);
-        Scope { start, rounded_start, frame: Some(frame), _not_send: PhantomData }
+        let slot = marks::open(start.live());
+        Scope { start, rounded_start, slot: Some(slot), _not_send: PhantomData }
     }
 
     /// The thread's counters when the scope started.
@@ -168,7 +176,7 @@ impl Scope {
     pub fn current(&self) -> AllocStats {
         let now = counters::thread_counts();
         let mut s = AllocStats::from_counts(now.wrapping_sub(self.start));
-        s.peak_bytes = peak_above(counters::high_water(), self.start);
+        s.peak_bytes = self.slot.map_or(0, |slot| peak_above(marks::peak(slot, now.live()), self.start));
         s.rounded_bytes_allocated = self.rounded_since_start();
         s
     }
@@ -197,7 +205,7 @@ impl Scope {
     fn end(&mut self) -> AllocStats {
         let end = counters::thread_counts();
         let rounded = self.rounded_since_start();
-        let peak = self.frame.take().map_or(0, |f| f.finish(self.start));
+        let peak = self.slot.take().map_or(0, |slot| peak_above(marks::close(slot, end.live()), self.start));
         let mut s = AllocStats::from_counts(end.wrapping_sub(self.start));
         s.peak_bytes = peak;
         s.rounded_bytes_allocated = rounded;
@@ -205,35 +213,94 @@ impl Scope {
     }
 }
 
-/// The thread's peak tracking state, saved by a scope when it starts
-/// tracking peak bytes and restored when it ends.
-#[derive(Clone, Copy, Debug)]
-struct PeakFrame {
-    saved_peak_bit: bool,
-    saved_high_water: i64,
-}
+/// The most scopes open at once on one thread: [`Scope`]s, [`measure`]
+/// calls, [`op`](crate::op) guards and [`Budget`](crate::Budget) checks
+/// (each of which is a scope).
+pub const MAX_OPEN_SCOPES: usize = 64;
 
-impl PeakFrame {
-    /// Starts peak tracking on the current (registered) thread: from now on
-    /// the high-water mark follows live bytes, starting from the current
-    /// level.
-    fn start(start: Counts) -> PeakFrame {
-        let frame = PeakFrame {
-            saved_peak_bit: counters::mode_bit(PEAK),
-            saved_high_water: counters::take_high_water(start.live()),
-        };
-        counters::set_mode_bit(PEAK, true);
-        frame
+/// The high-water marks of the scopes open on this thread, whatever the
+/// order in which they start and end.
+///
+/// The allocator keeps one high-water mark of live bytes per thread (its
+/// peak path raises it while the `PEAK` bit is set). At every scope event
+/// (a start, a `current`, an end) that mark is folded into each open
+/// scope's own mark and restarted from the live bytes of that moment, so
+/// each scope sees the highest level reached while it was open, and the
+/// allocator path stays one compare. The thread leaves peak tracking when
+/// its last scope ends. Folding costs one pass over the open scopes (a
+/// 64-bit mask), outside the allocator.
+mod marks {
+    use std::cell::Cell;
+
+    use super::MAX_OPEN_SCOPES;
+    use crate::counters::{self, PEAK};
+
+    struct Marks {
+        /// Bit `i` set while slot `i` belongs to an open scope.
+        open: Cell<u64>,
+        /// Each open scope's highest live bytes so far (absolute).
+        peak: [Cell<i64>; MAX_OPEN_SCOPES],
     }
 
-    /// Ends peak tracking: returns the highest live bytes reached above
-    /// `start`, and hands the high-water mark on to the enclosing scope, if
-    /// any.
-    fn finish(self, start: Counts) -> u64 {
-        let high = counters::take_high_water(0);
-        counters::take_high_water(high.max(self.saved_high_water));
-        counters::set_mode_bit(PEAK, self.saved_peak_bit);
-        peak_above(high, start)
+    thread_local! {
+        static MARKS: Marks = const { Marks { open: Cell::new(0), peak: [const { Cell::new(0) }; MAX_OPEN_SCOPES] } };
+    }
+
+    /// Folds the thread's high-water mark into every open scope's mark and
+    /// restarts it from `live_now`.
+    fn fold(m: &Marks, live_now: i64) {
+        let high = counters::take_high_water(live_now);
+        let mut open = m.open.get();
+        while open != 0 {
+            let i = open.trailing_zeros() as usize;
+            m.peak[i].set(m.peak[i].get().max(high));
+            open &= open - 1;
+        }
+    }
+
+    /// Opens a scope at `live_now` live bytes; returns its slot.
+    #[track_caller]
+    pub(super) fn open(live_now: i64) -> usize {
+        MARKS.with(|m| {
+            let open = m.open.get();
+            if open == 0 {
+                // The mark left from before counts for no scope.
+                counters::take_high_water(live_now);
+                counters::set_mode_bit(PEAK, true);
+            } else {
+                fold(m, live_now);
+            }
+            assert!(
+                open != u64::MAX,
+                "allocscope: more than {MAX_OPEN_SCOPES} scopes (measure, Scope, op guards, budgets) open at once \
+                 on this thread"
+            );
+            let slot = (!open).trailing_zeros() as usize;
+            m.peak[slot].set(live_now);
+            m.open.set(open | 1 << slot);
+            slot
+        })
+    }
+
+    /// The highest live bytes reached so far while `slot`'s scope is open.
+    pub(super) fn peak(slot: usize, live_now: i64) -> i64 {
+        MARKS.with(|m| {
+            fold(m, live_now);
+            m.peak[slot].get()
+        })
+    }
+
+    /// Closes `slot`'s scope; returns the highest live bytes it saw.
+    pub(super) fn close(slot: usize, live_now: i64) -> i64 {
+        MARKS.with(|m| {
+            fold(m, live_now);
+            let open = m.open.get() & !(1 << slot);
+            m.open.set(open);
+            if open == 0 {
+                counters::set_mode_bit(PEAK, false);
+            }
+            m.peak[slot].get()
+        })
     }
 }
 
@@ -246,7 +313,7 @@ impl Drop for Scope {
     /// A scope dropped without [`finish`](Scope::finish) (for example while
     /// unwinding) still restores the enclosing scope's peak tracking.
     fn drop(&mut self) {
-        if self.frame.is_some() {
+        if self.slot.is_some() {
             self.end();
         }
     }
@@ -312,4 +379,32 @@ pub fn measure_process<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
     let value = f();
     let after = registry::process_counts();
     (value, AllocStats::from_counts(after.wrapping_sub(before)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::PEAK;
+    use std::hint::black_box;
+
+    /// Scopes that end out of order leave the thread's allocations on the
+    /// fast path afterwards: peak tracking ends with the last scope.
+    #[test]
+    fn peak_tracking_ends_with_the_last_scope_whatever_the_order() {
+        std::thread::spawn(|| {
+            let a = Scope::start();
+            let b = Scope::start();
+            assert!(counters::mode_bit(PEAK));
+            drop(black_box(vec![0u8; 10]));
+            let _ = a.finish();
+            assert!(counters::mode_bit(PEAK), "b is still open");
+            let _ = b.finish();
+            assert!(!counters::mode_bit(PEAK), "no scope open: back to the fast path");
+            let c = Scope::start();
+            drop(c); // ended by Drop, as when unwinding
+            assert!(!counters::mode_bit(PEAK));
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -78,3 +78,34 @@ fn an_outer_budget_reports_its_own_site_after_an_inner_one_held() {
     assert!(site.lines().next().unwrap().contains("innermost_allocation"), "{site}");
     assert!(site.contains("outer_layer"), "{site}");
 }
+
+#[test]
+fn a_nested_budget_keeps_the_outer_budgets_recorded_site() {
+    let outer = Budget::new().max_allocs(0).check(|| {
+        let first = innermost_allocation(); // trips the outer budget
+        Budget::new().check(|| ()).unwrap();
+        first
+    });
+    let site = outer.unwrap_err().site().map(str::to_owned).expect("the outer site survives the inner budget");
+    assert!(site.lines().next().unwrap().contains("innermost_allocation"), "{site}");
+}
+
+#[inline(never)]
+fn first_allocation() -> Vec<u8> {
+    black_box(vec![1u8; 16])
+}
+
+#[test]
+fn a_peak_limit_beyond_i64_max_is_no_limit_and_does_not_trip() {
+    // The second allocation breaks max_allocs(1); a peak limit of u64::MAX
+    // once wrapped negative and tripped at the first one.
+    let err = Budget::new()
+        .max_allocs(1)
+        .max_peak_bytes(u64::MAX)
+        .check(|| (first_allocation(), innermost_allocation()))
+        .unwrap_err();
+    assert_eq!(err.exceeded().len(), 1, "{err}");
+    let site = err.site().unwrap();
+    assert!(site.lines().next().unwrap().contains("innermost_allocation"), "{site}");
+    assert!(Budget::new().max_peak_bytes(u64::MAX).check(|| vec![0u8; 1 << 20]).is_ok());
+}

@@ -15,7 +15,8 @@
 //!
 //! Per thread, like every budget: it works in ordinary parallel tests.
 //! Nested budgets: while an inner budget runs, its limits are the ones
-//! watched; an outer budget's site is the first crossing seen after that.
+//! watched; the outer budget's thresholds and any site it had already
+//! recorded are saved when the inner one starts and restored when it ends.
 
 use std::cell::Cell;
 
@@ -61,11 +62,13 @@ pub(crate) struct Thresholds {
     pub high_water: i64,
 }
 
-/// What an enclosing budget had armed, restored by [`disarm`].
+/// What an enclosing budget had armed and recorded, restored by
+/// [`disarm`].
 #[derive(Debug)]
 pub(crate) struct Saved {
     thresholds: Thresholds,
     tripped: bool,
+    recorded: Recorded,
     trip_bit: bool,
 }
 
@@ -94,6 +97,7 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
                 high_water: trip.max_high_water.get(),
             },
             tripped: trip.tripped.get(),
+            recorded: recorded(trip),
             trip_bit: super::mode_bit(TRIP),
         };
         trip.max_allocs_total.set(t.allocs_total);
@@ -112,19 +116,31 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
 pub(crate) fn disarm(saved: Saved) -> Recorded {
     super::set_mode_bit(TRIP, saved.trip_bit);
     STATE.with(|trip| {
-        let mut frames = Recorded { frames: [0; MAX_FRAMES], len: 0 };
-        if trip.tripped.get() {
-            frames.len = trip.len.get();
-            for (dst, src) in frames.frames.iter_mut().zip(&trip.frames[..frames.len]) {
-                *dst = src.get();
-            }
-        }
+        let frames = if trip.tripped.get() { recorded(trip) } else { Recorded { frames: [0; MAX_FRAMES], len: 0 } };
         trip.max_allocs_total.set(saved.thresholds.allocs_total);
         trip.max_bytes.set(saved.thresholds.bytes);
         trip.max_high_water.set(saved.thresholds.high_water);
         trip.tripped.set(saved.tripped);
+        record(trip, saved.recorded.frames());
         frames
     })
+}
+
+/// The frames recorded in `trip` (empty when nothing tripped).
+fn recorded(trip: &Trip) -> Recorded {
+    let mut r = Recorded { frames: [0; MAX_FRAMES], len: trip.len.get() };
+    for (dst, src) in r.frames.iter_mut().zip(&trip.frames[..r.len]) {
+        *dst = src.get();
+    }
+    r
+}
+
+/// Stores `frames` as the recorded stack.
+fn record(trip: &Trip, frames: &[usize]) {
+    for (cell, &ip) in trip.frames.iter().zip(frames) {
+        cell.set(ip);
+    }
+    trip.len.set(frames.len());
 }
 
 /// Called from the allocator's cold path, after counting, while trip mode
@@ -147,9 +163,6 @@ pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
         trip.tripped.set(true);
         let mut frames = [0usize; MAX_FRAMES];
         let n = crate::stack::capture(&mut frames);
-        for (cell, &ip) in trip.frames.iter().zip(&frames[..n]) {
-            cell.set(ip);
-        }
-        trip.len.set(n);
+        record(trip, &frames[..n]);
     })
 }
