@@ -123,12 +123,89 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // A sampled block leaves the profile's live table before the inner
+        // allocator can hand its address to another thread (as `dealloc`
+        // does), and comes back if the reallocation fails.
+        let followed = counters::before_realloc(ptr);
         // SAFETY: the caller's contract for `realloc` is forwarded unchanged,
         // so in-place growth stays available.
         let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            counters::on_realloc(ptr, p, layout.size(), new_size);
+        if p.is_null() {
+            counters::after_failed_realloc(ptr, followed);
+        } else {
+            counters::on_realloc(p, layout.size(), new_size);
         }
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::sample;
+    use std::alloc::System;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Whether the old block was still in the heap profile's live table
+        /// when the inner `realloc` ran.
+        static FOLLOWED_DURING_REALLOC: Cell<Option<bool>> = const { Cell::new(None) };
+        static FAIL_NEXT_REALLOC: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// `System`, with a `realloc` that looks at the live table first.
+    struct Inspecting;
+
+    // SAFETY: every method forwards to `System` unchanged, except that
+    // `realloc` may fail (return null), which the contract allows.
+    unsafe impl GlobalAlloc for Inspecting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            FOLLOWED_DURING_REALLOC.set(Some(sample::is_followed(ptr)));
+            if FAIL_NEXT_REALLOC.replace(false) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: the caller's contract, forwarded.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    /// Once the inner allocator has moved a block, it may hand the old
+    /// address to another thread, whose new sample must not be the one a
+    /// late removal takes out: the old block leaves the live table before
+    /// the inner `realloc` runs, and comes back if it fails.
+    #[test]
+    fn a_sampled_block_leaves_the_live_table_before_the_inner_realloc_runs() {
+        std::thread::spawn(|| {
+            let a = CountingAlloc::new(Inspecting);
+            let small = Layout::from_size_align(64, 8).unwrap();
+            sample::start(1);
+            // SAFETY: a non-zero size; every block is freed below with its
+            // layout.
+            unsafe {
+                let p = a.alloc(small);
+                assert!(!p.is_null() && sample::is_followed(p));
+                let q = a.realloc(p, small, 1 << 16);
+                assert_eq!(FOLLOWED_DURING_REALLOC.get(), Some(false), "taken out before forwarding");
+                assert!(!q.is_null() && sample::is_followed(q), "the new block is sampled (rate 1)");
+                let big = Layout::from_size_align(1 << 16, 8).unwrap();
+                FAIL_NEXT_REALLOC.set(true);
+                assert!(a.realloc(q, big, 1 << 20).is_null());
+                assert_eq!(FOLLOWED_DURING_REALLOC.get(), Some(false));
+                assert!(sample::is_followed(q), "a failed reallocation leaves the old block followed");
+                a.dealloc(q, big);
+                assert!(!sample::is_followed(q));
+            }
+            sample::stop();
+        })
+        .join()
+        .unwrap();
     }
 }

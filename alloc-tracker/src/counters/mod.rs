@@ -198,15 +198,25 @@ impl CounterSet<AtomicU64> {
 
     /// Reads every counter (relaxed; not atomic across counters).
     pub(crate) fn load(&self) -> Counts {
-        Counts::from_fn(|c| self[c].load(Ordering::Relaxed))
+        self.load_with(Ordering::Relaxed)
+    }
+
+    /// Reads every counter with `order`.
+    pub(crate) fn load_with(&self, order: Ordering) -> Counts {
+        Counts::from_fn(|c| self[c].load(order))
     }
 
     /// Adds `counts` with atomic read-modify-writes, for counters that
     /// several threads write.
     pub(crate) fn add(&self, counts: Counts) {
+        self.add_with(counts, Ordering::Relaxed);
+    }
+
+    /// Adds `counts` with atomic read-modify-writes of ordering `order`.
+    pub(crate) fn add_with(&self, counts: Counts, order: Ordering) {
         for c in Counter::ALL {
             if counts[c] != 0 {
-                self[c].fetch_add(counts[c], Ordering::Relaxed);
+                self[c].fetch_add(counts[c], order);
             }
         }
     }
@@ -351,16 +361,36 @@ pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
     })
 }
 
+/// Before a `realloc` is forwarded: on a sampling thread, takes a sampled
+/// old block out of the live table while its address is still the
+/// caller's, as a free is counted before it is forwarded (once the inner
+/// allocator has moved the block, it may hand the old address to another
+/// thread, whose new sample would then be the one taken out). One compare
+/// outside sampling.
+#[inline(always)]
+pub(crate) fn before_realloc(ptr: *mut u8) -> Option<sample::Followed> {
+    with_local(|l| if l.free_gate.get() & SAMPLE != 0 { sample::unfollow_before_realloc(ptr) } else { None })
+}
+
+/// After a failed `realloc`: the old block is still live, and followed
+/// again if [`before_realloc`] had taken it out.
+#[inline(always)]
+pub(crate) fn after_failed_realloc(ptr: *mut u8, followed: Option<sample::Followed>) {
+    if let Some(f) = followed {
+        sample::refollow(ptr, f);
+    }
+}
+
 /// Counts one successful `realloc` from `old` to `new` bytes.
 #[inline(always)]
-pub(crate) fn on_realloc(old_ptr: *mut u8, new_ptr: *mut u8, old: usize, new: usize) {
+pub(crate) fn on_realloc(new_ptr: *mut u8, old: usize, new: usize) {
     with_local(|l| {
         if l.alloc_gate.get() < 0 {
             bump(&l.counts[Counter::Reallocs], 1);
             bump(&l.counts[Counter::BytesAllocated], new as u64);
             bump(&l.counts[Counter::BytesFreed], old as u64);
         } else {
-            on_realloc_cold(l, old_ptr, new_ptr, old as u64, new as u64);
+            on_realloc_cold(l, new_ptr, old as u64, new as u64);
         }
     })
 }
@@ -442,7 +472,7 @@ fn check_trip(l: &ThreadCounters, allocated: u64) {
 
 #[cold]
 #[inline(never)]
-fn on_realloc_cold(l: &'static ThreadCounters, old_ptr: *mut u8, new_ptr: *mut u8, old: u64, new: u64) {
+fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: u64) {
     let mode = settle(l);
     if mode & DETACHED != 0 {
         registry::count_detached(Counts::of(&[
@@ -463,8 +493,8 @@ fn on_realloc_cold(l: &'static ThreadCounters, old_ptr: *mut u8, new_ptr: *mut u
     }
     if mode & SAMPLE != 0 {
         // A reallocation is a new block replacing the old one (the counting
-        // rule): the old one leaves the live set, the new one may be sampled.
-        sample::on_free(old_ptr);
+        // rule): the old one left the live set before the call was
+        // forwarded (`before_realloc`), the new one may be sampled.
         sample::on_alloc(new_ptr, new);
     }
 }
@@ -535,11 +565,6 @@ pub(crate) fn set_mode_bit(bit: u8, on: bool) {
         let m = l.mode.get();
         l.set_mode(if on { m | bit } else { m & !bit });
     })
-}
-
-/// The high-water mark of live bytes reached since it was last restarted.
-pub(crate) fn high_water() -> i64 {
-    with_local(|l| l.high_water.get())
 }
 
 /// Returns the high-water mark of live bytes reached since the last call

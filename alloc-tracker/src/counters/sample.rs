@@ -18,14 +18,31 @@
 //! A sample records the stack's raw return addresses
 //! ([`crate::stack::capture`]) into a fixed static table of stacks, and the
 //! block's address into a fixed table of live sampled blocks, so that a
-//! free on a sampling thread finds its sample and takes it out of the live
-//! figures. None of this allocates through the Rust global allocator.
+//! free finds its sample and takes it out of the live figures. None of this
+//! allocates through the Rust global allocator.
+//!
+//! # A bounded cost per event
+//!
+//! Both tables are open-addressing hash tables whose probes are bounded:
+//! [`STACK_PROBES`] slots for a stack, [`LIVE_PROBES`] for a live block.
+//! A sample that finds no place within its probes is not lost silently:
+//! a stack that finds no slot is counted in the dropped samples (its
+//! allocation is then missing from the profile), and a block that finds no
+//! live slot is counted as untracked (it is in the allocation figures, but
+//! never in the live ones, so live figures are flagged incomplete instead
+//! of staying high forever). Removed live entries leave tombstones, which
+//! later inserts reuse; a lookup looks at most [`LIVE_PROBES`] slots,
+//! whatever the tombstones.
+//!
+//! A free must find out cheaply that its block was not sampled (nearly
+//! every block): a bitmap of the live table's occupied slots, 64 KiB for
+//! the whole table, answers with one or two loads of the bits of the
+//! block's probe window; only a set bit sends the free to the table.
 //!
 //! # Limits
 //!
 //! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
-//!   blocks; beyond that, samples are counted as dropped and live blocks
-//!   are not followed.
+//!   blocks (and fewer when probe windows fill up first).
 //! - A free is matched only on a thread that samples.
 //! - Stacks deeper than 48 frames are cut at the 48th.
 
@@ -35,9 +52,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use super::SAMPLE;
 
 /// Distinct stacks the profile table holds.
-pub const MAX_STACKS: usize = 4096;
+pub const MAX_STACKS: usize = 8192;
 /// Live sampled blocks followed at once.
-pub const MAX_LIVE: usize = 1 << 16;
+pub const MAX_LIVE: usize = 1 << 19;
+/// Slots a stack may probe before it is dropped.
+const STACK_PROBES: usize = 64;
+/// Slots a live block may probe (insert and lookup).
+const LIVE_PROBES: usize = 16;
 const MAX_DEPTH: usize = 48;
 
 /// Go's default `MemProfileRate`: one sample per 512 KiB on average.
@@ -70,25 +91,38 @@ static STACKS: [Stack; MAX_STACKS] = [const {
     }
 }; MAX_STACKS];
 
-/// A live sampled block: its address (0 empty, `TOMBSTONE` removed), its
-/// stack, and what it stands for.
+/// A live sampled block: its address (0 empty, [`TOMBSTONE`] removed,
+/// [`BUSY`] being written), and what it stands for.
 struct Live {
     addr: AtomicUsize,
-    stack: AtomicUsize,
-    allocs: AtomicU64,
+    /// The stack's index (low 32 bits) and the estimated allocations as
+    /// `f32` bits (high 32 bits).
+    stack_and_allocs: AtomicU64,
+    /// Estimated bytes, as `f64` bits.
     bytes: AtomicU64,
 }
 
 const TOMBSTONE: usize = usize::MAX;
+const BUSY: usize = usize::MAX - 1;
 
-static LIVE: [Live; MAX_LIVE] = [const {
-    Live { addr: AtomicUsize::new(0), stack: AtomicUsize::new(0), allocs: AtomicU64::new(0), bytes: AtomicU64::new(0) }
-}; MAX_LIVE];
+static LIVE: [Live; MAX_LIVE] =
+    [const { Live { addr: AtomicUsize::new(0), stack_and_allocs: AtomicU64::new(0), bytes: AtomicU64::new(0) } };
+        MAX_LIVE];
+/// Bit `i` set while `LIVE[i]` holds a live block.
+static OCCUPIED: [AtomicU64; MAX_LIVE / 64] = [const { AtomicU64::new(0) }; MAX_LIVE / 64];
 
+/// Samples that found no slot in the stack table.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Samples whose block found no slot in the live table.
+static UNTRACKED: AtomicU64 = AtomicU64::new(0);
 /// Sampled blocks in `LIVE` now: frees skip the table while it is zero.
 static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The rate last given to [`start`].
 static LAST_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
+/// The smallest and largest rates samples were taken at (`u64::MAX` and 0
+/// before the first sample).
+static RATE_MIN: AtomicU64 = AtomicU64::new(u64::MAX);
+static RATE_MAX: AtomicU64 = AtomicU64::new(0);
 
 struct Sampler {
     rate: Cell<u64>,
@@ -178,17 +212,17 @@ pub(super) fn on_alloc(ptr: *mut u8, size: u64) {
 #[cold]
 #[inline(never)]
 fn take_sample(s: &Sampler, ptr: *mut u8, size: u64) {
-    {
-        if s.busy.get() {
-            return;
-        }
-        s.busy.set(true);
-        s.until_next.set(s.next_interval());
-        let rate = s.rate.get();
-        let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
-        record(ptr as usize, 1.0 / p, size as f64 / p);
-        s.busy.set(false);
+    if s.busy.get() {
+        return;
     }
+    s.busy.set(true);
+    s.until_next.set(s.next_interval());
+    let rate = s.rate.get();
+    RATE_MIN.fetch_min(rate, Ordering::Relaxed);
+    RATE_MAX.fetch_max(rate, Ordering::Relaxed);
+    let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
+    record(ptr as usize, 1.0 / p, size as f64 / p);
+    s.busy.set(false);
 }
 
 fn hash_frames(frames: &[usize]) -> u64 {
@@ -203,8 +237,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 fn record(addr: usize, allocs: f64, bytes: f64) {
     let mut frames = [0usize; MAX_DEPTH];
     let n = crate::stack::capture(&mut frames);
-    let frames = &frames[..n];
-    let Some(index) = stack_index(frames) else {
+    let Some(index) = stack_index(&frames[..n]) else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -212,16 +245,21 @@ fn record(addr: usize, allocs: f64, bytes: f64) {
     stack.samples.fetch_add(1, Ordering::Relaxed);
     add_f64(&stack.allocs, allocs);
     add_f64(&stack.bytes, bytes);
-    add_f64(&stack.live_allocs, allocs);
-    add_f64(&stack.live_bytes, bytes);
-    track_live(addr, index, allocs, bytes);
+    let followed = Followed { stack: index as u32, allocs: allocs as f32, bytes };
+    if follow(addr, followed) {
+        add_f64(&stack.live_allocs, allocs);
+        add_f64(&stack.live_bytes, bytes);
+    } else {
+        UNTRACKED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// Finds or inserts the stack; `None` when the table is full.
+/// Finds or inserts the stack within [`STACK_PROBES`] slots; `None` when
+/// they are all taken by other stacks.
 fn stack_index(frames: &[usize]) -> Option<usize> {
     let h = hash_frames(frames);
     let start = (h as usize) % MAX_STACKS;
-    for probe in 0..MAX_STACKS {
+    for probe in 0..STACK_PROBES {
         let i = (start + probe) % MAX_STACKS;
         let slot = &STACKS[i];
         let mut seen = slot.hash.load(Ordering::Acquire);
@@ -252,55 +290,132 @@ fn stack_index(frames: &[usize]) -> Option<usize> {
     None
 }
 
+/// What a followed live block stands for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Followed {
+    stack: u32,
+    allocs: f32,
+    bytes: f64,
+}
+
+/// The first slot of `addr`'s probe window.
 fn live_start(addr: usize) -> usize {
     (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % MAX_LIVE
 }
 
-fn track_live(addr: usize, stack: usize, allocs: f64, bytes: f64) {
+/// The occupied bits of the probe window starting at slot `start`: bit `p`
+/// for slot `start + p` (modulo the table). One or two loads.
+#[inline(always)]
+fn window_bits(start: usize) -> u64 {
+    let (word, offset) = (start / 64, start % 64);
+    let mut bits = OCCUPIED[word].load(Ordering::Acquire) >> offset;
+    if offset > 64 - LIVE_PROBES {
+        bits |= OCCUPIED[(word + 1) % OCCUPIED.len()].load(Ordering::Acquire) << (64 - offset);
+    }
+    bits & ((1 << LIVE_PROBES) - 1)
+}
+
+fn set_occupied(i: usize, on: bool) {
+    let bit = 1u64 << (i % 64);
+    if on {
+        OCCUPIED[i / 64].fetch_or(bit, Ordering::Release);
+    } else {
+        OCCUPIED[i / 64].fetch_and(!bit, Ordering::Release);
+    }
+}
+
+/// Puts `addr` in the live table; false when its probe window is full.
+fn follow(addr: usize, f: Followed) -> bool {
     let start = live_start(addr);
-    for probe in 0..MAX_LIVE {
-        let slot = &LIVE[(start + probe) % MAX_LIVE];
+    for probe in 0..LIVE_PROBES {
+        let i = (start + probe) % MAX_LIVE;
+        let slot = &LIVE[i];
         let cur = slot.addr.load(Ordering::Relaxed);
         if (cur == 0 || cur == TOMBSTONE)
-            && slot.addr.compare_exchange(cur, usize::MAX - 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && slot.addr.compare_exchange(cur, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
-            slot.stack.store(stack, Ordering::Relaxed);
-            slot.allocs.store(allocs.to_bits(), Ordering::Relaxed);
-            slot.bytes.store(bytes.to_bits(), Ordering::Relaxed);
+            slot.stack_and_allocs.store(u64::from(f.stack) | u64::from(f.allocs.to_bits()) << 32, Ordering::Relaxed);
+            slot.bytes.store(f.bytes.to_bits(), Ordering::Relaxed);
             slot.addr.store(addr, Ordering::Release);
+            set_occupied(i, true);
             LIVE_COUNT.fetch_add(1, Ordering::Relaxed);
-            return;
+            return true;
         }
     }
-    // Table full: this block's free will not be seen; its bytes stay live.
+    false
+}
+
+/// Takes `addr` out of the live table and its stack's live figures, if it
+/// is there; returns what it stood for.
+fn unfollow(addr: usize) -> Option<Followed> {
+    let start = live_start(addr);
+    let mut bits = window_bits(start);
+    while bits != 0 {
+        let i = (start + bits.trailing_zeros() as usize) % MAX_LIVE;
+        bits &= bits - 1;
+        let slot = &LIVE[i];
+        // Claimed as busy first and only released as a tombstone once its
+        // bit is cleared: a follower that reused the slot at once would
+        // otherwise have its own bit cleared by us.
+        if slot.addr.load(Ordering::Acquire) == addr
+            && slot.addr.compare_exchange(addr, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            set_occupied(i, false);
+            let packed = slot.stack_and_allocs.load(Ordering::Relaxed);
+            let f = Followed {
+                stack: packed as u32,
+                allocs: f32::from_bits((packed >> 32) as u32),
+                bytes: f64::from_bits(slot.bytes.load(Ordering::Relaxed)),
+            };
+            slot.addr.store(TOMBSTONE, Ordering::Release);
+            LIVE_COUNT.fetch_sub(1, Ordering::Relaxed);
+            let stack = &STACKS[f.stack as usize];
+            add_f64(&stack.live_allocs, -f64::from(f.allocs));
+            add_f64(&stack.live_bytes, -f.bytes);
+            return Some(f);
+        }
+    }
+    None
 }
 
 /// A free on a sampling thread: takes a sampled block out of the live
-/// figures. Inline, and nothing but one load while no sampled block lives.
+/// figures. Inline, and nothing but one load while no sampled block lives;
+/// then one or two loads of the occupied bits for unsampled blocks.
 #[inline(always)]
 pub(super) fn on_free(ptr: *mut u8) {
-    if LIVE_COUNT.load(Ordering::Relaxed) != 0 {
+    if LIVE_COUNT.load(Ordering::Relaxed) != 0 && window_bits(live_start(ptr as usize)) != 0 {
         free_sampled(ptr);
     }
 }
 
 #[inline(never)]
 fn free_sampled(ptr: *mut u8) {
-    let addr = ptr as usize;
-    let start = live_start(addr);
-    for probe in 0..MAX_LIVE {
-        let slot = &LIVE[(start + probe) % MAX_LIVE];
-        let cur = slot.addr.load(Ordering::Acquire);
-        if cur == 0 {
-            return;
-        }
-        if cur == addr && slot.addr.compare_exchange(addr, TOMBSTONE, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            LIVE_COUNT.fetch_sub(1, Ordering::Relaxed);
-            let stack = &STACKS[slot.stack.load(Ordering::Relaxed)];
-            add_f64(&stack.live_allocs, -f64::from_bits(slot.allocs.load(Ordering::Relaxed)));
-            add_f64(&stack.live_bytes, -f64::from_bits(slot.bytes.load(Ordering::Relaxed)));
-            return;
-        }
+    unfollow(ptr as usize);
+}
+
+/// Before a `realloc` on a sampling thread is forwarded: takes the old
+/// block out of the live table while its address is still this caller's
+/// (the inner allocator may hand it to another thread once it moved the
+/// block). The caller puts it back with [`refollow`] if the reallocation
+/// fails.
+#[inline(never)]
+pub(super) fn unfollow_before_realloc(ptr: *mut u8) -> Option<Followed> {
+    if LIVE_COUNT.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    unfollow(ptr as usize)
+}
+
+/// After a failed `realloc`: the old block is still live; follow it again.
+#[cold]
+#[inline(never)]
+pub(super) fn refollow(ptr: *mut u8, f: Followed) {
+    let stack = &STACKS[f.stack as usize];
+    if follow(ptr as usize, f) {
+        add_f64(&stack.live_allocs, f64::from(f.allocs));
+        add_f64(&stack.live_bytes, f.bytes);
+    } else {
+        UNTRACKED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -330,17 +445,27 @@ pub(crate) fn stacks() -> Vec<SampledStack> {
         .collect()
 }
 
-/// Samples that found the stack table full.
+/// Samples that found no slot in the stack table.
 pub(crate) fn dropped_samples() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// The rate last given to [`start`].
-pub(crate) fn last_rate() -> u64 {
-    LAST_RATE.load(Ordering::Relaxed)
+/// Samples whose block found no slot in the live table.
+pub(crate) fn untracked_live_samples() -> u64 {
+    UNTRACKED.load(Ordering::Relaxed)
 }
 
-/// Clears both tables and the dropped-sample count.
+/// The rate every sample so far was taken at; 0 when samples were taken at
+/// different rates; the rate last given to [`start`] before any sample.
+pub(crate) fn sample_rate() -> u64 {
+    match (RATE_MIN.load(Ordering::Relaxed), RATE_MAX.load(Ordering::Relaxed)) {
+        (u64::MAX, _) => LAST_RATE.load(Ordering::Relaxed),
+        (min, max) if min == max => min,
+        _ => 0,
+    }
+}
+
+/// Clears both tables, the dropped and untracked counts and the rates seen.
 pub(crate) fn reset() {
     for s in &STACKS {
         s.hash.store(0, Ordering::Relaxed);
@@ -352,6 +477,104 @@ pub(crate) fn reset() {
     for l in &LIVE {
         l.addr.store(0, Ordering::Relaxed);
     }
+    for word in &OCCUPIED {
+        word.store(0, Ordering::Relaxed);
+    }
     LIVE_COUNT.store(0, Ordering::Relaxed);
     DROPPED.store(0, Ordering::Relaxed);
+    UNTRACKED.store(0, Ordering::Relaxed);
+    RATE_MIN.store(u64::MAX, Ordering::Relaxed);
+    RATE_MAX.store(0, Ordering::Relaxed);
+}
+
+/// In a child process after `fork`: the other threads are gone, and a slot
+/// one of them was writing would stay half written (a stack being written,
+/// a live block being inserted) and make a probe spin forever. Such slots
+/// are cleared.
+pub(super) fn after_fork_in_child() {
+    clear_half_written(&STACKS, 0..MAX_LIVE);
+}
+
+/// Clears the half-written slots among `stacks` and the live slots
+/// `live`.
+fn clear_half_written(stacks: &[Stack], live: std::ops::Range<usize>) {
+    for s in stacks {
+        let _ = s.hash.compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for i in live {
+        if LIVE[i].addr.compare_exchange(BUSY, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            set_occupied(i, false);
+        }
+    }
+}
+
+/// Whether `ptr` is in the live table now (for tests).
+#[cfg(test)]
+pub(crate) fn is_followed(ptr: *mut u8) -> bool {
+    let addr = ptr as usize;
+    let start = live_start(addr);
+    (0..LIVE_PROBES).any(|p| LIVE[(start + p) % MAX_LIVE].addr.load(Ordering::Acquire) == addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Addresses whose probe windows all start at slot `target`: the
+    /// inverse of `live_start`'s multiplier (odd, so invertible modulo
+    /// 2^64) undoes the hash.
+    fn colliding(target: usize, n: usize) -> Vec<usize> {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut inv: u64 = 1;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(K.wrapping_mul(inv)));
+        }
+        let addrs: Vec<usize> =
+            (0..n).map(|j| (((target as u64) << 7) + j as u64).wrapping_mul(inv) as usize).collect();
+        assert!(addrs.iter().all(|&a| live_start(a) == target));
+        addrs
+    }
+
+    fn entry() -> Followed {
+        Followed { stack: 0, allocs: 1.0, bytes: 8.0 }
+    }
+
+    /// A full window refuses at once (bounded probes) instead of scanning
+    /// the table; a tombstone in the window is reused; a lookup finds every
+    /// followed block and clears its occupied bit.
+    #[test]
+    fn the_live_tables_probe_window_is_bounded_and_reuses_tombstones() {
+        // A region of the table no other test touches: the window of slot
+        // MAX_LIVE - 8 wraps around the table's end.
+        let addrs = colliding(MAX_LIVE - 8, LIVE_PROBES + 2);
+        for &a in &addrs[..LIVE_PROBES] {
+            assert!(follow(a, entry()), "room in the window");
+        }
+        assert_eq!(window_bits(MAX_LIVE - 8).count_ones() as usize, LIVE_PROBES);
+        assert!(!follow(addrs[LIVE_PROBES], entry()), "the window is full: refused, not searched further");
+        assert!(unfollow(addrs[3]).is_some());
+        assert!(unfollow(addrs[3]).is_none(), "taken out once");
+        assert!(follow(addrs[LIVE_PROBES + 1], entry()), "the tombstone is reused");
+        for &a in addrs[..LIVE_PROBES].iter().filter(|&&a| a != addrs[3]).chain([&addrs[LIVE_PROBES + 1]]) {
+            assert!(unfollow(a).is_some(), "{a:#x} found within its window");
+        }
+        assert_eq!(window_bits(MAX_LIVE - 8), 0, "every occupied bit cleared");
+    }
+
+    /// In a forked child a slot left half written by a vanished thread
+    /// would make probes spin (a stack) or stay taken (a live block).
+    #[test]
+    fn a_fork_child_clears_half_written_slots() {
+        let stack = &STACKS[MAX_STACKS - 1];
+        stack.hash.store(1, Ordering::Relaxed);
+        let live = LIVE.len() - 100;
+        LIVE[live].addr.store(BUSY, Ordering::Relaxed);
+        set_occupied(live, true);
+        // The function the fork handler runs, on these slots only: other
+        // tests sample concurrently in this process.
+        clear_half_written(std::slice::from_ref(stack), live..live + 1);
+        assert_eq!(stack.hash.load(Ordering::Relaxed), 0);
+        assert_eq!(LIVE[live].addr.load(Ordering::Relaxed), 0);
+        assert_eq!(OCCUPIED[live / 64].load(Ordering::Relaxed) & (1 << (live % 64)), 0);
+    }
 }

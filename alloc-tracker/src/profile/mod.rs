@@ -8,8 +8,13 @@
 //! # Limits
 //!
 //! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
-//!   blocks; beyond that, samples are counted in
-//!   [`HeapProfile::dropped_samples`] and live blocks are not followed.
+//!   blocks, found within a bounded number of probes so that every
+//!   allocation and free costs a bounded time. A sample whose stack finds
+//!   no slot is counted in [`HeapProfile::dropped_samples`] (it is missing
+//!   from the profile); a sample whose block finds no live slot is counted
+//!   in [`HeapProfile::untracked_live_samples`] (it is in the allocation
+//!   figures, not in the live ones: [`HeapProfile::live_is_complete`] is
+//!   then false).
 //! - A free is matched only on a thread that samples: enable sampling on
 //!   every thread that frees profiled memory, or live figures stay high.
 //! - Stacks deeper than 48 frames are cut at the 48th.
@@ -123,10 +128,16 @@ impl Site {
 pub struct HeapProfile {
     /// Every site sampled so far.
     pub sites: Vec<Site>,
-    /// Samples that found the stack table full.
+    /// Samples that found no slot in the stack table: their allocations
+    /// are missing from every figure of the profile.
     pub dropped_samples: u64,
-    /// The sampling rate last set by [`start_sampling`], in bytes (pprof's
-    /// `period`).
+    /// Samples whose block found no slot in the table of live blocks: they
+    /// are in the allocation figures, but never in the live ones.
+    pub untracked_live_samples: u64,
+    /// The sampling rate, in bytes, that every sample was taken at (pprof's
+    /// `period`); 0 when threads sampled at different rates (each sample's
+    /// estimate still uses its own rate); the rate last given to
+    /// [`start_sampling`] before any sample.
     pub sample_rate: u64,
 }
 
@@ -153,11 +164,16 @@ pub fn heap_profile() -> HeapProfile {
             live_bytes: s.live_bytes,
         })
         .collect();
-    HeapProfile { sites, dropped_samples: sample::dropped_samples(), sample_rate: sample::last_rate() }
+    HeapProfile {
+        sites,
+        dropped_samples: sample::dropped_samples(),
+        untracked_live_samples: sample::untracked_live_samples(),
+        sample_rate: sample::sample_rate(),
+    }
 }
 
-/// Clears the process-wide profile: every site, every followed live block
-/// and the dropped-sample count. Call it while no thread samples (a sample
+/// Clears the process-wide profile: every site, every followed live block,
+/// the dropped and untracked sample counts and the rates seen. Call it while no thread samples (a sample
 /// taken during the reset may be half cleared).
 ///
 /// # Examples
@@ -203,5 +219,35 @@ impl HeapProfile {
     /// ```
     pub fn total_allocs(&self) -> f64 {
         self.sites.iter().map(|s| s.allocs).sum()
+    }
+
+    /// Estimated bytes allocated and not freed yet, at all sites.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// assert_eq!(allocscope::HeapProfile::default().live_bytes(), 0.0);
+    /// ```
+    pub fn live_bytes(&self) -> f64 {
+        self.sites.iter().map(|s| s.live_bytes).sum()
+    }
+
+    /// Whether the live figures account for every sample: false when some
+    /// sampled blocks could not be followed (too many live at once), and
+    /// the live figures are then lower than the truth.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// assert!(allocscope::heap_profile().live_is_complete());
+    /// ```
+    pub fn live_is_complete(&self) -> bool {
+        self.untracked_live_samples == 0
     }
 }
