@@ -18,6 +18,7 @@ fn probe() -> u8 {
     if known != 0 {
         return known;
     }
+    registry::prepare_for_fork();
     // Process totals, not the thread's: they move whenever a `CountingAlloc`
     // counts, even on a thread beyond the registry, and never otherwise.
     let before = registry::process_counts();

@@ -13,8 +13,11 @@ use super::registry::retire;
 use super::ThreadCounters;
 
 /// Arranges for `block` to be retired when this thread exits; false if the
-/// platform refused.
+/// platform refused. The block is already registered (not `FRESH`), so an
+/// allocation made while arming is counted in it.
 pub(super) fn arm(block: *mut ThreadCounters) -> bool {
+    // SAFETY: `block` is the calling thread's live block.
+    debug_assert!(unsafe { &*block }.mode.get() & super::FRESH == 0, "registered before arming");
     #[cfg(unix)]
     return pthread_key::arm(block);
     #[cfg(not(unix))]

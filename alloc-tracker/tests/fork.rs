@@ -1,0 +1,115 @@
+//! A `fork` without `exec` from a process whose threads read process
+//! totals, exit and sample all the time: the child must not inherit a
+//! registry or profile state that another thread would have taken back
+//! (a reader's or an exiting thread's count, a half-written slot), or it
+//! hangs in `process_stats`, in a thread's exit or in sampling. Each child
+//! does all three and exits; the parent gives it 10 seconds.
+#![cfg(unix)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use allocscope::CountingAlloc;
+
+#[global_allocator]
+static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+
+/// Allocations whose stacks differ with `depth`, so that sampling keeps
+/// writing new stack slots.
+#[inline(never)]
+fn nested(depth: u32) -> usize {
+    if depth == 0 {
+        return black_box(vec![0u8; 48]).len();
+    }
+    nested(depth - 1) + black_box(Box::new(depth)).as_ref().to_owned() as usize
+}
+
+/// What a child does: read the totals, start and join a thread (its exit
+/// hook waits for readers), sample new stacks, read the profile.
+fn child() -> ! {
+    let before = allocscope::process_stats();
+    std::thread::spawn(|| drop(black_box(vec![0u8; 100]))).join().unwrap();
+    allocscope::start_sampling(1);
+    for depth in 0..20 {
+        nested(depth);
+    }
+    allocscope::stop_sampling();
+    let grown = (allocscope::process_stats() - before).allocs > 0;
+    let sampled = allocscope::heap_profile().total_allocs() > 0.0;
+    // SAFETY: `_exit` ends the child at once, without running the parent's
+    // atexit handlers or destructors.
+    unsafe { libc::_exit(if grown && sampled { 0 } else { 3 }) }
+}
+
+#[test]
+fn a_child_forked_while_threads_read_exit_and_sample_does_not_hang() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut busy = Vec::new();
+    // Readers: `process_stats` in a loop (a reader's count in READERS).
+    for _ in 0..2 {
+        let stop = Arc::clone(&stop);
+        busy.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                black_box(allocscope::process_stats());
+            }
+        }));
+    }
+    // Exits: short threads, one after another (EXITING during their hooks).
+    let churn = Arc::clone(&stop);
+    busy.push(std::thread::spawn(move || {
+        while !churn.load(Ordering::Relaxed) {
+            std::thread::spawn(|| drop(black_box(vec![0u8; 64]))).join().unwrap();
+        }
+    }));
+    // Sampling: new stacks written all the time.
+    let sampler = Arc::clone(&stop);
+    busy.push(std::thread::spawn(move || {
+        allocscope::start_sampling(1);
+        let mut depth = 0;
+        while !sampler.load(Ordering::Relaxed) {
+            nested(depth % 40);
+            depth += 1;
+        }
+        allocscope::stop_sampling();
+    }));
+
+    let forks = if cfg!(miri) { 1 } else { 50 };
+    let mut hung = 0;
+    for _ in 0..forks {
+        std::thread::sleep(Duration::from_millis(2));
+        // SAFETY: the child only calls allocscope and the C library, then
+        // `_exit`s; the parent waits for it below.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            child();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done == pid {
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                hung += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in busy {
+        t.join().unwrap();
+    }
+    assert_eq!(hung, 0, "{hung} of {forks} children hung");
+}
