@@ -9,7 +9,7 @@ use anyhow::Context;
 use queue::{Queue, Variant};
 
 use crate::plan::Plan;
-use crate::report::SiteFigures;
+use crate::report::{ProfileFigures, SiteFigures};
 use crate::study::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 
 /// Sites kept in the report per variant.
@@ -44,6 +44,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub struct Profiled {
     pub variant: Variant,
     pub sites: Vec<SiteFigures>,
+    pub figures: ProfileFigures,
     pub files: Vec<PathBuf>,
 }
 
@@ -71,7 +72,18 @@ pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
             write_atomically(&dir.join("flamegraph.svg"), svg.as_bytes())?;
             written.push(dir.join("flamegraph.svg"));
         }
-        results.push(Profiled { variant: v, sites: top_sites(&profile, plan.workload.messages), files: written });
+        let figures = ProfileFigures {
+            sample_rate: profile.sample_rate,
+            samples: profile.sites.iter().map(|s| s.samples).sum(),
+            dropped_samples: profile.dropped_samples,
+            untracked_live_samples: profile.untracked_live_samples,
+        };
+        results.push(Profiled {
+            variant: v,
+            sites: top_sites(&profile, plan.workload.messages),
+            figures,
+            files: written,
+        });
     }
     Ok(results)
 }

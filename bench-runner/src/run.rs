@@ -50,6 +50,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
         for p in heap_profile::run(plan, rate).context("profiling allocation sites")? {
             if let Some(r) = results.iter_mut().find(|r| r.variant == p.variant && r.mode == Mode::Pair) {
                 r.top_sites = p.sites;
+                r.heap_profile = Some(p.figures);
             }
             profile_files.extend(p.files);
         }

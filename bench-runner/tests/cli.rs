@@ -215,6 +215,13 @@ fn heap_profiles_name_the_baselines_four_allocations() {
         assert!(name.ends_with(want), "{sites:?}");
         assert_eq!((*allocs, *bytes), (1.0, want_bytes), "{sites:?}");
     }
+    // The profile's own figures: every one of the 2,000 messages' 4
+    // allocations sampled, nothing dropped or left unfollowed.
+    let p = &baseline["heap_profile"];
+    assert_eq!((p["sample_rate"].as_u64(), p["samples"].as_u64()), (Some(1), Some(8000)), "{p}");
+    assert_eq!((p["dropped_samples"].as_u64(), p["untracked_live_samples"].as_u64()), (Some(0), Some(0)));
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    assert!(md.contains("baseline: 8000 samples at 1 per 1 bytes; 0 dropped"), "{md}");
     let lockfree = json["results"].as_array().unwrap().iter().find(|r| r["variant"] == "lockfree").unwrap();
     // The warm-up wrote every one of the ring's 1024 slots: steady state.
     assert!(lockfree.get("top_sites").is_none(), "no allocation in steady state, no site: {lockfree}");

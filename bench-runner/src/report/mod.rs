@@ -181,6 +181,24 @@ pub struct VariantResult {
     /// With `--heap-profile` (pair rows): the top allocation sites.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_sites: Vec<SiteFigures>,
+    /// With `--heap-profile` (pair rows): how complete the profile is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_profile: Option<ProfileFigures>,
+}
+
+/// The heap profile's own figures: what it is built from, and what it could
+/// not record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileFigures {
+    /// Bytes per sample on average (0: samples taken at different rates).
+    pub sample_rate: u64,
+    /// Samples taken.
+    pub samples: u64,
+    /// Samples that found the stack table full: missing from every figure.
+    pub dropped_samples: u64,
+    /// Samples whose block could not be followed: in the allocation
+    /// figures, not in the live ones.
+    pub untracked_live_samples: u64,
 }
 
 /// One allocation site from the heap profile, per message.
@@ -368,6 +386,7 @@ mod tests {
                 rss_bytes: Some(BeforeAfter { before: 1, after: 2 }),
                 improvement_pct: None,
                 top_sites: vec![],
+                heap_profile: None,
             }],
         }
     }

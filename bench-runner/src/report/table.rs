@@ -81,8 +81,10 @@ impl Document {
         if r.results.iter().any(|v| !v.top_sites.is_empty()) {
             tables.push(top_sites(r));
         }
+        let mut notes = r.notes.clone();
+        notes.extend(profile_lines(r));
         tables.push(per_operation(r));
-        Document { title: "Queue memory report".into(), paragraphs, notes: r.notes.clone(), tables }
+        Document { title: "Queue memory report".into(), paragraphs, notes, tables }
     }
 }
 
@@ -161,6 +163,22 @@ fn latency(r: &Report) -> Table {
         ]),
         rows,
     }
+}
+
+/// One line per profiled variant: what its sites are estimated from, and
+/// what the profile could not record.
+fn profile_lines(r: &Report) -> Vec<String> {
+    r.results
+        .iter()
+        .filter_map(|v| v.heap_profile.map(|p| (v.variant, p)))
+        .map(|(variant, p)| {
+            format!(
+                "{variant}: {} samples at 1 per {} bytes; {} dropped (stack table full), {} not followed live \
+                 (live table full).",
+                p.samples, p.sample_rate, p.dropped_samples, p.untracked_live_samples
+            )
+        })
+        .collect()
 }
 
 fn top_sites(r: &Report) -> Table {

@@ -73,6 +73,7 @@ pub fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops
         rss_bytes: last.and_then(|s| s.rss.clone()),
         improvement_pct: None,
         top_sites: Vec::new(),
+        heap_profile: None,
     }
 }
 
