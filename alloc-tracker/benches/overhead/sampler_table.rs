@@ -34,6 +34,8 @@ fn time(pairs: u32, runs: usize) -> (f64, f64, f64) {
     (ns[runs / 2], ns[0], ns[runs - 1])
 }
 
+// Each `Box` is one live sampled block: the point.
+#[allow(clippy::vec_box)]
 #[inline(never)]
 fn keep_live(n: usize) -> Vec<Box<[u8; 32]>> {
     (0..n).map(|_| black_box(Box::new([1u8; 32]))).collect()
