@@ -190,7 +190,7 @@ impl Budget {
                 [] => None,
                 frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
             };
-            Err(BudgetExceeded { exceeded, stats, location, site })
+            Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, site })))
         }
     }
 
@@ -329,7 +329,12 @@ pub struct Exceeded {
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct BudgetExceeded {
+pub struct BudgetExceeded(Box<Details>);
+
+/// What [`BudgetExceeded`] carries (boxed, so that `check`'s `Result` stays
+/// one pointer wide).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Details {
     exceeded: Vec<Exceeded>,
     stats: AllocStats,
     location: &'static Location<'static>,
@@ -343,11 +348,11 @@ impl fmt::Display for BudgetExceeded {
         write!(
             f,
             "allocation budget exceeded: {} (budget at {}; measured {})",
-            list(&self.exceeded),
-            self.location,
-            self.stats
+            list(&self.0.exceeded),
+            self.0.location,
+            self.0.stats
         )?;
-        match &self.site {
+        match &self.0.site {
             Some(Ok(site)) => write!(f, "\nfirst allocation over the limit:\n{site}"),
             Some(Err(why)) => write!(f, "\nfirst allocation over the limit: {why}"),
             None => Ok(()),
@@ -373,7 +378,7 @@ impl BudgetExceeded {
     /// assert_eq!(err.exceeded().len(), 2);
     /// ```
     pub fn exceeded(&self) -> &[Exceeded] {
-        &self.exceeded
+        &self.0.exceeded
     }
 
     /// Everything the closure did.
@@ -388,7 +393,7 @@ impl BudgetExceeded {
     /// assert_eq!(err.stats().bytes_allocated, 11);
     /// ```
     pub fn stats(&self) -> &AllocStats {
-        &self.stats
+        &self.0.stats
     }
 
     /// Where `check`, `assert` or `assert_no_alloc` was called.
@@ -403,7 +408,7 @@ impl BudgetExceeded {
     /// assert_eq!(err.location().line(), line!() - 1);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.location
+        self.0.location
     }
 
     /// The stack of the first allocation that went over a limit, one
@@ -430,6 +435,6 @@ impl BudgetExceeded {
     /// }
     /// ```
     pub fn site(&self) -> Option<&str> {
-        self.site.as_ref()?.as_deref().ok()
+        self.0.site.as_ref()?.as_deref().ok()
     }
 }

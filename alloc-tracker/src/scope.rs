@@ -27,13 +27,20 @@ use std::marker::PhantomData;
 use crate::counters::{self, registry, Counts};
 use crate::install::require_installed;
 use crate::jemalloc::rounded_thread_allocated;
+use crate::stats::Origin;
 use crate::AllocStats;
 
-/// The calling thread's cumulative figures since it started.
+/// The calling thread's cumulative figures since it started: a snapshot.
 ///
-/// `peak_bytes` holds the thread's live bytes (allocated minus freed,
-/// clamped at zero), so that `after - before` gives a lower bound of the
-/// peak in between; use [`measure`] or a [`Scope`] for the exact peak.
+/// `after - before` of two snapshots of the same thread is what the thread
+/// did in between. A snapshot knows its thread: subtracting another
+/// thread's snapshot (a task that moved to another worker thread at an
+/// `.await`) panics, and [`AllocStats::checked_sub`] returns `None`, rather
+/// than a wrapped figure. [`AllocStats::live_bytes`] is the thread's live
+/// bytes now (allocated minus freed, negative when it freed what others
+/// allocated); `peak_bytes` is that figure clamped at zero, a lower bound of
+/// the thread's peak, as the peak of a thread is tracked only inside a
+/// scope: use [`measure`] or a [`Scope`] for the exact peak.
 ///
 /// # Panics
 ///
@@ -57,14 +64,23 @@ pub fn thread_stats() -> AllocStats {
     require_installed("allocscope::thread_stats");
     let mut s = AllocStats::from_counts(counters::thread_counts());
     s.rounded_bytes_allocated = rounded_thread_allocated();
+    s.origin = Origin::Thread(counters::thread_serial());
     s
 }
 
 /// Cumulative figures of every thread of the process, including threads that
-/// have exited.
+/// have exited: a snapshot, and the cheap figure for a service to read.
 ///
-/// Exact when the other threads are quiescent; while they run, each thread's
-/// figures are read one field at a time.
+/// It sums the counters of every registered thread and of the exited ones:
+/// no lock, no allocation, a few nanoseconds per running thread (see
+/// `docs/overhead.md`), callable from any thread at any time. Exact when the
+/// other threads are quiescent; while they run, each thread's figures are
+/// read one field at a time. [`AllocStats::live_bytes`] is the process's
+/// live bytes now; `peak_bytes` is the highest process live bytes that any
+/// call of `process_stats` has seen so far, a lower bound of the process's
+/// peak (tracking the exact peak would cost every allocation a shared
+/// atomic): read it regularly, as a metrics endpoint does, to keep the
+/// bound close.
 ///
 /// # Panics
 ///
@@ -84,7 +100,15 @@ pub fn thread_stats() -> AllocStats {
 #[track_caller]
 pub fn process_stats() -> AllocStats {
     require_installed("allocscope::process_stats");
-    AllocStats::from_counts(registry::process_counts())
+    use std::sync::atomic::{AtomicI64, Ordering};
+    /// The highest process live bytes a reading has seen.
+    static PEAK_SEEN: AtomicI64 = AtomicI64::new(0);
+    let counts = registry::process_counts();
+    let peak = PEAK_SEEN.fetch_max(counts.live(), Ordering::Relaxed).max(counts.live());
+    let mut s = AllocStats::from_counts(counts);
+    s.peak_bytes = peak.max(0) as u64;
+    s.origin = Origin::Process;
+    s
 }
 
 /// An open measurement window on the current thread.

@@ -37,7 +37,7 @@ use crate::counters::{Counter, Counts};
 /// assert_eq!((stats.bytes_allocated, stats.bytes_freed), (8, 8));
 /// assert_eq!(stats.net_bytes(), 0);
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct AllocStats {
@@ -57,13 +57,63 @@ pub struct AllocStats {
     /// level reached during it, on the measured thread. For a difference of
     /// two snapshots, and for [`measure_process`](crate::measure_process):
     /// the net growth clamped at zero, a lower bound of the true peak (which
-    /// only a thread scope tracks).
+    /// only a thread scope tracks). For a snapshot: a lower bound of the
+    /// peak so far, [`thread_stats`](crate::thread_stats)'s being the live
+    /// bytes now and [`process_stats`](crate::process_stats)'s the highest
+    /// process live bytes any reading has seen; the live bytes themselves
+    /// are [`live_bytes`](AllocStats::live_bytes).
     pub peak_bytes: u64,
+    /// Whose cumulative figures these are, for snapshots; `Derived` for
+    /// scopes, differences and sums.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) origin: Origin,
     /// Bytes as jemalloc really handed them out (requested sizes rounded up
     /// to jemalloc's size classes, from its per-thread `thread.allocated`
     /// counter), for thread scopes and thread snapshots when jemalloc is the
     /// inner allocator; `None` otherwise. Go's `B/op` is rounded this way.
     pub rounded_bytes_allocated: Option<u64>,
+}
+
+/// Whose cumulative figures an [`AllocStats`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A scope's figures, a difference or a sum.
+    #[default]
+    Derived,
+    /// A [`thread_stats`](crate::thread_stats) snapshot of the thread with
+    /// this serial number.
+    Thread(u64),
+    /// A [`process_stats`](crate::process_stats) snapshot.
+    Process,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Derived => f.write_str("figures that are not a snapshot"),
+            Origin::Thread(n) => write!(f, "a snapshot of thread #{n}"),
+            Origin::Process => f.write_str("a snapshot of the process"),
+        }
+    }
+}
+
+/// Equal when every figure is equal (whose snapshot it is does not count).
+impl PartialEq for AllocStats {
+    fn eq(&self, o: &AllocStats) -> bool {
+        self.counts() == o.counts()
+            && self.peak_bytes == o.peak_bytes
+            && self.rounded_bytes_allocated == o.rounded_bytes_allocated
+    }
+}
+
+impl Eq for AllocStats {}
+
+impl std::hash::Hash for AllocStats {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.counts().hash(h);
+        self.peak_bytes.hash(h);
+        self.rounded_bytes_allocated.hash(h);
+    }
 }
 
 impl AllocStats {
@@ -104,6 +154,88 @@ impl AllocStats {
     /// ```
     pub const fn net_bytes(&self) -> i64 {
         self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
+    }
+
+    /// Live bytes: `bytes_allocated - bytes_freed`. For a snapshot
+    /// ([`thread_stats`](crate::thread_stats),
+    /// [`process_stats`](crate::process_stats)), the bytes live now (a
+    /// thread's can be negative when it frees what others allocated); for a
+    /// scope or a difference, what the measured code left live. The same
+    /// figure as [`net_bytes`](AllocStats::net_bytes), named for snapshots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let before = allocscope::process_stats().live_bytes();
+    /// let kept = std::hint::black_box(vec![0u8; 4096]);
+    /// let after = allocscope::process_stats().live_bytes();
+    /// assert!(after - before >= 4096);
+    /// # drop(kept);
+    /// ```
+    pub const fn live_bytes(&self) -> i64 {
+        self.net_bytes()
+    }
+
+    /// `after.checked_sub(before)`: the figures between two snapshots of
+    /// the same thread (or both of the process), or `None` when they cannot
+    /// be subtracted: snapshots of different threads (a task that moved to
+    /// another worker thread at an `.await`, say: each thread's counters
+    /// are its own), a thread's against the process's, or a `before` that
+    /// is not earlier. `after - before` panics in those cases; it never
+    /// gives a wrapped figure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let before = allocscope::thread_stats();
+    /// let v = std::hint::black_box(vec![0u8; 64]);
+    /// let d = allocscope::thread_stats().checked_sub(&before).unwrap();
+    /// assert_eq!(d.bytes_allocated, 64);
+    ///
+    /// let elsewhere = std::thread::spawn(allocscope::thread_stats).join().unwrap();
+    /// assert_eq!(elsewhere.checked_sub(&before), None, "another thread's snapshot");
+    /// assert_eq!(allocscope::process_stats().checked_sub(&before), None, "the process's");
+    /// # drop(v);
+    /// ```
+    pub fn checked_sub(&self, before: &AllocStats) -> Option<AllocStats> {
+        self.difference(before).ok()
+    }
+
+    /// The difference, or why there is none.
+    fn difference(&self, before: &AllocStats) -> Result<AllocStats, String> {
+        if self.origin != before.origin {
+            return Err(format!(
+                "allocscope: cannot subtract {} from {}: each thread's counters are its own (a task that moved to \
+                 another thread at an `.await` gives such snapshots); measure with a Scope on one thread, or \
+                 across threads and tasks with a Group",
+                before.origin, self.origin
+            ));
+        }
+        let (a, b) = (self.counts(), before.counts());
+        let mut d = crate::counters::Counts::default();
+        for c in Counter::ALL {
+            d[c] = a[c].checked_sub(b[c]).ok_or_else(|| {
+                format!(
+                    "allocscope: cannot subtract these figures: `before` has more {c:?} than `after` ({} > {}); \
+                     was `before` taken later?",
+                    b[c], a[c]
+                )
+            })?;
+        }
+        let mut out = AllocStats::from_counts(d);
+        out.rounded_bytes_allocated = match (self.rounded_bytes_allocated, before.rounded_bytes_allocated) {
+            (Some(a), Some(b)) => {
+                Some(a.checked_sub(b).ok_or("allocscope: `before` has more rounded bytes than `after`")?)
+            }
+            _ => None,
+        };
+        Ok(out)
     }
 
     /// Whether nothing was allocated, reallocated or freed.
@@ -160,6 +292,7 @@ impl AllocStats {
             bytes_allocated: c[Counter::BytesAllocated],
             bytes_freed: c[Counter::BytesFreed],
             peak_bytes: c.live().max(0) as u64,
+            origin: Origin::Derived,
             rounded_bytes_allocated: None,
         }
     }
@@ -215,9 +348,16 @@ pub struct PerOp {
 
 /// The difference of two cumulative snapshots, `after - before`.
 ///
-/// Counters subtract (wrapping); `peak_bytes` becomes the net growth clamped
-/// at zero, a lower bound of the peak in between; the rounded bytes subtract
-/// when both sides have them.
+/// Counters subtract; `peak_bytes` becomes the net growth clamped at zero, a
+/// lower bound of the peak in between; the rounded bytes subtract when both
+/// sides have them.
+///
+/// # Panics
+///
+/// When the two cannot be subtracted (see
+/// [`checked_sub`](AllocStats::checked_sub)): snapshots of different
+/// threads, or a thread's and the process's, or a `before` with larger
+/// counters. It never gives a wrapped figure.
 ///
 /// # Examples
 ///
@@ -238,11 +378,12 @@ pub struct PerOp {
 impl Sub for AllocStats {
     type Output = AllocStats;
 
+    #[track_caller]
     fn sub(self, before: AllocStats) -> AllocStats {
-        let mut d = AllocStats::from_counts(self.counts().wrapping_sub(before.counts()));
-        d.rounded_bytes_allocated =
-            self.rounded_bytes_allocated.zip(before.rounded_bytes_allocated).map(|(a, b)| a.wrapping_sub(b));
-        d
+        match self.difference(&before) {
+            Ok(d) => d,
+            Err(why) => panic!("{why}"),
+        }
     }
 }
 

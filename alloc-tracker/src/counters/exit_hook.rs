@@ -120,6 +120,7 @@ mod thread_local_drop {
                 counts: CounterSet::zero(),
                 high_water: Cell::new(0),
                 slot: Cell::new(usize::MAX),
+                serial: Cell::new(0),
             })));
             // SAFETY: `block.0` is the live box created above.
             unsafe { &*block.0 }.counts[Counter::BytesAllocated].store(MARK, std::sync::atomic::Ordering::Relaxed);

@@ -131,7 +131,7 @@ impl Counter {
 /// block, an operation's row or the shared totals. (divan's `AllocOpMap`
 /// keeps its counters this way: one vocabulary, never spelled out field by
 /// field.)
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct CounterSet<T> {
     values: [T; 5],
 }
@@ -250,6 +250,9 @@ pub(crate) struct ThreadCounters {
     high_water: Cell<i64>,
     /// Index in the registry's slots while registered.
     slot: Cell<usize>,
+    /// A number no other thread of the process has had, given at
+    /// registration (0 before): tells snapshots of different threads apart.
+    serial: Cell<u64>,
 }
 
 thread_local! {
@@ -263,6 +266,7 @@ thread_local! {
             counts: CounterSet::zero(),
             high_water: Cell::new(0),
             slot: Cell::new(usize::MAX),
+            serial: Cell::new(0),
         }
     };
 }
@@ -551,6 +555,15 @@ pub(crate) fn thread_counts() -> Counts {
         return Counts::default();
     }
     with_local(|l| l.counts.load())
+}
+
+/// The current thread's serial number (registering it if needed): no two
+/// threads of the process share one.
+pub(crate) fn thread_serial() -> u64 {
+    with_local(|l| {
+        settle(l);
+        l.serial.get()
+    })
 }
 
 /// Whether `bit` (`PEAK`, `TRIP` or `SAMPLE`) is set on this thread.
