@@ -1,33 +1,134 @@
 //! jemalloc-only figures: the size-class rounded bytes a thread was handed,
-//! and the allocator-wide statistics (`allocated`, `active`, `resident`).
+//! and the allocator-wide statistics (`allocated`, `active`, `resident`,
+//! `mapped`, `retained`, `metadata`).
 //!
-//! Everything here reads jemalloc's own counters through `mallctl`
-//! (`tikv-jemalloc-ctl`); nothing is called from the allocator path. With the
-//! `jemalloc` feature off, or when jemalloc is not the allocator that serves
-//! the program's allocations, the figures are absent (`None`), never zero.
-//! A leaf: it uses nothing else of the crate.
+//! Everything here reads jemalloc's own counters through its `mallctl`;
+//! nothing is called from the allocator path. The `jemalloc` feature links
+//! one (tikv-jemalloc-sys 0.7, the jemalloc under [`Jemalloc`]); an
+//! application that brings its own `tikv-jemallocator`, of any version,
+//! hands its `mallctl` over with [`use_jemalloc_mallctl`] instead, so that
+//! one jemalloc serves the allocations and answers the questions. Without
+//! a `mallctl`, or when jemalloc does not serve the program's allocations,
+//! the figures are absent (`None`), never zero. A leaf: it uses nothing
+//! else of the crate.
+//!
+//! [`Jemalloc`]: crate::Jemalloc
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// jemalloc's `mallctl`, as every version of `tikv-jemalloc-sys` declares
+/// it (`tikv_jemalloc_sys::mallctl`): read or write one named setting.
+pub type Mallctl = unsafe extern "C" fn(
+    name: *const c_char,
+    oldp: *mut c_void,
+    oldlenp: *mut usize,
+    newp: *mut c_void,
+    newlen: usize,
+) -> c_int;
+
+/// The `mallctl` handed over by [`use_jemalloc_mallctl`], as an address; 0
+/// when none was.
+static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads jemalloc's figures through `mallctl`: the rounded bytes of thread
+/// scopes ([`AllocStats::rounded_bytes_allocated`]) and
+/// [`JemallocStats::read`].
+///
+/// For an application whose global allocator wraps its own
+/// `tikv-jemallocator` (for example 0.6, which cannot be linked beside the
+/// 0.7 one that allocscope's default `jemalloc` feature brings): build
+/// allocscope with `default-features = false`, wrap that `Jemalloc` in
+/// [`CountingAlloc`](crate::CountingAlloc), and hand over the `mallctl` of
+/// the same `tikv-jemalloc-sys` version, once, before reading figures.
+/// With the `jemalloc` feature, allocscope uses its own linked `mallctl`
+/// unless one is handed over.
+///
+/// # Safety
+///
+/// `mallctl` must be the `mallctl` of the jemalloc that serves the
+/// program's global allocations, or a function with its contract: it is
+/// called with jemalloc's setting names and buffers of the types jemalloc
+/// documents for them.
+///
+/// # Examples
+///
+/// ```ignore
+/// // Cargo.toml: allocscope = { version = "0.1", default-features = false }
+/// //             tikv-jemallocator = "0.6"
+/// //             tikv-jemalloc-sys = { version = "0.6", features = ["stats"] }
+/// #[global_allocator]
+/// static GLOBAL: allocscope::CountingAlloc<tikv_jemallocator::Jemalloc> =
+///     allocscope::CountingAlloc::new(tikv_jemallocator::Jemalloc);
+///
+/// fn main() {
+///     // SAFETY: tikv-jemalloc-sys 0.6 is the jemalloc under
+///     // tikv-jemallocator 0.6, the global allocator.
+///     unsafe { allocscope::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
+///     let stats = allocscope::JemallocStats::read().expect("jemalloc answers");
+///     assert!(stats.allocated > 0);
+/// }
+/// ```
+///
+/// [`AllocStats::rounded_bytes_allocated`]: crate::AllocStats::rounded_bytes_allocated
+pub unsafe fn use_jemalloc_mallctl(mallctl: Mallctl) {
+    HANDED_OVER.store(mallctl as usize, Ordering::SeqCst);
+    // Whether jemalloc serves the allocations is asked again, through it.
+    SERVES.store(0, Ordering::SeqCst);
+}
+
+/// The `mallctl` to read through, if any.
+fn mallctl() -> Option<Mallctl> {
+    match HANDED_OVER.load(Ordering::SeqCst) {
+        0 => linked_mallctl(),
+        // SAFETY: a non-zero value was stored by `use_jemalloc_mallctl`
+        // from a `Mallctl`, whose caller vouched for it.
+        addr => Some(unsafe { std::mem::transmute::<usize, Mallctl>(addr) }),
+    }
+}
+
+#[cfg(feature = "jemalloc")]
+fn linked_mallctl() -> Option<Mallctl> {
+    Some(tikv_jemalloc_sys::mallctl)
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn linked_mallctl() -> Option<Mallctl> {
+    None
+}
+
+/// Reads the setting `name` (NUL-terminated) as a `T`.
+fn read<T: Copy + Default>(name: &[u8]) -> Option<T> {
+    debug_assert_eq!(name.last(), Some(&0));
+    let mallctl = mallctl()?;
+    let mut value = T::default();
+    let mut len = std::mem::size_of::<T>();
+    // SAFETY: `name` is NUL-terminated; `value` and `len` describe a buffer
+    // of exactly `T`, the type jemalloc documents for the names used here;
+    // nothing is written (`newp` null).
+    let rc = unsafe {
+        mallctl(name.as_ptr().cast(), std::ptr::from_mut(&mut value).cast(), &mut len, std::ptr::null_mut(), 0)
+    };
+    (rc == 0 && len == std::mem::size_of::<T>()).then_some(value)
+}
 
 /// jemalloc's cumulative `thread.allocated` for the current thread: bytes
 /// handed out, rounded up to size classes. `None` without jemalloc.
-#[cfg(feature = "jemalloc")]
 fn thread_allocated() -> Option<u64> {
     use std::cell::Cell;
     thread_local! {
         // `thread.allocatedp` returns a pointer into jemalloc's per-thread
-        // data; look it up once per thread.
-        static ALLOCATEDP: Cell<Option<*mut u64>> = const { Cell::new(None) };
+        // data; look it up once per thread (and again if a `mallctl` is
+        // handed over later).
+        static ALLOCATEDP: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     }
+    let handed_over = HANDED_OVER.load(Ordering::Relaxed);
     let p = match ALLOCATEDP.get() {
-        Some(p) => p,
-        None => {
-            // SAFETY: "thread.allocatedp" is a read-only `uint64_t *` entry,
-            // read here as exactly that type.
-            let p = unsafe { tikv_jemalloc_ctl::raw::read::<*mut u64>(b"thread.allocatedp\0") }.ok()?;
-            if p.is_null() {
-                return None;
-            }
-            ALLOCATEDP.set(Some(p));
-            p
+        (source, p) if p != 0 && source == handed_over => p as *const u64,
+        _ => {
+            let p = read::<usize>(b"thread.allocatedp\0").filter(|&p| p != 0)?;
+            ALLOCATEDP.set((handed_over, p));
+            p as *const u64
         }
     };
     // SAFETY: jemalloc keeps this thread's counter at `p` for the thread's
@@ -36,14 +137,9 @@ fn thread_allocated() -> Option<u64> {
     Some(unsafe { p.read_volatile() })
 }
 
-#[cfg(not(feature = "jemalloc"))]
-fn thread_allocated() -> Option<u64> {
-    None
-}
-
 /// Whether jemalloc serves the program's global allocations: 0 not yet
 /// probed, 1 no, 2 yes.
-static SERVES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static SERVES: AtomicU8 = AtomicU8::new(0);
 
 /// Runs `allocate_and_free`, which must allocate and free one block of
 /// `size` bytes through the global allocator, and records whether jemalloc
@@ -51,7 +147,6 @@ static SERVES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0)
 /// installation probe calls it around its own block, so one allocation
 /// answers both questions.
 pub(crate) fn probe_with(size: usize, allocate_and_free: impl FnOnce()) {
-    use std::sync::atomic::Ordering;
     let before = thread_allocated();
     allocate_and_free();
     let serves = thread_allocated().zip(before).is_some_and(|(a, b)| a.wrapping_sub(b) >= size as u64);
@@ -61,7 +156,6 @@ pub(crate) fn probe_with(size: usize, allocate_and_free: impl FnOnce()) {
 /// Whether jemalloc serves the program's global allocations (under
 /// [`CountingAlloc`](crate::CountingAlloc) or not); see [`probe_with`].
 fn serves_global_allocator() -> bool {
-    use std::sync::atomic::Ordering;
     if SERVES.load(Ordering::Relaxed) == 0 {
         probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24]))));
     }
@@ -82,14 +176,14 @@ pub(crate) fn rounded_thread_allocated() -> Option<u64> {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "jemalloc", doc = "```")]
+#[cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
 /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
 /// let stats = allocscope::JemallocStats::read().expect("jemalloc is the inner allocator");
 /// assert!(stats.allocated <= stats.active && stats.active <= stats.resident);
 /// ```
-#[cfg(feature = "jemalloc")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -103,29 +197,52 @@ pub struct JemallocStats {
     pub resident: u64,
     /// `stats.mapped`: bytes in extents mapped by jemalloc.
     pub mapped: u64,
+    /// `stats.retained`: bytes in virtual memory mappings jemalloc kept for
+    /// reuse rather than returned to the system.
+    pub retained: u64,
     /// `stats.metadata`: bytes of jemalloc's own metadata.
     pub metadata: u64,
 }
 
-#[cfg(feature = "jemalloc")]
 impl JemallocStats {
     /// Refreshes jemalloc's statistics epoch and reads them.
     ///
-    /// Returns `None` when jemalloc does not serve the program's
+    /// Returns `None` when there is no `mallctl` to read through (see
+    /// [`use_jemalloc_mallctl`]), when jemalloc does not serve the program's
     /// allocations (for example `CountingAlloc<System>`), or when the
-    /// figures cannot be read.
+    /// figures cannot be read (a jemalloc built without statistics).
     pub fn read() -> Option<JemallocStats> {
-        use tikv_jemalloc_ctl::{epoch, stats};
         if !serves_global_allocator() {
             return None;
         }
-        epoch::advance().ok()?;
+        advance_epoch()?;
+        let stat = |name: &[u8]| read::<usize>(name).map(|v| v as u64);
         Some(JemallocStats {
-            allocated: stats::allocated::read().ok()? as u64,
-            active: stats::active::read().ok()? as u64,
-            resident: stats::resident::read().ok()? as u64,
-            mapped: stats::mapped::read().ok()? as u64,
-            metadata: stats::metadata::read().ok()? as u64,
+            allocated: stat(b"stats.allocated\0")?,
+            active: stat(b"stats.active\0")?,
+            resident: stat(b"stats.resident\0")?,
+            mapped: stat(b"stats.mapped\0")?,
+            retained: stat(b"stats.retained\0")?,
+            metadata: stat(b"stats.metadata\0")?,
         })
     }
+}
+
+/// Refreshes jemalloc's cached statistics (`epoch`).
+fn advance_epoch() -> Option<()> {
+    let mallctl = mallctl()?;
+    let (mut old, mut new) = (0u64, 1u64);
+    let mut len = std::mem::size_of::<u64>();
+    // SAFETY: `epoch` is a read-write `uint64_t`: `old`/`len` and `new`
+    // describe buffers of exactly that type.
+    let rc = unsafe {
+        mallctl(
+            c"epoch".as_ptr(),
+            std::ptr::from_mut(&mut old).cast(),
+            &mut len,
+            std::ptr::from_mut(&mut new).cast(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    (rc == 0).then_some(())
 }

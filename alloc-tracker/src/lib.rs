@@ -144,8 +144,7 @@ pub use crate::alloc::CountingAlloc;
 pub use crate::budget::{assert_no_alloc, Budget, BudgetExceeded, Exceeded, Limit};
 pub use crate::counters::MAX_THREADS;
 pub use crate::install::is_installed;
-#[cfg(feature = "jemalloc")]
-pub use crate::jemalloc::JemallocStats;
+pub use crate::jemalloc::{use_jemalloc_mallctl, JemallocStats, Mallctl};
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
 pub use crate::profile::{
     heap_profile, reset_heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE,
