@@ -54,11 +54,11 @@ use super::SAMPLE;
 /// Distinct stacks the profile table holds.
 pub const MAX_STACKS: usize = 8192;
 /// Live sampled blocks followed at once.
-pub const MAX_LIVE: usize = 1 << 19;
+pub const MAX_LIVE: usize = 1 << 20;
 /// Slots a stack may probe before it is dropped.
 const STACK_PROBES: usize = 64;
 /// Slots a live block may probe (insert and lookup).
-const LIVE_PROBES: usize = 16;
+const LIVE_PROBES: usize = 32;
 const MAX_DEPTH: usize = 48;
 
 /// Go's default `MemProfileRate`: one sample per 512 KiB on average.

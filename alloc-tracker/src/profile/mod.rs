@@ -193,7 +193,8 @@ pub fn reset_heap_profile() {
 }
 
 impl HeapProfile {
-    /// Estimated bytes allocated at all sites.
+    /// Estimated bytes allocated at all sites (0 for an empty profile; a
+    /// float sum would start at -0).
     ///
     /// # Examples
     ///
@@ -204,7 +205,7 @@ impl HeapProfile {
     /// assert_eq!(allocscope::HeapProfile::default().total_bytes(), 0.0);
     /// ```
     pub fn total_bytes(&self) -> f64 {
-        self.sites.iter().map(|s| s.bytes).sum()
+        self.sites.iter().map(|s| s.bytes).sum::<f64>() + 0.0
     }
 
     /// Estimated allocations at all sites.
@@ -218,7 +219,7 @@ impl HeapProfile {
     /// assert_eq!(allocscope::HeapProfile::default().total_allocs(), 0.0);
     /// ```
     pub fn total_allocs(&self) -> f64 {
-        self.sites.iter().map(|s| s.allocs).sum()
+        self.sites.iter().map(|s| s.allocs).sum::<f64>() + 0.0
     }
 
     /// Estimated bytes allocated and not freed yet, at all sites.
@@ -232,7 +233,7 @@ impl HeapProfile {
     /// assert_eq!(allocscope::HeapProfile::default().live_bytes(), 0.0);
     /// ```
     pub fn live_bytes(&self) -> f64 {
-        self.sites.iter().map(|s| s.live_bytes).sum()
+        self.sites.iter().map(|s| s.live_bytes).sum::<f64>() + 0.0
     }
 
     /// Whether the live figures account for every sample: false when some
