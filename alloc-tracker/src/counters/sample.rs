@@ -35,7 +35,7 @@
 //! whatever the tombstones.
 //!
 //! A free must find out cheaply that its block was not sampled (nearly
-//! every block): a bitmap of the live table's occupied slots, 64 KiB for
+//! every block): a bitmap of the live table's occupied slots, 128 KiB for
 //! the whole table, answers with one or two loads of the bits of the
 //! block's probe window; only a set bit sends the free to the table.
 //!
