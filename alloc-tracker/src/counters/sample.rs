@@ -491,12 +491,14 @@ pub(crate) fn reset() {
 /// one of them was writing would stay half written (a stack being written,
 /// a live block being inserted) and make a probe spin forever. Such slots
 /// are cleared.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(super) fn after_fork_in_child() {
     clear_half_written(&STACKS, 0..MAX_LIVE);
 }
 
 /// Clears the half-written slots among `stacks` and the live slots
 /// `live`.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn clear_half_written(stacks: &[Stack], live: std::ops::Range<usize>) {
     for s in stacks {
         let _ = s.hash.compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed);
