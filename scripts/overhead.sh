@@ -71,6 +71,7 @@ rows=(
   "reference: 4 bare thread-local counters (and frees, bytes freed)|tls4_jemalloc||raw jemalloc"
   "allocscope over jemalloc, no scope|allocscope_jemalloc||raw jemalloc"
   "allocscope over jemalloc, in measure + op|allocscope_jemalloc|--scoped|raw jemalloc"
+  "allocscope over jemalloc, both threads in one group|allocscope_jemalloc|--grouped|raw jemalloc"
   "divan AllocProfiler over jemalloc|divan_jemalloc||raw jemalloc"
   "raw System|raw_system||raw System"
   "allocscope over System, no scope|allocscope_system||raw System"

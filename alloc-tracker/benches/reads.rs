@@ -1,6 +1,7 @@
 //! What reading the counters costs, outside the allocator path: a process
 //! snapshot with 10 other threads registered (what a metrics scrape does),
-//! a thread snapshot, a scope, an operation guard.
+//! a thread snapshot, a scope, an operation guard, entering and leaving a
+//! group (what `InGroup` adds to every poll).
 //!
 //! `cargo bench -p allocscope --bench reads`
 
@@ -30,6 +31,8 @@ fn reads(c: &mut Criterion) {
     c.bench_function("Scope::start + finish", |b| b.iter(|| black_box(allocscope::Scope::start().finish())));
     drop(allocscope::op("reads.op"));
     c.bench_function("op guard", |b| b.iter(|| drop(black_box(allocscope::op("reads.op")))));
+    let group = allocscope::Group::new("reads.group");
+    c.bench_function("Group::enter + leave (a poll's cost)", |b| b.iter(|| drop(black_box(group.enter()))));
     release.wait();
     for t in threads {
         t.join().unwrap();

@@ -8,9 +8,12 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::counters::trip::{self, Recorded, Saved, Thresholds};
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::counters::trip::{self, Recorded, Saved, SharedTrip, Thresholds};
 use crate::counters::Counter;
-use crate::{stack, AllocStats, Scope};
+use crate::{stack, AllocStats, Group, InGroup, Scope};
 
 /// Frames of the first allocation over the limit shown in the message.
 const SITE_FRAMES: usize = 8;
@@ -174,6 +177,17 @@ impl Budget {
         let value = f();
         let recorded = armed.disarm();
         let stats = scope.finish();
+        self.verdict(stats, location, &recorded).map(|()| value)
+    }
+
+    /// Checks `stats` against the limits: the error names every exceeded
+    /// limit, and the site recorded at the first crossing.
+    fn verdict(
+        &self,
+        stats: AllocStats,
+        location: &'static Location<'static>,
+        recorded: &Recorded,
+    ) -> Result<(), BudgetExceeded> {
         let limits = [
             (Limit::Allocs, self.max_allocs, stats.allocs_total()),
             (Limit::Bytes, self.max_bytes, stats.bytes_allocated),
@@ -184,14 +198,132 @@ impl Budget {
             .filter_map(|(limit, max, actual)| max.filter(|&m| actual > m).map(|max| Exceeded { limit, max, actual }))
             .collect();
         if exceeded.is_empty() {
-            Ok(value)
-        } else {
-            let site = match recorded.frames() {
-                [] => None,
-                frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
-            };
-            Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, site })))
+            return Ok(());
         }
+        let site = match recorded.frames() {
+            [] => None,
+            frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
+        };
+        Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, site })))
+    }
+
+    /// Runs `f` in `group` on this thread, and checks everything the group
+    /// counted meanwhile, on any thread: `f`'s own work, and the windows of
+    /// the group that ended before `f` returned (threads `f` started with
+    /// [`Group::wrap`] and joined, tasks it ran in the group to
+    /// completion). A failure names the first allocation over the
+    /// allocation or byte limit, on whichever thread it happened: every
+    /// thread that enters the group while the check runs counts its
+    /// allocations against the budget (one atomic add each; budgets are for
+    /// tests). `peak_bytes` is the group's peak (see [`Group`]) above its
+    /// level at the start; its site is not recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`BudgetExceeded`] naming every limit that was exceeded.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker is not installed, if another budget already checks
+    /// `group`, and if `f` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use allocscope::{Budget, Group};
+    ///
+    /// let job = Group::new("doc.check_group");
+    /// let err = Budget::new()
+    ///     .max_allocs(3)
+    ///     .check_group(&job, || {
+    ///         for i in 0..4u64 {
+    ///             drop(std::hint::black_box(Box::new(i)));
+    ///         }
+    ///     })
+    ///     .unwrap_err();
+    /// assert_eq!(err.exceeded()[0].actual, 4);
+    /// ```
+    #[track_caller]
+    pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
+        let location = Location::caller();
+        let shared = self.start_group_check(group);
+        let before = group.stats();
+        let value = group.run(f);
+        self.finish_group_check(group, &shared, before, location).map(|()| value)
+    }
+
+    /// Runs the future `fut` in a group of its own, wherever it is polled
+    /// (every poll enters the group, as [`InGroup`](crate::InGroup) does),
+    /// and checks everything it counted. A failure names the first
+    /// allocation over the allocation or byte limit, on whichever worker
+    /// thread polled it then.
+    ///
+    /// # Errors
+    ///
+    /// [`BudgetExceeded`] naming every limit that was exceeded.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker is not installed, and if `fut` panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use std::future::Future;
+    ///
+    /// let check = allocscope::Budget::new().max_allocs(1).check_async(async { std::hint::black_box(vec![1u8; 8]) });
+    /// // Any executor; a minimal one here.
+    /// struct Noop;
+    /// impl std::task::Wake for Noop {
+    ///     fn wake(self: std::sync::Arc<Self>) {}
+    /// }
+    /// let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    /// let mut check = std::pin::pin!(check);
+    /// let result = loop {
+    ///     if let std::task::Poll::Ready(r) = check.as_mut().poll(&mut std::task::Context::from_waker(&waker)) {
+    ///         break r;
+    ///     }
+    /// };
+    /// assert_eq!(result.unwrap().len(), 8);
+    /// ```
+    #[track_caller]
+    pub fn check_async<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output, BudgetExceeded>> {
+        let location = Location::caller();
+        let budget = *self;
+        async move {
+            let group = Group::new("allocscope::Budget::check_async");
+            let shared = budget.start_group_check(&group);
+            let before = group.stats();
+            let value = fut.in_group(&group).await;
+            budget.finish_group_check(&group, &shared, before, location).map(|()| value)
+        }
+    }
+
+    fn start_group_check(&self, group: &Group) -> Arc<SharedTrip> {
+        crate::install::require_installed("allocscope::Budget::check_group");
+        let shared = Arc::new(SharedTrip::new(self.max_allocs.unwrap_or(u64::MAX), self.max_bytes.unwrap_or(u64::MAX)));
+        group.start_budget(&shared);
+        shared
+    }
+
+    fn finish_group_check(
+        &self,
+        group: &Group,
+        shared: &SharedTrip,
+        before: AllocStats,
+        location: &'static Location<'static>,
+    ) -> Result<(), BudgetExceeded> {
+        let peak_seen = group.end_budget();
+        let after = group.stats();
+        let mut stats = after - before;
+        stats.peak_bytes = peak_seen.map_or(0, |p| p.saturating_sub(before.live_bytes()).max(0) as u64);
+        self.verdict(stats, location, &shared.recorded())
     }
 
     /// Runs `f` and returns its value; panics if it went over budget.

@@ -132,6 +132,7 @@
 mod alloc;
 mod budget;
 mod counters;
+mod group;
 mod install;
 mod jemalloc;
 mod op;
@@ -139,10 +140,13 @@ mod profile;
 mod scope;
 mod stack;
 mod stats;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 
 pub use crate::alloc::CountingAlloc;
 pub use crate::budget::{assert_no_alloc, Budget, BudgetExceeded, Exceeded, Limit};
 pub use crate::counters::MAX_THREADS;
+pub use crate::group::{Group, GroupGuard, Grouped, InGroup, MAX_GROUP_OPS, MAX_OPEN_GROUPS};
 pub use crate::install::is_installed;
 pub use crate::jemalloc::{use_jemalloc_mallctl, JemallocStats, Mallctl};
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
@@ -150,9 +154,11 @@ pub use crate::profile::{
     heap_profile, reset_heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE,
     MAX_STACKS,
 };
-pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope};
+pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope, MAX_OPEN_SCOPES};
 pub use crate::stack::Frame;
 pub use crate::stats::{AllocStats, PerOp};
+#[cfg(feature = "tracing")]
+pub use crate::tracing_layer::GroupLayer;
 
 /// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).
 #[cfg(feature = "jemalloc")]

@@ -44,6 +44,11 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
+/// The name of row `index` (which is filled).
+pub(crate) fn name_of(index: usize) -> &'static str {
+    TABLE[index].name.get().copied().unwrap_or("")
+}
+
 fn row_index(name: &'static str) -> usize {
     let find = |limit: usize| TABLE[..limit].iter().position(|r| r.name.get().is_some_and(|n| *n == name));
     let filled = TABLE.iter().position(|r| r.name.get().is_none()).unwrap_or(MAX_OPS);
@@ -144,6 +149,7 @@ impl Drop for OpGuard {
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.counts.add(own);
         row.peak_bytes.fetch_max(inclusive.peak_bytes, Ordering::Relaxed);
+        crate::group::add_op(self.row, AllocStats::from_counts(own), inclusive.peak_bytes);
     }
 }
 

@@ -7,5 +7,5 @@ mod common;
 static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
 
 fn main() {
-    common::run(Some(common::allocscope_scope));
+    common::run(&[("--scoped", common::allocscope_scope), ("--grouped", common::allocscope_group)]);
 }

@@ -8,5 +8,5 @@ mod common;
 static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
 
 fn main() {
-    common::run(Some(common::allocscope_sampled));
+    common::run(&[("--scoped", common::allocscope_sampled)]);
 }

@@ -7,5 +7,5 @@ mod common;
 static GLOBAL: allocscope::CountingAlloc<std::alloc::System> = allocscope::CountingAlloc::new(std::alloc::System);
 
 fn main() {
-    common::run(Some(common::allocscope_scope));
+    common::run(&[("--scoped", common::allocscope_scope), ("--grouped", common::allocscope_group)]);
 }

@@ -1,11 +1,13 @@
 //! The loop shared by every overhead program: one program per global
 //! allocator, since a global allocator is fixed at build time.
 //!
-//! Usage: `PROGRAM pairs N [--scoped]` runs N `Box<[u8; 64]>` allocate+free
-//! pairs on the main thread (for instruction counts under cachegrind);
-//! `PROGRAM threads N` runs N pairs on each of 2 threads at once and prints
-//! the wall time in nanoseconds. `--scoped` (allocscope programs only) runs
-//! the loop inside `allocscope::measure` and an `allocscope::op` guard.
+//! Usage: `PROGRAM pairs N [--scoped | --grouped]` runs N `Box<[u8; 64]>`
+//! allocate+free pairs on the main thread (for instruction counts under
+//! cachegrind); `PROGRAM threads N [...]` runs N pairs on each of 2 threads
+//! at once and prints the wall time in nanoseconds. `--scoped`
+//! (allocscope programs only) runs the loop inside `allocscope::measure`
+//! and an `allocscope::op` guard; `--grouped` (allocscope programs only)
+//! runs it in one `allocscope::Group` that both threads enter.
 //! `scripts/overhead.sh` drives them all.
 
 use std::hint::black_box;
@@ -34,6 +36,16 @@ pub fn allocscope_scope(body: &dyn Fn()) {
     eprintln!("{stats}");
 }
 
+/// The loop in one group shared by every thread that runs it: the
+/// `--grouped` wrapper of the allocscope programs.
+#[allow(dead_code)]
+pub fn allocscope_group(body: &dyn Fn()) {
+    static GROUP: std::sync::OnceLock<allocscope::Group> = std::sync::OnceLock::new();
+    let group = GROUP.get_or_init(|| allocscope::Group::new("overhead"));
+    group.run(body);
+    eprintln!("{}", group.stats());
+}
+
 /// The loop with allocscope's heap profiler sampling on its thread, at
 /// the rate in `ALLOCSCOPE_SAMPLE_RATE` (default: Go's 512 KiB; 1: exact):
 /// the `--scoped` wrapper of the sampling program.
@@ -45,11 +57,14 @@ pub fn allocscope_sampled(body: &dyn Fn()) {
     allocscope::stop_sampling();
 }
 
-/// Runs the program; `scope` wraps the loop (on each thread that runs it)
-/// when `--scoped` is given.
-pub fn run(scope: Option<fn(&dyn Fn())>) {
+/// What wraps the loop on each thread that runs it.
+pub type Wrapper = fn(&dyn Fn());
+
+/// Runs the program; `wrappers` pairs a flag (`--scoped`, `--grouped`)
+/// with the wrapper it selects.
+pub fn run(wrappers: &[(&str, Wrapper)]) {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: PROGRAM (pairs|threads) N [--scoped]";
+    let usage = "usage: PROGRAM (pairs|threads) N [--scoped | --grouped]";
     let (mode, n) = match (args.first(), args.get(1).and_then(|n| n.parse::<u64>().ok())) {
         (Some(mode), Some(n)) => (mode.clone(), n),
         _ => {
@@ -57,13 +72,15 @@ pub fn run(scope: Option<fn(&dyn Fn())>) {
             std::process::exit(2);
         }
     };
-    let wrap: fn(&dyn Fn()) = match (args.iter().any(|a| a == "--scoped"), scope) {
-        (false, _) => |body| body(),
-        (true, Some(scope)) => scope,
-        (true, None) => {
-            eprintln!("--scoped needs an allocscope program");
-            std::process::exit(2);
-        }
+    let wrap: Wrapper = match args.get(2) {
+        None => |body| body(),
+        Some(flag) => match wrappers.iter().find(|(f, _)| f == flag) {
+            Some((_, wrap)) => *wrap,
+            None => {
+                eprintln!("{flag} is not an option of this program; {usage}");
+                std::process::exit(2);
+            }
+        },
     };
     match mode.as_str() {
         "pairs" => wrap(&|| pairs(n)),

@@ -11,5 +11,5 @@ fn main() {
     let _profiler = dhat::Profiler::builder()
         .file_name(std::env::temp_dir().join(format!("overhead-dhat-{}.json", std::process::id())))
         .build();
-    common::run(None);
+    common::run(&[]);
 }

@@ -8,5 +8,5 @@ static GLOBAL: divan::AllocProfiler<tikv_jemallocator::Jemalloc> =
     divan::AllocProfiler::new(tikv_jemallocator::Jemalloc);
 
 fn main() {
-    common::run(None);
+    common::run(&[]);
 }

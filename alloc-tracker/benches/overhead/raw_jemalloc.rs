@@ -7,5 +7,5 @@ mod common;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    common::run(None);
+    common::run(&[]);
 }

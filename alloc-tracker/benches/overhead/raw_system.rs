@@ -7,5 +7,5 @@ mod common;
 static GLOBAL: std::alloc::System = std::alloc::System;
 
 fn main() {
-    common::run(None);
+    common::run(&[]);
 }

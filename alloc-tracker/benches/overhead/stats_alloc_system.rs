@@ -7,5 +7,5 @@ mod common;
 static GLOBAL: stats_alloc::StatsAlloc<std::alloc::System> = stats_alloc::StatsAlloc::system();
 
 fn main() {
-    common::run(None);
+    common::run(&[]);
 }

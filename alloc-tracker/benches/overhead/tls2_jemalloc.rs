@@ -10,5 +10,5 @@ mod tls_counters;
 static GLOBAL: tls_counters::TlsCounters<false> = tls_counters::TlsCounters;
 
 fn main() {
-    common::run(None);
+    common::run(&[]);
 }

@@ -459,7 +459,7 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
         raise_high_water(l);
     }
     if mode & TRIP != 0 {
-        check_trip(l, allocated);
+        check_trip(l, allocated, size);
     }
     if mode & SAMPLE != 0 {
         sample::on_alloc(ptr, size);
@@ -467,11 +467,11 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
 }
 
 /// Hands the thread's figures to the budget's trip check.
-fn check_trip(l: &ThreadCounters, allocated: u64) {
+fn check_trip(l: &ThreadCounters, allocated: u64, size: u64) {
     let total = l.counts[Counter::Allocs]
         .load(Ordering::Relaxed)
         .wrapping_add(l.counts[Counter::Reallocs].load(Ordering::Relaxed));
-    trip::check(total, allocated, l.high_water.get());
+    trip::check(total, allocated, l.high_water.get(), size);
 }
 
 #[cold]
@@ -493,7 +493,7 @@ fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: 
         raise_high_water(l);
     }
     if mode & TRIP != 0 {
-        check_trip(l, allocated);
+        check_trip(l, allocated, new);
     }
     if mode & SAMPLE != 0 {
         // A reallocation is a new block replacing the old one (the counting

@@ -17,8 +17,20 @@
 //! Nested budgets: while an inner budget runs, its limits are the ones
 //! watched; the outer budget's thresholds and any site it had already
 //! recorded are saved when the inner one starts and restored when it ends.
+//!
+//! # Budgets over groups
+//!
+//! A budget over a [`Group`](crate::Group) counts work on several threads:
+//! its limits and its first crossing live in a [`SharedTrip`] that every
+//! thread working in the group watches ([`watch_shared`]) while its window
+//! in the group is open. Each allocation there adds itself to the shared
+//! usage with one atomic add (budgets are for tests: their cost does not
+//! matter, exactness does), so the allocation that crosses a limit is
+//! found on whichever thread it happens, and the first thread to cross
+//! records its stack.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::TRIP;
 
@@ -38,6 +50,9 @@ struct Trip {
     len: Cell<usize>,
     /// Set once the first crossing has been recorded (or is being).
     tripped: Cell<bool>,
+    /// The shared trip of a budget over a group this thread works in, or
+    /// null.
+    shared: Cell<*const SharedTrip>,
 }
 
 thread_local! {
@@ -50,6 +65,7 @@ thread_local! {
             frames: [const { Cell::new(0) }; MAX_FRAMES],
             len: Cell::new(0),
             tripped: Cell::new(false),
+            shared: Cell::new(std::ptr::null()),
         }
     };
 }
@@ -143,12 +159,19 @@ fn record(trip: &Trip, frames: &[usize]) {
     trip.len.set(frames.len());
 }
 
-/// Called from the allocator's cold path, after counting, while trip mode
-/// is on: records the stack at the first crossing. Never allocates through
-/// the Rust global allocator.
+/// Called from the allocator's cold path, after counting `size` bytes,
+/// while trip mode is on: records the stack at the first crossing. Never
+/// allocates through the Rust global allocator.
 #[inline(never)]
-pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
+pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, size: u64) {
     STATE.with(|trip| {
+        let shared = trip.shared.get();
+        if !shared.is_null() {
+            // SAFETY: a shared trip outlives every window that watches it:
+            // `unwatch_shared` runs before its window closes, and the
+            // budget that owns it waits for its own window.
+            unsafe { &*shared }.count(size);
+        }
         if trip.tripped.get() {
             return;
         }
@@ -165,4 +188,86 @@ pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64) {
         let n = crate::stack::capture(&mut frames);
         record(trip, &frames[..n]);
     })
+}
+
+/// A budget's limits over a group, the group's usage while the budget runs,
+/// and the first crossing's stack: shared by every thread that works in the
+/// group meanwhile.
+#[derive(Debug)]
+pub(crate) struct SharedTrip {
+    max_allocs_total: u64,
+    max_bytes: u64,
+    allocs_total: AtomicU64,
+    bytes: AtomicU64,
+    /// Set by the first thread whose allocation crossed a limit.
+    tripped: AtomicBool,
+    /// Set once that thread has written `frames` and `len`.
+    recorded: AtomicBool,
+    frames: [AtomicUsize; MAX_FRAMES],
+    len: AtomicUsize,
+}
+
+impl SharedTrip {
+    /// Limits on allocations (`allocs + reallocs`) and bytes; `u64::MAX` for
+    /// none.
+    pub(crate) fn new(max_allocs_total: u64, max_bytes: u64) -> SharedTrip {
+        SharedTrip {
+            max_allocs_total,
+            max_bytes,
+            allocs_total: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            tripped: AtomicBool::new(false),
+            recorded: AtomicBool::new(false),
+            frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// One allocation or reallocation of `size` bytes in the group.
+    fn count(&self, size: u64) {
+        let allocs = self.allocs_total.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = self.bytes.fetch_add(size, Ordering::Relaxed).wrapping_add(size);
+        if (allocs > self.max_allocs_total || bytes > self.max_bytes) && !self.tripped.swap(true, Ordering::AcqRel) {
+            let mut frames = [0usize; MAX_FRAMES];
+            let n = crate::stack::capture(&mut frames);
+            for (cell, &ip) in self.frames.iter().zip(&frames[..n]) {
+                cell.store(ip, Ordering::Relaxed);
+            }
+            self.len.store(n, Ordering::Relaxed);
+            self.recorded.store(true, Ordering::Release);
+        }
+    }
+
+    /// The first crossing's stack, once recorded (none if nothing crossed).
+    pub(crate) fn recorded(&self) -> Recorded {
+        let mut r = Recorded { frames: [0; MAX_FRAMES], len: 0 };
+        if self.recorded.load(Ordering::Acquire) {
+            r.len = self.len.load(Ordering::Relaxed);
+            for (dst, src) in r.frames.iter_mut().zip(&self.frames[..r.len]) {
+                *dst = src.load(Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+/// What [`watch_shared`] replaced on this thread.
+#[derive(Debug)]
+pub(crate) struct SavedShared {
+    shared: *const SharedTrip,
+    trip_bit: bool,
+}
+
+/// This thread's allocations count against `shared` (and trip mode is on)
+/// until [`unwatch_shared`]. The caller keeps `shared` alive until then.
+pub(crate) fn watch_shared(shared: *const SharedTrip) -> SavedShared {
+    let saved = SavedShared { shared: STATE.with(|t| t.shared.replace(shared)), trip_bit: super::mode_bit(TRIP) };
+    super::set_mode_bit(TRIP, true);
+    saved
+}
+
+/// Undoes [`watch_shared`].
+pub(crate) fn unwatch_shared(saved: SavedShared) {
+    STATE.with(|t| t.shared.set(saved.shared));
+    super::set_mode_bit(TRIP, saved.trip_bit);
 }
