@@ -1,56 +1,6 @@
 //! Groups: counters that follow one unit of work (a request, a job, a
-//! benchmark's producers) into the threads and async tasks it uses.
-//!
-//! # How
-//!
-//! A thread *enters* a group and later leaves it; in between it has a
-//! *window* open in the group, which is a [`Scope`] of the thread: the
-//! thread's counters at the start, and its peak tracking. When the window
-//! ends, its difference (what the thread did in it) is added to the
-//! group's shared counters with a few atomic adds. So the allocator path
-//! does nothing for groups (an allocation in a group costs what one in a
-//! [`measure`](crate::measure) costs: the peak path), other threads never
-//! leak in, and a group's counters are written once per window, not per
-//! allocation: a tokio task enters its group around every poll
-//! ([`InGroup`]), a spawned thread around its closure ([`Group::wrap`]).
-//!
-//! # What is counted where
-//!
-//! - Every allocation, reallocation and free a thread makes while it is in
-//!   a group counts in the group, and still in the thread's own counters
-//!   and any scope open on the thread.
-//! - Groups nest, inclusively: with group `b` entered inside group `a`, the
-//!   events count in both (unlike [`op`](crate::op) rows, which count each
-//!   event once). Entering a group the thread is already in opens no second
-//!   window: nothing counts twice.
-//! - Frees count where they happen: a message allocated in a request's
-//!   group and freed by a consumer thread outside it counts as allocated in
-//!   the group and freed outside it, so a group's
-//!   [`net_bytes`](AllocStats::net_bytes) is what its own threads left
-//!   live, not what is still live of what it allocated. Following each
-//!   block back to its group would need a tag on every allocation (a
-//!   trailer, as Datadog's saluki does), which changes every allocation's
-//!   size class: the queue workload's four blocks of 64, 32, 16 and 8
-//!   bytes would take jemalloc's 80, 48, 32 and 16 with an 8-byte tag, 176
-//!   bytes for 120. The heap profile's live figures per call site answer
-//!   "what is still live" instead.
-//! - [`Group::stats`] has every window that has ended (every poll that
-//!   returned, every wrapped closure that returned, every guard dropped,
-//!   on any thread, including threads that have exited), plus the calling
-//!   thread's own open window. Windows still open on other threads are not
-//!   in it until they end.
-//! - `peak_bytes` of a group is the highest of, for each window as it
-//!   ended, the group's net bytes before it plus that window's own peak
-//!   above its start. Exact when the group's windows do not overlap in time
-//!   (a task, polled by one thread at a time; threads that take turns); a
-//!   lower bound when they overlap, as each window's peak is measured on
-//!   its own thread.
-//!
-//! # Cost
-//!
-//! Outside any group, nothing. In a group, an allocation takes the peak
-//! path of a scope; entering and leaving costs a scope's start and end plus
-//! five atomic adds to the group (measured in `docs/overhead.md`).
+//! benchmark's producers) into the threads and async tasks it uses. The
+//! design and the counting rules are on [`Group`].
 
 use std::cell::RefCell;
 use std::fmt;
@@ -76,6 +26,59 @@ pub const MAX_GROUP_OPS: usize = 16;
 
 /// A unit of work's counters, shared by every thread and task that works
 /// in it. A cheap handle: clones share the counters.
+///
+/// # How
+///
+/// A thread *enters* a group and later leaves it; in between it has a
+/// *window* open in the group, which is a [`Scope`] of the thread: the
+/// thread's counters at the start, and its peak tracking. When the window
+/// ends, its difference (what the thread did in it) is added to the
+/// group's shared counters with a few atomic adds. So the allocator path
+/// does nothing for groups (an allocation in a group costs what one in a
+/// [`measure`](crate::measure) costs: the peak path), other threads never
+/// leak in, and a group's counters are written once per window, not per
+/// allocation: a tokio task enters its group around every poll
+/// ([`InGroup`]), a spawned thread around its closure ([`Group::wrap`]).
+///
+/// # What is counted where
+///
+/// - Every allocation, reallocation and free a thread makes while it is in
+///   a group counts in the group, and still in the thread's own counters
+///   and any scope open on the thread.
+/// - Groups nest, inclusively: with group `b` entered inside group `a`, the
+///   events count in both (unlike [`op`](crate::op) rows, which count each
+///   event once). Entering a group the thread is already in opens no second
+///   window: nothing counts twice.
+/// - Frees count where they happen: a message allocated in a request's
+///   group and freed by a consumer thread outside it counts as allocated in
+///   the group and freed outside it, so a group's
+///   [`net_bytes`](AllocStats::net_bytes) is what its own threads left
+///   live, not what is still live of what it allocated. Following each
+///   block back to its group would need a tag on every allocation (a
+///   trailer, as Datadog's saluki does), which changes every allocation's
+///   size class: the queue workload's four blocks of 64, 32, 16 and 8
+///   bytes would take jemalloc's 80, 48, 32 and 16 with an 8-byte tag, 176
+///   bytes for 120. The heap profile's live figures per call site answer
+///   "what is still live" instead.
+/// - [`Group::stats`] has every window that has ended (every poll that
+///   returned, every wrapped closure that returned, every guard dropped,
+///   on any thread, including threads that have exited), plus the calling
+///   thread's own open window. Windows still open on other threads are not
+///   in it until they end.
+/// - `peak_bytes` of a group is the highest of, for each window as it
+///   ended, the group's net bytes before it plus that window's own peak
+///   above its start. Exact when the group's windows do not overlap in time
+///   (a task, polled by one thread at a time; threads that take turns); a
+///   lower bound when they overlap, as each window's peak is measured on
+///   its own thread.
+///
+/// # Cost
+///
+/// Outside any group, nothing. In a group, an allocation takes the peak
+/// path of a scope (+12 instructions per allocate+free pair against +7
+/// outside); entering and leaving costs a scope's start and end plus a few
+/// atomic adds to the group, about 80 ns here: that is what
+/// [`InGroup::in_group`] adds to each poll (`docs/overhead.md`).
 ///
 /// # Examples
 ///
@@ -226,7 +229,7 @@ impl Group {
 
     /// Enters the group on this thread until the guard is dropped: this
     /// thread's allocations, reallocations and frees meanwhile count in the
-    /// group (see the [module docs](self) for nesting). The guard stays on
+    /// group (see [`Group`] for nesting). The guard stays on
     /// its thread; across `.await`s use [`InGroup::in_group`].
     ///
     /// # Panics
@@ -323,7 +326,7 @@ impl Group {
 
     /// Exact totals of what the group's windows counted: every window that
     /// has ended, on any thread (exited ones included), and this thread's
-    /// open one. See the [module docs](self) for `peak_bytes`.
+    /// open one. See [`Group`] for `peak_bytes`.
     /// `rounded_bytes_allocated` is there when every window had it
     /// (jemalloc).
     ///

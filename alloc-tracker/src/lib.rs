@@ -58,8 +58,62 @@
 //! ```
 //!
 //! [`thread_stats`] and [`process_stats`] return cumulative snapshots;
-//! `after - before` is the difference. [`measure_process`] counts every
-//! thread of the process while a closure runs.
+//! `after - before` of two snapshots of the same thread (or both of the
+//! process) is the difference, and subtracting another thread's snapshot
+//! is refused. [`measure_process`] counts every thread of the process while
+//! a closure runs.
+//!
+//! # Work that spans threads and tasks: groups
+//!
+//! A [`Group`] counts one unit of work (a request, a job) on every thread
+//! and task it uses, and nothing else:
+//!
+//! ```
+//! # #[global_allocator]
+//! # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+//! #     allocscope::CountingAlloc::new(std::alloc::System);
+//! use allocscope::{Group, InGroup};
+//!
+//! let job = Group::new("job");
+//! let workers: Vec<_> =
+//!     (0..4).map(|_| std::thread::spawn(job.wrap(|| std::hint::black_box(vec![0u8; 1000]).len()))).collect();
+//! workers.into_iter().for_each(|w| drop(w.join()));
+//! assert_eq!(job.stats().bytes_allocated, 4000);
+//!
+//! // A future counts its work in a group on whichever thread polls it:
+//! // `tokio::spawn(handle(request).in_group(&route))`.
+//! let route = Group::named("GET /users");
+//! let _request = async { std::hint::black_box(vec![0u8; 10]) }.in_group(&route);
+//! ```
+//!
+//! See [`Group`] for what is counted where (frees, nesting, peaks) and
+//! `examples/per_request.rs` for a tokio service loop printing B/request
+//! per route; with the `tracing` feature, `GroupLayer` counts each span's
+//! work in a group of its name.
+//!
+//! # Async and thread pools
+//!
+//! What each API sees in a task or a pool:
+//!
+//! - [`measure`], [`Scope`], [`op`], [`Budget::check`] and [`thread_stats`]
+//!   see the calling thread between two points on that thread. In a tokio
+//!   task that is one poll's worth at most: the guards are not `Send`, so
+//!   they cannot be held across an `.await` in a spawned task, and
+//!   `thread_stats()` taken before an `.await` and after it on another
+//!   worker refuse to subtract. Around a rayon `par_iter` they see only the
+//!   calling thread, which hands the items to the pool and waits: none of
+//!   the items' allocations (rayon's first call in a process also starts
+//!   its pool from the calling thread, which allocates there).
+//! - A [`Group`] follows the work: [`InGroup::in_group`] for futures (each
+//!   poll, on any worker), [`Group::wrap`] for spawned threads, and
+//!   [`Group::run`] inside each item's closure for a pool
+//!   (`items.par_iter().map(|x| group.run(|| work(x)))`: every item counted,
+//!   on whichever pool thread ran it). [`Group::current`] hands the group
+//!   on to a child task or thread. [`Budget::check_async`] and
+//!   [`Budget::check_group`] hold such work to a budget.
+//! - Work a runtime does inside a poll counts in the polled task's group
+//!   (a tokio worker growing one of its buffers while polling a task, say),
+//!   as it counts on the thread.
 //!
 //! # Testing with budgets
 //!
@@ -112,13 +166,17 @@
 //!
 //! # Feature flags
 //!
-//! - `jemalloc` (default): re-exports [`Jemalloc`] and enables the rounded
-//!   byte counts and [`JemallocStats`].
+//! - `jemalloc` (default): re-exports [`Jemalloc`] (tikv-jemallocator 0.7)
+//!   and reads the rounded byte counts and [`JemallocStats`] through its
+//!   `mallctl`. Off, wrap any allocator; an application with its own
+//!   tikv-jemallocator hands its `mallctl` to [`use_jemalloc_mallctl`].
 //! - `serde`: `Serialize`/`Deserialize` for [`AllocStats`] and [`PerOp`],
 //!   `Serialize` for [`OpStats`].
 //! - `pprof`: `HeapProfile::pprof_gz` (adds `flate2`).
 //! - `flamegraph`: `HeapProfile::flamegraph_svg` (adds `inferno`, which is
 //!   CDDL-1.0 licensed).
+//! - `tracing`: `GroupLayer`, a `tracing_subscriber` layer (adds
+//!   `tracing-core` and `tracing-subscriber`).
 //!
 //! # Heap profiles
 //!

@@ -305,3 +305,53 @@ fn markdown_json_and_html_spell_variants_and_modes_alike_and_show_the_same_rows(
     let html_rows = html.matches("<tr><td").count();
     assert_eq!(md_rows, html_rows);
 }
+
+#[test]
+fn threads_mode_counts_each_operation_through_groups_with_several_producers_and_consumers() {
+    let d = temp_dir("groups");
+    let out = d.to_str().unwrap();
+    let o = runner(&[
+        "run",
+        "--variant",
+        "baseline",
+        "--variant",
+        "lockfree",
+        "--mode",
+        "threads",
+        "--producers",
+        "4",
+        "--consumers",
+        "4",
+        "--messages",
+        "20000",
+        "--warmup",
+        "4000",
+        "--repeat",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    for r in json["results"].as_array().unwrap() {
+        let op = |name: &str| r["ops"].as_array().unwrap().iter().find(|o| o["name"] == name).cloned().unwrap();
+        let (enqueue, dequeue) = (op("enqueue"), op("dequeue"));
+        assert_eq!((enqueue["calls"].as_u64(), dequeue["calls"].as_u64()), (Some(20_000), Some(20_000)));
+        let f = |o: &serde_json::Value, k: &str| o[k].as_f64().unwrap();
+        // A few allocations per run depend on scheduling (a channel's
+        // waiter list grows the first time a thread blocks on it): 0.01
+        // allocs/op is far above that, far below one per message.
+        if r["variant"] == "baseline" {
+            assert!((4.0..4.01).contains(&f(&enqueue, "allocs_per_op")), "{enqueue}");
+            assert!((120.0..121.0).contains(&f(&enqueue, "bytes_per_op")), "{enqueue}");
+            assert!((4.0..4.01).contains(&f(&dequeue, "deallocs_per_op")), "{dequeue}");
+            assert!(f(&dequeue, "allocs_per_op") < 0.01, "{dequeue}");
+        } else {
+            assert!(f(&enqueue, "allocs_per_op") < 0.01 && f(&dequeue, "allocs_per_op") < 0.01, "{r}");
+        }
+    }
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    assert!(md.contains("| baseline | threads | enqueue | 20000 |"), "{md}");
+}

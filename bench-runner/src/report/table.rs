@@ -213,27 +213,28 @@ fn top_sites(r: &Report) -> Table {
 }
 
 fn per_operation(r: &Report) -> Table {
-    let mut seen = Vec::new();
-    let mut rows = Vec::new();
-    for v in &r.results {
-        if seen.contains(&v.variant) {
-            continue;
-        }
-        seen.push(v.variant);
-        for o in &v.ops {
-            rows.push(vec![
-                v.variant.to_string(),
-                o.name.clone(),
-                o.calls.to_string(),
-                format!("{:.1}", o.bytes_per_op),
-                format!("{:.2}", o.allocs_per_op),
-                format!("{:.2}", o.deallocs_per_op),
-            ]);
-        }
-    }
+    let rows = r
+        .results
+        .iter()
+        .flat_map(|v| {
+            v.ops.iter().map(|o| {
+                vec![
+                    v.variant.to_string(),
+                    v.mode.to_string(),
+                    o.name.clone(),
+                    o.calls.to_string(),
+                    format!("{:.1}", o.bytes_per_op),
+                    format!("{:.2}", o.allocs_per_op),
+                    format!("{:.2}", o.deallocs_per_op),
+                ]
+            })
+        })
+        .collect();
     Table {
-        heading: "Per operation (untimed pass, pair mode)".into(),
-        columns: columns(&["variant", "operation", "calls", "B/op", "allocs/op", "deallocs/op"]),
+        heading:
+            "Per operation (pair: an untimed pass with op guards; threads: the run's producer and consumer groups)"
+                .into(),
+        columns: columns(&["variant", "mode", "operation", "calls", "B/op", "allocs/op", "deallocs/op"]),
         rows,
     }
 }

@@ -38,6 +38,9 @@ pub struct RunFigures {
     pub peak_bytes: u64,
     pub latencies: Latencies,
     pub surroundings: Surroundings,
+    /// Per-operation figures measured in the run itself (`threads` mode:
+    /// its producer and consumer groups), if any.
+    pub ops: Option<Vec<OpFigures>>,
 }
 
 /// The process around a run: jemalloc's and the kernel's figures before and
@@ -126,9 +129,12 @@ pub fn run(plan: &Plan, mut tick: impl FnMut(&str)) -> (Workload, Vec<VariantRes
             runs[i].push(with_queue(v, &Harness::new(&plan.workload, v), MeasuredRun(m)));
         }
     }
+    // Pair mode's per-operation figures come from an untimed pass with op
+    // guards; threads mode measures its own, through groups.
     let ops: Vec<(Variant, Vec<OpFigures>)> = plan
         .variants
         .iter()
+        .filter(|_| plan.modes.contains(&Mode::Pair))
         .map(|&v| {
             tick(&format!("per-operation pass {v}"));
             (v, with_queue(v, &Harness::new(&plan.workload, v), PerOpPass))
@@ -138,7 +144,10 @@ pub fn run(plan: &Plan, mut tick: impl FnMut(&str)) -> (Workload, Vec<VariantRes
         .iter()
         .zip(runs)
         .map(|(&(v, m), runs)| {
-            let ops = ops.iter().find(|o| o.0 == v).map(|o| o.1.clone()).unwrap_or_default();
+            let ops = match m {
+                Mode::Pair => ops.iter().find(|o| o.0 == v).map(|o| o.1.clone()).unwrap_or_default(),
+                Mode::Threads => summary::run_ops(&runs),
+            };
             summary::summarise(v, m, plan.workload.messages, &runs, ops)
         })
         .collect();

@@ -25,5 +25,5 @@ pub fn run<Q: Queue>(h: &Harness<'_>) -> RunFigures {
     let stats = scope.finish();
     drop(out);
     drop(q);
-    RunFigures { elapsed, peak_bytes: stats.peak_bytes, stats, latencies, surroundings: before.until_now() }
+    RunFigures { elapsed, peak_bytes: stats.peak_bytes, stats, latencies, surroundings: before.until_now(), ops: None }
 }

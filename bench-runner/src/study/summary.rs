@@ -77,6 +77,31 @@ pub fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops
     }
 }
 
+/// The per-operation figures the runs measured themselves, averaged over
+/// the runs (each is per message of its run).
+pub fn run_ops(runs: &[RunFigures]) -> Vec<OpFigures> {
+    let mut ops: Vec<OpFigures> = Vec::new();
+    for op in runs.iter().filter_map(|r| r.ops.as_ref()).flatten() {
+        match ops.iter_mut().find(|o| o.name == op.name) {
+            Some(o) => {
+                o.calls += op.calls;
+                o.bytes_per_op += op.bytes_per_op;
+                o.allocs_per_op += op.allocs_per_op;
+                o.deallocs_per_op += op.deallocs_per_op;
+            }
+            None => ops.push(op.clone()),
+        }
+    }
+    // The runs' per-message figures were summed: average them.
+    let n = runs.iter().filter(|r| r.ops.is_some()).count().max(1) as f64;
+    for o in &mut ops {
+        o.bytes_per_op /= n;
+        o.allocs_per_op /= n;
+        o.deallocs_per_op /= n;
+    }
+    ops
+}
+
 /// Each variant's improvement over `baseline` in the same mode.
 pub fn improvements(results: &mut [VariantResult]) {
     let baselines: Vec<VariantResult> = results.iter().filter(|r| r.variant == Variant::Baseline).cloned().collect();

@@ -1,23 +1,32 @@
 //! `threads` mode: P producers and C consumers. All of them warm up first;
-//! then each opens its own [`Scope`] around its share of the measured
-//! messages, and the figures are summed. Peak live heap is sampled every
-//! millisecond from the process totals (an estimate; exact only in `pair`
-//! mode).
+//! then every producer works its share of the measured messages in the
+//! `producers` [`Group`], every consumer in the `consumers` group, and the
+//! two groups' exact totals are the run's allocation figures, and, per
+//! message, its per-operation figures (`enqueue` and `dequeue`), whatever
+//! the numbers of threads. Peak live heap is sampled every millisecond from
+//! the process totals (an estimate; exact only in `pair` mode).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use allocscope::{AllocStats, Scope};
+use allocscope::{AllocStats, Group};
 use queue::{MessageRef, Queue};
 
 use super::harness::{received, Harness, Latencies, BATCH, MARKER};
 use super::RunFigures;
+use crate::report::OpFigures;
 
-/// One worker's figures.
-struct Worker {
-    stats: AllocStats,
-    latencies: Latencies,
+/// One operation's figures per message, from its group.
+fn per_message(name: &str, group: &Group, messages: u64) -> OpFigures {
+    let per = group.stats().per_op(messages);
+    OpFigures {
+        name: name.to_owned(),
+        calls: messages,
+        bytes_per_op: per.bytes_allocated,
+        allocs_per_op: per.allocs_total,
+        deallocs_per_op: per.deallocs,
+    }
 }
 
 pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
@@ -35,26 +44,28 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
     let offset = move |total: u64, i: u64| (0..i).map(|j| share(total, j)).sum::<u64>();
     let stop = AtomicBool::new(false);
     let peak = AtomicI64::new(0);
+    let (producing, consuming) = (Group::new("producers"), Group::new("consumers"));
 
     let (elapsed, workers) = std::thread::scope(|s| {
         let producers: Vec<_> = (0..p)
             .map(|i| {
-                let (q, warmed, go) = (Arc::clone(&q), Arc::clone(&warmed), Arc::clone(&go));
+                let (q, warmed, go, group) = (Arc::clone(&q), Arc::clone(&warmed), Arc::clone(&go), &producing);
                 s.spawn(move || {
                     let mut latencies = Latencies::new();
                     h.produce(&*q, offset(w.warmup, i), share(w.warmup, i), &mut latencies.enqueue);
                     latencies.reset();
                     warmed.wait();
                     go.wait();
-                    let scope = Scope::start();
-                    h.produce(&*q, w.warmup + offset(w.messages, i), share(w.messages, i), &mut latencies.enqueue);
-                    Worker { stats: scope.finish(), latencies }
+                    group.run(|| {
+                        h.produce(&*q, w.warmup + offset(w.messages, i), share(w.messages, i), &mut latencies.enqueue)
+                    });
+                    latencies
                 })
             })
             .collect();
         let consumers: Vec<_> = (0..c)
             .map(|_| {
-                let (q, go) = (Arc::clone(&q), Arc::clone(&go));
+                let (q, go, group) = (Arc::clone(&q), Arc::clone(&go), &consuming);
                 s.spawn(move || {
                     let mut latencies = Latencies::new();
                     let mut out: Vec<Q::Received<'_>> = Vec::with_capacity(BATCH);
@@ -64,7 +75,7 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
                     while received(&q.dequeue().expect("queue open during warm-up"), &mut latencies.end_to_end) {}
                     latencies.reset();
                     go.wait();
-                    let scope = Scope::start();
+                    let in_group = group.enter();
                     loop {
                         if h.batched {
                             if q.dequeue_batch(&mut out, BATCH).is_err() {
@@ -82,7 +93,8 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
                             }
                         }
                     }
-                    Worker { stats: scope.finish(), latencies }
+                    drop(in_group);
+                    latencies
                 })
             })
             .collect();
@@ -109,7 +121,7 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
         });
         go.wait();
         let start = Instant::now();
-        let mut workers: Vec<Worker> = producers.into_iter().map(|h| h.join().expect("producer")).collect();
+        let mut workers: Vec<Latencies> = producers.into_iter().map(|h| h.join().expect("producer")).collect();
         q.close();
         workers.extend(consumers.into_iter().map(|h| h.join().expect("consumer")));
         let elapsed = start.elapsed();
@@ -118,19 +130,20 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
         (elapsed, workers)
     });
 
-    let mut stats = AllocStats::default();
     for worker in &workers {
-        stats = stats + worker.stats;
-        latencies.add(&worker.latencies);
+        latencies.add(worker);
     }
+    let stats: AllocStats = producing.stats() + consuming.stats();
+    let ops = vec![per_message("enqueue", &producing, w.messages), per_message("dequeue", &consuming, w.messages)];
     drop(workers);
     drop(q);
-    drop((warmed, go));
+    drop((warmed, go, producing, consuming));
     RunFigures {
         elapsed,
         stats,
         peak_bytes: peak.load(Ordering::Relaxed).max(0) as u64,
         latencies,
         surroundings: before.until_now(),
+        ops: Some(ops),
     }
 }
