@@ -209,8 +209,8 @@ pub use crate::install::is_installed;
 pub use crate::jemalloc::{use_jemalloc_mallctl, JemallocStats, Mallctl};
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
 pub use crate::profile::{
-    heap_profile, reset_heap_profile, start_sampling, stop_sampling, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE,
-    MAX_STACKS,
+    heap_profile, process_sample_rate, reset_heap_profile, start_sampling, start_sampling_process, stop_sampling,
+    stop_sampling_process, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS,
 };
 pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope, MAX_OPEN_SCOPES};
 pub use crate::stack::Frame;

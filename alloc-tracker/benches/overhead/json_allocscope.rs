@@ -1,10 +1,12 @@
 //! Heap profiling a real workload: serde_json parses a generated document
 //! of `MB` megabytes into a `Value`, then drops it, under allocscope at the
 //! given sampling rate (`0`: counting only, no sampling; `1`: every
-//! allocation). Prints the wall time and what the profile found.
+//! allocation), sampling the main thread (`thread`) or every thread
+//! (`process`, as a service would), `ROUNDS` times. Prints the wall time and
+//! what the profile found.
 //!
-//! Usage: `overhead_json_allocscope MB RATE`; `scripts/json-profile.sh`
-//! runs it beside `overhead_json_dhat`.
+//! Usage: `overhead_json_allocscope MB RATE [thread|process] [ROUNDS=1]`;
+//! `scripts/json-profile.sh` runs it beside `overhead_json_dhat`.
 
 #[path = "json_doc.rs"]
 mod json_doc;
@@ -15,24 +17,38 @@ use std::time::Instant;
 static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
 
 fn main() {
-    let args: Vec<f64> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
-    let (mb, rate) = (args.first().copied().unwrap_or(5.2), args.get(1).copied().unwrap_or(1.0) as u64);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: f64| args.get(i).map_or(default, |a| a.parse().expect("a number"));
+    let (mb, rate) = (number(0, 5.2), number(1, 1.0) as u64);
+    let process = args.get(2).is_some_and(|m| m == "process");
+    let rounds = number(3, 1.0) as u32;
     let doc = json_doc::document((mb * 1e6) as usize);
+    let (start_sampling, stop_sampling): (fn(u64), fn()) = if process {
+        (allocscope::start_sampling_process, allocscope::stop_sampling_process)
+    } else {
+        (allocscope::start_sampling, allocscope::stop_sampling)
+    };
     let start = Instant::now();
-    if rate > 0 {
-        allocscope::start_sampling(rate);
-    }
-    let (value, stats) = allocscope::measure(|| serde_json::from_str::<serde_json::Value>(&doc).expect("valid JSON"));
-    // Read with sampling off (reading allocates), free with it on again
-    // (frees are matched on sampling threads).
-    allocscope::stop_sampling();
-    let profile = allocscope::heap_profile();
-    if rate > 0 {
-        allocscope::start_sampling(rate);
+    let (mut value, mut stats, mut profile) = (None, allocscope::AllocStats::default(), None);
+    for _ in 0..rounds {
+        if rate > 0 {
+            start_sampling(rate);
+        }
+        let (v, s) = allocscope::measure(|| serde_json::from_str::<serde_json::Value>(&doc).expect("valid JSON"));
+        // Read with sampling off (reading allocates), free with it on
+        // again (frees are matched on sampling threads).
+        stop_sampling();
+        profile = Some(allocscope::heap_profile());
+        if rate > 0 {
+            start_sampling(rate);
+        }
+        drop(value.replace(v));
+        stats = s;
     }
     drop(value);
-    allocscope::stop_sampling();
+    stop_sampling();
     let elapsed = start.elapsed();
+    let profile = profile.expect("at least one round");
     let after = allocscope::heap_profile();
     println!(
         "allocscope rate {rate}: {:.2} s; {} allocations, {} bytes live after parsing; profile: {:.0} allocations, \

@@ -119,7 +119,9 @@ mod thread_local_drop {
                 free_gate: Cell::new(0),
                 counts: CounterSet::zero(),
                 high_water: Cell::new(0),
+                until_next: Cell::new(0),
                 slot: Cell::new(usize::MAX),
+                sample_epoch: Cell::new(0),
                 serial: Cell::new(0),
             })));
             // SAFETY: `block.0` is the live box created above.

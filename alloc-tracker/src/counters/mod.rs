@@ -40,14 +40,14 @@
 //!
 //! Two bytes derived from the mode (by [`ThreadCounters::set_mode`], the
 //! only writer) are what the allocator path tests, so that one compare with
-//! zero picks the path:
+//! zero picks the path (negative, zero or positive):
 //!
 //! | mode | `alloc_gate` | `alloc`, `realloc` | `free_gate` | `dealloc` |
 //! |---|---|---|---|---|
-//! | `READY` (no bit) | negative | fast: two adds | 0 | fast: two adds |
-//! | `PEAK` alone | 0 | peak: two adds, raise the high-water mark (inline) | 0 | fast |
-//! | `SAMPLE` alone | positive | sampling lane (out of line): count, move the countdown | `SAMPLE` | sampling lane: count, unfollow a sampled block |
-//! | any other | positive | cold (out of line): registration, trip check, sampling, detached counting | non-zero when `FRESH`, `DETACHED` or `SAMPLE` is set, else 0 | cold, or fast |
+//! | `READY` (no bit) | negative | fast: two adds | negative | fast: two adds |
+//! | `PEAK` alone | 0 | peak: two adds, raise the high-water mark (inline) | negative | fast |
+//! | `SAMPLE` alone | positive (1) | sampling lane (out of line): two adds, the countdown | 0 | sampling lane (inline): two adds, one bit of the live table's filter |
+//! | any other | positive | cold (out of line): registration, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED` or `SAMPLE` is set, else negative | cold, or fast |
 //!
 //! So the path is 4 instructions per `alloc` and 4 per `dealloc` outside
 //! scopes (a compare with thread-local memory, a branch, two adds), and 9
@@ -55,7 +55,16 @@
 //! `TRIP` (a peak cannot rise on a free, and budgets limit allocations), but
 //! it needs its check: a thread can free without ever allocating (a
 //! consumer thread; a `std` thread's start-up may free first), and such
-//! frees must reach the process totals.
+//! frees must reach the process totals. The sampling lane of `alloc` is
+//! out of line: inlined, it made `__rust_alloc` too large to inline into
+//! its callers, which cost the fast path a call; a second compare of a gate
+//! inline would cost the fast path its `cmpb` with memory.
+//!
+//! Process-wide sampling changes every thread's mode, but only the owner
+//! writes its mode and gates (a remote write would need atomic gates, whose
+//! relaxed loads cost the fast path a separate load instruction): a change
+//! bumps an epoch, which each thread applies when it next passes a cold
+//! path or sets its mode ([`sample::reconcile`]).
 //!
 //! Why not fewer: a design that folds the check into the counter update
 //! (an `add` to memory, then a branch on the flags it sets) needs
@@ -239,17 +248,27 @@ pub(crate) struct ThreadCounters {
     /// What `alloc` and `realloc` test: negative when `mode` is `READY` (the
     /// fast path), zero when it is `PEAK` alone (the peak path), positive
     /// otherwise (the cold path). One compare with zero tells the three
-    /// apart.
+    /// apart. Only the owner reads and writes it: a relaxed atomic load,
+    /// which another thread's writes would need, costs a separate load
+    /// instruction where a plain byte folds into the `cmpb`.
     alloc_gate: Cell<i8>,
-    /// What `dealloc` tests: the `mode` bits that send a free off its fast
-    /// path (a peak cannot rise on a free, so `PEAK` is not among them).
-    free_gate: Cell<u8>,
+    /// What `dealloc` tests, as `alloc_gate`: negative for the fast path
+    /// (no bit that matters to a free: a peak cannot rise on a free, and
+    /// budgets limit allocations), zero for the sampling lane (`SAMPLE`
+    /// alone), positive otherwise (the cold path).
+    free_gate: Cell<i8>,
     counts: CounterSet<AtomicU64>,
     /// Highest live bytes seen while `PEAK` is set, since the last time a
     /// scope read it ([`take_high_water`]).
     high_water: Cell<i64>,
+    /// While the thread samples: bytes left until the next sample (the
+    /// sampling lane subtracts each allocation's size; see [`sample`]).
+    until_next: Cell<i64>,
     /// Index in the registry's slots while registered.
     slot: Cell<usize>,
+    /// The process-wide sampling epoch this thread last applied
+    /// ([`sample::reconcile`]).
+    sample_epoch: Cell<u64>,
     /// A number no other thread of the process has had, given at
     /// registration (0 before): tells snapshots of different threads apart.
     serial: Cell<u64>,
@@ -262,13 +281,28 @@ thread_local! {
         ThreadCounters {
             mode: Cell::new(FRESH),
             alloc_gate: Cell::new(alloc_gate(FRESH)),
-            free_gate: Cell::new(FRESH & FREE_SLOW),
+            free_gate: Cell::new(free_gate(FRESH)),
             counts: CounterSet::zero(),
             high_water: Cell::new(0),
+            until_next: Cell::new(0),
             slot: Cell::new(usize::MAX),
+            sample_epoch: Cell::new(0),
             serial: Cell::new(0),
         }
     };
+}
+
+/// The `alloc_gate` of the sampling lane: `SAMPLE` alone. (1 is not the
+/// gate of any other mode: `PEAK`, the only mode of value 1, has gate 0.)
+const SAMPLE_GATE: i8 = 1;
+
+/// The `free_gate` of a mode.
+const fn free_gate(mode: u8) -> i8 {
+    match mode & FREE_SLOW {
+        0 => i8::MIN,
+        SAMPLE => 0,
+        other => other as i8,
+    }
 }
 
 /// The `alloc_gate` of a mode.
@@ -276,17 +310,24 @@ const fn alloc_gate(mode: u8) -> i8 {
     match mode {
         READY => i8::MIN,
         PEAK => 0,
+        SAMPLE => SAMPLE_GATE,
         // Every other mode is below 0x80: positive.
         other => other as i8,
     }
 }
 
 impl ThreadCounters {
-    /// Sets the mode and the gates the allocator path tests.
+    /// Sets the mode and the gates the allocator path tests, then applies a
+    /// process-wide sampling change made since this thread last looked
+    /// ([`sample::reconcile`]): every guard's start and end, and every cold
+    /// path, passes here.
     fn set_mode(&self, mode: u8) {
         self.mode.set(mode);
         self.alloc_gate.set(alloc_gate(mode));
-        self.free_gate.set(mode & FREE_SLOW);
+        self.free_gate.set(free_gate(mode));
+        if sample::epoch() != self.sample_epoch.get() {
+            sample::reconcile(self);
+        }
     }
 }
 
@@ -356,11 +397,23 @@ pub(crate) fn on_alloc(ptr: *mut u8, size: usize) {
 #[inline(always)]
 pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
     with_local(|l| {
-        if l.free_gate.get() == 0 {
+        // One compare of the gate with zero, as for `alloc`: negative is
+        // the fast path, zero the sampling lane (inline: count, then one
+        // bit test of the live table's filter, clear for nearly every
+        // block), positive the cold path.
+        let gate = l.free_gate.get();
+        if gate < 0 {
             bump(&l.counts[Counter::Deallocs], 1);
             bump(&l.counts[Counter::BytesFreed], size as u64);
+        } else if gate == 0 {
+            layout_apart();
+            bump(&l.counts[Counter::Deallocs], 1);
+            bump(&l.counts[Counter::BytesFreed], size as u64);
+            if sample::maybe_followed(ptr) {
+                sample::on_free(ptr);
+            }
         } else {
-            on_dealloc_tracking(l, ptr, size as u64);
+            on_dealloc_cold(l, ptr, size as u64);
         }
     })
 }
@@ -373,7 +426,7 @@ pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
 /// outside sampling.
 #[inline(always)]
 pub(crate) fn before_realloc(ptr: *mut u8) -> Option<sample::Followed> {
-    with_local(|l| if l.free_gate.get() & SAMPLE != 0 { sample::unfollow_before_realloc(ptr) } else { None })
+    with_local(|l| if l.mode.get() & SAMPLE != 0 { sample::unfollow_before_realloc(ptr) } else { None })
 }
 
 /// After a failed `realloc`: the old block is still live, and followed
@@ -400,33 +453,24 @@ pub(crate) fn on_realloc(new_ptr: *mut u8, old: usize, new: usize) {
 }
 
 /// `alloc` on a thread that samples (the heap profiler's lane: count, then
-/// a countdown) or needs the cold path. Out of line, so that the fast path
-/// stays small enough to inline into `__rust_alloc`'s callers; `cold`, so
-/// that the compiler lays the fast path out as the straight line (without
-/// it, each pair paid two more jumps and a register move).
+/// one subtraction and a branch until a sample is due, as Go's sampler) or
+/// needs the cold path. Out of line, so that the fast path stays small
+/// enough to inline into `__rust_alloc`'s callers (inlining the lane too
+/// made `__rust_alloc` a call, and cost the fast path); `cold`, so that the
+/// compiler lays the fast path out as the straight line.
 #[cold]
 #[inline(never)]
 fn on_alloc_other(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
-    if l.mode.get() == SAMPLE {
+    if l.alloc_gate.get() == SAMPLE_GATE {
         bump(&l.counts[Counter::Allocs], 1);
         bump(&l.counts[Counter::BytesAllocated], size);
-        sample::tick(ptr, size);
+        let left = l.until_next.get().wrapping_sub(size as i64);
+        l.until_next.set(left);
+        if left < 0 {
+            sample::take(l, ptr, size);
+        }
     } else {
         on_alloc_cold(l, ptr, size);
-    }
-}
-
-/// A free on a thread that samples (its lane) or needs the cold path. Out
-/// of line and `cold`, as `on_alloc_other`.
-#[cold]
-#[inline(never)]
-fn on_dealloc_tracking(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
-    if l.mode.get() & !PEAK == SAMPLE {
-        bump(&l.counts[Counter::Deallocs], 1);
-        bump(&l.counts[Counter::BytesFreed], size);
-        sample::on_free(ptr);
-    } else {
-        on_dealloc_cold(l, ptr, size);
     }
 }
 
@@ -440,7 +484,7 @@ fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     }
     bump(&l.counts[Counter::Deallocs], 1);
     bump(&l.counts[Counter::BytesFreed], size);
-    if mode & SAMPLE != 0 {
+    if mode & SAMPLE != 0 && sample::maybe_followed(ptr) {
         sample::on_free(ptr);
     }
 }
@@ -462,7 +506,7 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
         check_trip(l, allocated, size);
     }
     if mode & SAMPLE != 0 {
-        sample::on_alloc(ptr, size);
+        sample::tick(l, ptr, size);
     }
 }
 
@@ -499,15 +543,19 @@ fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: 
         // A reallocation is a new block replacing the old one (the counting
         // rule): the old one left the live set before the call was
         // forwarded (`before_realloc`), the new one may be sampled.
-        sample::on_alloc(new_ptr, new);
+        sample::tick(l, new_ptr, new);
     }
 }
 
-/// Registers the block if it is fresh and returns its mode.
+/// Registers the block if it is fresh, applies a process-wide sampling
+/// change, and returns its mode.
 #[inline]
 fn settle(l: &'static ThreadCounters) -> u8 {
     if l.mode.get() & FRESH != 0 {
         registry::register(l);
+    }
+    if sample::epoch() != l.sample_epoch.get() {
+        sample::reconcile(l);
     }
     l.mode.get()
 }
@@ -644,7 +692,8 @@ mod tests {
             assert_eq!(gate < 0, mode == READY, "mode {mode:#b}");
             assert_eq!(gate == 0, mode == PEAK, "mode {mode:#b}");
             let free_fast = mode & (FRESH | DETACHED | SAMPLE) == 0;
-            assert_eq!(mode & FREE_SLOW == 0, free_fast, "mode {mode:#b}");
+            assert_eq!(free_gate(mode) < 0, free_fast, "mode {mode:#b}");
+            assert_eq!(free_gate(mode) == 0, mode & !(PEAK | TRIP) == SAMPLE, "mode {mode:#b}");
         }
         std::thread::spawn(|| {
             drop(black_box(vec![0u8; 8])); // registers
@@ -653,7 +702,7 @@ mod tests {
                     l.set_mode(mode);
                     assert_eq!(
                         (l.mode.get(), l.alloc_gate.get(), l.free_gate.get()),
-                        (mode, alloc_gate(mode), mode & FREE_SLOW)
+                        (mode, alloc_gate(mode), free_gate(mode))
                     );
                 }
             });

@@ -59,6 +59,10 @@ pub(super) fn count_detached(counts: Counts) {
 /// to [`RETIRED`]. Never allocates through the global allocator.
 pub(super) fn register(l: &'static ThreadCounters) {
     debug_assert!(l.mode.get() & FRESH != 0);
+    static FIRST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    if FIRST.swap(false, Ordering::SeqCst) {
+        super::sample::read_environment();
+    }
     static SERIALS: AtomicU64 = AtomicU64::new(1);
     l.serial.set(SERIALS.fetch_add(1, Ordering::Relaxed));
     let me = ptr::from_ref(l).cast_mut();

@@ -4,16 +4,17 @@
 //!
 //! # How
 //!
-//! A thread that samples has the `SAMPLE` mode bit, which sends its
+//! A thread that samples (its own [`start`], or every thread at the
+//! process-wide rate) has the `SAMPLE` mode bit, which sends its
 //! allocations and frees down the sampling lane (threads that do not sample
-//! keep the fast path: the feature costs nothing when off). There, sampling
-//! is by bytes, as Go's `runtime.MemProfileRate`: each allocation moves a
-//! per-thread countdown, whose intervals are drawn from an exponential
-//! distribution with the rate as mean, so an allocation of `s` bytes is
-//! sampled with probability `p = 1 - exp(-s / rate)`. A sample stands for
-//! `1 / p` allocations and `s / p` bytes, so the estimates add up to the
-//! true totals on average. A rate of 1 samples every allocation: the
-//! figures are then exact.
+//! keep the fast path: the feature costs nothing when off). There,
+//! sampling is by bytes, as Go's `runtime.MemProfileRate`: each allocation
+//! subtracts its size from a countdown kept beside the thread's counters,
+//! whose intervals are drawn from an exponential distribution with the rate
+//! as mean, so an allocation of `s` bytes is sampled with probability
+//! `p = 1 - exp(-s / rate)`. A sample stands for `1 / p` allocations and
+//! `s / p` bytes, so the estimates add up to the true totals on average. A
+//! rate of 1 samples every allocation: the figures are then exact.
 //!
 //! A sample records the stack's raw return addresses
 //! ([`crate::stack::capture`]) into a fixed static table of stacks, and the
@@ -35,21 +36,23 @@
 //! whatever the tombstones.
 //!
 //! A free must find out cheaply that its block was not sampled (nearly
-//! every block): a bitmap of the live table's occupied slots, 128 KiB for
-//! the whole table, answers with one or two loads of the bits of the
-//! block's probe window; only a set bit sends the free to the table.
+//! every block): a 4 KiB bitmap filter over the followed addresses
+//! ([`FILTER_BITS`]) answers with one load and a bit test, inline in the
+//! free's lane; a set bit sends the free to a 128 KiB bitmap of the table's
+//! occupied slots, which gives the few slots to compare.
 //!
 //! # Limits
 //!
 //! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
 //!   blocks (and fewer when probe windows fill up first).
-//! - A free is matched only on a thread that samples.
+//! - A free is matched only on a thread that samples (every thread, with
+//!   process-wide sampling).
 //! - Stacks deeper than 48 frames are cut at the 48th.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::SAMPLE;
+use super::{with_local, ThreadCounters, DETACHED, FRESH, SAMPLE};
 
 /// Distinct stacks the profile table holds.
 pub const MAX_STACKS: usize = 8192;
@@ -111,12 +114,57 @@ static LIVE: [Live; MAX_LIVE] =
 /// Bit `i` set while `LIVE[i]` holds a live block.
 static OCCUPIED: [AtomicU64; MAX_LIVE / 64] = [const { AtomicU64::new(0) }; MAX_LIVE / 64];
 
+/// A filter over the live table, for frees: bit `h` of [`FILTER_BITS`] is
+/// set while some followed block's address hashes to `h`, so that a free
+/// learns with one load of a 4 KiB bitmap (kept in cache by every free) and
+/// a bit test that its block was not sampled; only a set bit sends it to
+/// the table. [`FILTER_COUNTS`] counts the followed blocks per bit, to
+/// know when a bit can be cleared: it is touched only when a block is
+/// followed or unfollowed.
+static FILTER_BITS: [AtomicU64; FILTER_LEN / 64] = [const { AtomicU64::new(0) }; FILTER_LEN / 64];
+static FILTER_COUNTS: [AtomicU32; FILTER_LEN] = [const { AtomicU32::new(0) }; FILTER_LEN];
+const FILTER_LEN: usize = 1 << 15;
+
+#[inline(always)]
+fn filter_index(addr: usize) -> usize {
+    (addr.wrapping_mul(0xD6E8_FEB8_6659_FD93_u64 as usize) >> 17) % FILTER_LEN
+}
+
+/// Whether `ptr` may be a followed block: false for nearly every block.
+#[inline(always)]
+pub(super) fn maybe_followed(ptr: *mut u8) -> bool {
+    let h = filter_index(ptr as usize);
+    FILTER_BITS[h / 64].load(Ordering::Relaxed) & (1 << (h % 64)) != 0
+}
+
+/// One more followed block hashes to `addr`'s filter bit.
+fn filter_add(addr: usize) {
+    let h = filter_index(addr);
+    if FILTER_COUNTS[h].fetch_add(1, Ordering::AcqRel) == 0 {
+        FILTER_BITS[h / 64].fetch_or(1 << (h % 64), Ordering::Release);
+    }
+}
+
+/// One followed block fewer hashes to `addr`'s filter bit. A bit cleared
+/// here while another thread sets it again (its count went 0, 1, 0, 1) is
+/// set again by that thread's `fetch_or`, which comes after its count's
+/// increment; the worst a race leaves is a bit set with no block behind
+/// it: one free sent to the table for nothing.
+fn filter_remove(addr: usize) {
+    let h = filter_index(addr);
+    if FILTER_COUNTS[h].fetch_sub(1, Ordering::AcqRel) == 1 {
+        FILTER_BITS[h / 64].fetch_and(!(1 << (h % 64)), Ordering::Release);
+        // Set again if a follower came in between.
+        if FILTER_COUNTS[h].load(Ordering::Acquire) != 0 {
+            FILTER_BITS[h / 64].fetch_or(1 << (h % 64), Ordering::Release);
+        }
+    }
+}
+
 /// Samples that found no slot in the stack table.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Samples whose block found no slot in the live table.
 static UNTRACKED: AtomicU64 = AtomicU64::new(0);
-/// Sampled blocks in `LIVE` now: frees skip the table while it is zero.
-static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// The rate last given to [`start`].
 static LAST_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
 /// The smallest and largest rates samples were taken at (`u64::MAX` and 0
@@ -124,9 +172,22 @@ static LAST_RATE: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_RATE);
 static RATE_MIN: AtomicU64 = AtomicU64::new(u64::MAX);
 static RATE_MAX: AtomicU64 = AtomicU64::new(0);
 
+/// The process-wide sampling rate: 0 off, else every thread samples at it
+/// (unless it chose its own rate with [`start`]).
+static PROCESS_RATE: AtomicU64 = AtomicU64::new(0);
+/// Bumped at every change of [`PROCESS_RATE`], before the registered
+/// threads are poked: a thread whose last applied epoch differs applies it
+/// ([`reconcile`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
 struct Sampler {
+    /// Whether this thread asked for sampling itself ([`start`]), and at
+    /// which rate.
+    own: Cell<bool>,
+    own_rate: Cell<u64>,
+    /// The rate this thread samples at now (the countdown to the next
+    /// sample is in the thread's counter block, beside the counters).
     rate: Cell<u64>,
-    until_next: Cell<i64>,
     rng: Cell<u64>,
     /// Set while a sample is being taken, so that anything the unwinder
     /// allocates through us is not sampled in turn.
@@ -135,7 +196,13 @@ struct Sampler {
 
 thread_local! {
     static SAMPLER: Sampler = const {
-        Sampler { rate: Cell::new(0), until_next: Cell::new(0), rng: Cell::new(0), busy: Cell::new(false) }
+        Sampler {
+            own: Cell::new(false),
+            own_rate: Cell::new(0),
+            rate: Cell::new(0),
+            rng: Cell::new(0),
+            busy: Cell::new(false),
+        }
     };
 }
 
@@ -158,71 +225,149 @@ impl Sampler {
         ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 
+    /// Bytes until the next sample: an exponential draw with the rate as
+    /// mean. The lane samples when the countdown goes below zero, so `-1`
+    /// at rate 1: every allocation.
     fn next_interval(&self) -> i64 {
         let rate = self.rate.get();
         if rate <= 1 {
-            return 0;
+            return -1;
         }
         (-self.uniform().ln() * rate as f64) as i64
     }
 }
 
 /// Starts sampling the current thread, one sample per `rate` bytes on
-/// average (the caller checked `rate > 0`).
+/// average (the caller checked `rate > 0`), whatever the process-wide rate.
 pub(crate) fn start(rate: u64) {
     LAST_RATE.store(rate, Ordering::Relaxed);
     SAMPLER.with(|s| {
-        s.rate.set(rate);
-        // Seed from the thread's sampler address and a process-wide count,
-        // so that threads draw different intervals.
-        static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let seed = SEEDS.fetch_add(0x6A09_E667_F3BC_C909, Ordering::Relaxed) ^ (s as *const Sampler as u64);
-        s.rng.set(seed | 1);
-        s.until_next.set(s.next_interval());
+        s.own.set(true);
+        s.own_rate.set(rate);
     });
-    super::set_mode_bit(SAMPLE, true);
+    with_local(|l| {
+        super::settle(l);
+        reconcile(l);
+    });
 }
 
-/// Stops sampling the current thread.
+/// Stops the current thread's own sampling ([`start`]); it goes on at the
+/// process-wide rate if one is set.
 pub(crate) fn stop() {
-    super::set_mode_bit(SAMPLE, false);
+    SAMPLER.with(|s| s.own.set(false));
+    with_local(reconcile);
 }
 
-/// The sampling countdown, inline in the allocator's sampling lane: one
-/// subtraction and a branch until a sample is due.
-#[inline(always)]
-pub(super) fn tick(ptr: *mut u8, size: u64) {
-    SAMPLER.with(|s| {
-        let left = s.until_next.get() - size as i64;
-        s.until_next.set(left);
-        if left <= 0 {
-            take_sample(s, ptr, size);
+/// Samples every thread at `rate` bytes per sample (0: stops): threads
+/// registered later from their start, the calling thread at once, and
+/// every other running thread at its next call into allocscope that
+/// changes its mode (a scope, an `op` guard, a group window, a budget) or
+/// takes its cold path. A thread's own [`start`] rate takes precedence.
+pub(crate) fn set_process_rate(rate: u64) {
+    if rate > 0 {
+        LAST_RATE.store(rate, Ordering::Relaxed);
+    }
+    PROCESS_RATE.store(rate, Ordering::SeqCst);
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+    with_local(|l| {
+        super::settle(l);
+    });
+}
+
+/// The process-wide rate (0: off).
+pub(crate) fn process_rate() -> u64 {
+    PROCESS_RATE.load(Ordering::Relaxed)
+}
+
+/// The process-wide sampling epoch (see [`EPOCH`]).
+#[inline]
+pub(super) fn epoch() -> u64 {
+    EPOCH.load(Ordering::Relaxed)
+}
+
+/// Reads `ALLOCSCOPE_SAMPLE_RATE` (bytes per sample) from the environment,
+/// as jemalloc reads `MALLOC_CONF`: called once, by the first thread that
+/// registers (in the allocator, so with the C library's `getenv`, which
+/// neither allocates nor locks). A value that is not a positive number is
+/// ignored.
+pub(super) fn read_environment() {
+    #[cfg(unix)]
+    {
+        // SAFETY: a NUL-terminated name; the result is a NUL-terminated
+        // string owned by the environment, or null, read at once.
+        let value = unsafe { libc::getenv(c"ALLOCSCOPE_SAMPLE_RATE".as_ptr()) };
+        if value.is_null() {
+            return;
         }
-    })
+        // SAFETY: non-null, NUL-terminated (above).
+        let bytes = unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes();
+        let rate = bytes.iter().try_fold(0u64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))).flatten()
+        });
+        if let Some(rate @ 1..) = rate {
+            LAST_RATE.store(rate, Ordering::Relaxed);
+            PROCESS_RATE.store(rate, Ordering::SeqCst);
+            EPOCH.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
-/// Called from the allocator's cold path for an allocation on a sampling
-/// thread that is also in a scope or a budget.
-#[inline(never)]
-pub(super) fn on_alloc(ptr: *mut u8, size: u64) {
-    tick(ptr, size);
-}
-
-/// A sample is due. No allocation through the Rust global allocator.
-#[cold]
-#[inline(never)]
-fn take_sample(s: &Sampler, ptr: *mut u8, size: u64) {
-    if s.busy.get() {
+/// Applies the sampling this thread should do now (its own, or the
+/// process-wide rate) to its mode.
+pub(super) fn reconcile(l: &ThreadCounters) {
+    let mode = l.mode.get();
+    if mode & FRESH != 0 {
+        // Registration applies it.
         return;
     }
-    s.busy.set(true);
-    s.until_next.set(s.next_interval());
-    let rate = s.rate.get();
-    RATE_MIN.fetch_min(rate, Ordering::Relaxed);
-    RATE_MAX.fetch_max(rate, Ordering::Relaxed);
-    let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
-    record(ptr as usize, 1.0 / p, size as f64 / p);
-    s.busy.set(false);
+    l.sample_epoch.set(EPOCH.load(Ordering::SeqCst));
+    let process = PROCESS_RATE.load(Ordering::SeqCst);
+    let rate = SAMPLER.with(|s| {
+        let rate = if s.own.get() { s.own_rate.get() } else { process };
+        if rate != 0 && (rate != s.rate.get() || mode & SAMPLE == 0) {
+            s.rate.set(rate);
+            // Seed from the thread's sampler address and a process-wide
+            // count, so that threads draw different intervals.
+            static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+            let seed = SEEDS.fetch_add(0x6A09_E667_F3BC_C909, Ordering::Relaxed) ^ (s as *const Sampler as u64);
+            s.rng.set(seed | 1);
+            l.until_next.set(s.next_interval());
+        }
+        rate
+    });
+    let sampling = rate != 0 && mode & DETACHED == 0;
+    l.set_mode(if sampling { mode | SAMPLE } else { mode & !SAMPLE });
+}
+
+/// The sampling countdown on the cold path (a sampling thread that is
+/// also in a scope or a budget): as the inline lane does.
+#[inline(never)]
+pub(super) fn tick(l: &ThreadCounters, ptr: *mut u8, size: u64) {
+    let left = l.until_next.get().wrapping_sub(size as i64);
+    l.until_next.set(left);
+    if left < 0 {
+        take(l, ptr, size);
+    }
+}
+
+/// A sample is due: take it and draw the next interval. No allocation
+/// through the Rust global allocator.
+#[cold]
+#[inline(never)]
+pub(super) fn take(l: &ThreadCounters, ptr: *mut u8, size: u64) {
+    SAMPLER.with(|s| {
+        l.until_next.set(s.next_interval());
+        if s.busy.get() {
+            return;
+        }
+        s.busy.set(true);
+        let rate = s.rate.get();
+        RATE_MIN.fetch_min(rate, Ordering::Relaxed);
+        RATE_MAX.fetch_max(rate, Ordering::Relaxed);
+        let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
+        record(ptr as usize, 1.0 / p, size as f64 / p);
+        s.busy.set(false);
+    })
 }
 
 fn hash_frames(frames: &[usize]) -> u64 {
@@ -338,7 +483,7 @@ fn follow(addr: usize, f: Followed) -> bool {
             slot.bytes.store(f.bytes.to_bits(), Ordering::Relaxed);
             slot.addr.store(addr, Ordering::Release);
             set_occupied(i, true);
-            LIVE_COUNT.fetch_add(1, Ordering::Relaxed);
+            filter_add(addr);
             return true;
         }
     }
@@ -368,7 +513,7 @@ fn unfollow(addr: usize) -> Option<Followed> {
                 bytes: f64::from_bits(slot.bytes.load(Ordering::Relaxed)),
             };
             slot.addr.store(TOMBSTONE, Ordering::Release);
-            LIVE_COUNT.fetch_sub(1, Ordering::Relaxed);
+            filter_remove(addr);
             let stack = &STACKS[f.stack as usize];
             add_f64(&stack.live_allocs, -f64::from(f.allocs));
             add_f64(&stack.live_bytes, -f.bytes);
@@ -378,19 +523,15 @@ fn unfollow(addr: usize) -> Option<Followed> {
     None
 }
 
-/// A free on a sampling thread: takes a sampled block out of the live
-/// figures. Inline, and nothing but one load while no sampled block lives;
-/// then one or two loads of the occupied bits for unsampled blocks.
-#[inline(always)]
-pub(super) fn on_free(ptr: *mut u8) {
-    if LIVE_COUNT.load(Ordering::Relaxed) != 0 && window_bits(live_start(ptr as usize)) != 0 {
-        free_sampled(ptr);
-    }
-}
-
+/// A free on a sampling thread whose block passed the filter
+/// ([`maybe_followed`]): takes it out of the live figures if it was
+/// sampled.
+#[cold]
 #[inline(never)]
-fn free_sampled(ptr: *mut u8) {
-    unfollow(ptr as usize);
+pub(super) fn on_free(ptr: *mut u8) {
+    if window_bits(live_start(ptr as usize)) != 0 {
+        unfollow(ptr as usize);
+    }
 }
 
 /// Before a `realloc` on a sampling thread is forwarded: takes the old
@@ -400,7 +541,7 @@ fn free_sampled(ptr: *mut u8) {
 /// fails.
 #[inline(never)]
 pub(super) fn unfollow_before_realloc(ptr: *mut u8) -> Option<Followed> {
-    if LIVE_COUNT.load(Ordering::Relaxed) == 0 {
+    if !maybe_followed(ptr) {
         return None;
     }
     unfollow(ptr as usize)
@@ -480,7 +621,12 @@ pub(crate) fn reset() {
     for word in &OCCUPIED {
         word.store(0, Ordering::Relaxed);
     }
-    LIVE_COUNT.store(0, Ordering::Relaxed);
+    for word in &FILTER_BITS {
+        word.store(0, Ordering::Relaxed);
+    }
+    for count in &FILTER_COUNTS {
+        count.store(0, Ordering::Relaxed);
+    }
     DROPPED.store(0, Ordering::Relaxed);
     UNTRACKED.store(0, Ordering::Relaxed);
     RATE_MIN.store(u64::MAX, Ordering::Relaxed);
@@ -500,12 +646,30 @@ pub(super) fn after_fork_in_child() {
 /// `live`.
 #[cfg_attr(not(unix), allow(dead_code))]
 fn clear_half_written(stacks: &[Stack], live: std::ops::Range<usize>) {
+    let whole_table = live.len() == MAX_LIVE;
     for s in stacks {
         let _ = s.hash.compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
     for i in live {
         if LIVE[i].addr.compare_exchange(BUSY, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             set_occupied(i, false);
+        }
+    }
+    // A vanished thread may have been between a slot's write and its
+    // filter entry's: when the whole table is repaired (a fork, not a test
+    // of a few slots), the filter is rebuilt from it.
+    if whole_table {
+        for word in &FILTER_BITS {
+            word.store(0, Ordering::Relaxed);
+        }
+        for count in &FILTER_COUNTS {
+            count.store(0, Ordering::Relaxed);
+        }
+        for l in &LIVE {
+            let addr = l.addr.load(Ordering::Relaxed);
+            if addr != 0 && addr != TOMBSTONE && addr != BUSY {
+                filter_add(addr);
+            }
         }
     }
 }

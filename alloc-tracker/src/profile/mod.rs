@@ -59,7 +59,8 @@ pub fn start_sampling(rate: u64) {
     sample::start(rate);
 }
 
-/// Stops sampling the current thread.
+/// Stops sampling the current thread (it goes on at the process-wide rate
+/// if [`start_sampling_process`] set one).
 ///
 /// # Examples
 ///
@@ -72,6 +73,76 @@ pub fn start_sampling(rate: u64) {
 /// ```
 pub fn stop_sampling() {
     sample::stop();
+}
+
+/// Samples every thread of the process, one sample per `rate` bytes on
+/// average: the threads running now (each applies it at its next
+/// allocation or free) and every thread started later, runtime workers
+/// included, as a service wants. A thread that called [`start_sampling`]
+/// keeps its own rate. The environment variable `ALLOCSCOPE_SAMPLE_RATE`
+/// (bytes per sample, for example `524288`), read when the process starts,
+/// does the same without code. Sampling costs allocations and frees a lane
+/// of their own (see `docs/heap-profiling.md`).
+///
+/// # Panics
+///
+/// If the tracker is not installed, or `rate` is zero.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// #[inline(never)]
+/// fn on_a_worker() -> Vec<u8> {
+///     std::hint::black_box(vec![0u8; 4096])
+/// }
+/// allocscope::start_sampling_process(1);
+/// let kept = std::thread::spawn(on_a_worker).join().unwrap();
+/// allocscope::stop_sampling_process();
+/// let found = allocscope::heap_profile().sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("on_a_worker")));
+/// assert!(found);
+/// # drop(kept);
+/// ```
+#[track_caller]
+pub fn start_sampling_process(rate: u64) {
+    crate::install::require_installed("allocscope::start_sampling_process");
+    assert!(rate > 0, "allocscope::start_sampling_process: the rate must be at least 1 byte");
+    sample::set_process_rate(rate);
+}
+
+/// Stops process-wide sampling ([`start_sampling_process`] or
+/// `ALLOCSCOPE_SAMPLE_RATE`); threads that called [`start_sampling`] go on.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling_process(allocscope::DEFAULT_SAMPLE_RATE);
+/// allocscope::stop_sampling_process();
+/// assert_eq!(allocscope::process_sample_rate(), 0);
+/// ```
+pub fn stop_sampling_process() {
+    sample::set_process_rate(0);
+}
+
+/// The process-wide sampling rate in bytes per sample; 0 when off.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::start_sampling_process(65536);
+/// assert_eq!(allocscope::process_sample_rate(), 65536);
+/// allocscope::stop_sampling_process();
+/// ```
+pub fn process_sample_rate() -> u64 {
+    sample::process_rate()
 }
 
 /// One allocation site: a call stack and what the samples taken there
