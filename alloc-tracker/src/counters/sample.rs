@@ -709,6 +709,7 @@ mod tests {
     /// the table; a tombstone in the window is reused; a lookup finds every
     /// followed block and clears its occupied bit.
     #[test]
+    #[cfg_attr(miri, ignore = "touches the 24 MiB live table, which Miri would track byte by byte for minutes")]
     fn the_live_tables_probe_window_is_bounded_and_reuses_tombstones() {
         // A region of the table no other test touches: the window of slot
         // MAX_LIVE - 8 wraps around the table's end.
@@ -730,6 +731,7 @@ mod tests {
     /// In a forked child a slot left half written by a vanished thread
     /// would make probes spin (a stack) or stay taken (a live block).
     #[test]
+    #[cfg_attr(miri, ignore = "touches the 24 MiB live table, which Miri would track byte by byte for minutes")]
     fn a_fork_child_clears_half_written_slots() {
         let stack = &STACKS[MAX_STACKS - 1];
         stack.hash.store(1, Ordering::Relaxed);
