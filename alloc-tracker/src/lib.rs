@@ -196,7 +196,16 @@ mod jemalloc;
 mod op;
 mod profile;
 mod scope;
+#[path = "serve/mod.rs"]
+mod service;
 mod stack;
+
+#[cfg(feature = "metrics")]
+#[path = "serve/metrics.rs"]
+pub mod metrics;
+#[cfg(feature = "serve")]
+#[path = "serve/http.rs"]
+pub mod serve;
 mod stats;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
@@ -208,11 +217,14 @@ pub use crate::group::{Group, GroupGuard, Grouped, InGroup, MAX_GROUP_OPS, MAX_O
 pub use crate::install::is_installed;
 pub use crate::jemalloc::{use_jemalloc_mallctl, JemallocStats, Mallctl};
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
+#[cfg(feature = "pprof")]
+pub use crate::profile::SampleType;
 pub use crate::profile::{
     heap_profile, process_sample_rate, reset_heap_profile, start_sampling, start_sampling_process, stop_sampling,
     stop_sampling_process, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS,
 };
 pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope, MAX_OPEN_SCOPES};
+pub use crate::service::{snapshot, GroupStats, SamplerStats, Snapshot};
 pub use crate::stack::Frame;
 pub use crate::stats::{AllocStats, PerOp};
 #[cfg(feature = "tracing")]

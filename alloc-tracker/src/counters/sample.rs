@@ -161,6 +161,8 @@ fn filter_remove(addr: usize) {
     }
 }
 
+/// Samples taken.
+static SAMPLES: AtomicU64 = AtomicU64::new(0);
 /// Samples that found no slot in the stack table.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Samples whose block found no slot in the live table.
@@ -380,6 +382,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 }
 
 fn record(addr: usize, allocs: f64, bytes: f64) {
+    SAMPLES.fetch_add(1, Ordering::Relaxed);
     let mut frames = [0usize; MAX_DEPTH];
     let n = crate::stack::capture(&mut frames);
     let Some(index) = stack_index(&frames[..n]) else {
@@ -586,6 +589,11 @@ pub(crate) fn stacks() -> Vec<SampledStack> {
         .collect()
 }
 
+/// Samples taken since the last reset.
+pub(crate) fn samples() -> u64 {
+    SAMPLES.load(Ordering::Relaxed)
+}
+
 /// Samples that found no slot in the stack table.
 pub(crate) fn dropped_samples() -> u64 {
     DROPPED.load(Ordering::Relaxed)
@@ -627,6 +635,7 @@ pub(crate) fn reset() {
     for count in &FILTER_COUNTS {
         count.store(0, Ordering::Relaxed);
     }
+    SAMPLES.store(0, Ordering::Relaxed);
     DROPPED.store(0, Ordering::Relaxed);
     UNTRACKED.store(0, Ordering::Relaxed);
     RATE_MIN.store(u64::MAX, Ordering::Relaxed);

@@ -26,6 +26,9 @@ mod folded;
 #[cfg(feature = "pprof")]
 mod pprof;
 
+#[cfg(feature = "pprof")]
+pub use pprof::SampleType;
+
 use crate::counters::sample;
 pub use crate::counters::sample::{DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS};
 use crate::stack::{self, Frame};

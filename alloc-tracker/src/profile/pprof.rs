@@ -55,19 +55,63 @@ impl Strings {
     }
 }
 
-fn encode(profile: &HeapProfile, period: u64, time_nanos: u64) -> Vec<u8> {
+/// One of the four sample types of a heap profile, in Go's order and with
+/// Go's names; see [`HeapProfile::pprof_gz_with_default`]. Feature `pprof`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(allocscope::SampleType::InuseSpace.name(), "inuse_space");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SampleType {
+    /// `alloc_objects`: allocations made (count).
+    AllocObjects,
+    /// `alloc_space`: bytes allocated.
+    AllocSpace,
+    /// `inuse_objects`: allocations not freed yet (count).
+    InuseObjects,
+    /// `inuse_space`: bytes not freed yet; Go's heap endpoint's default.
+    InuseSpace,
+}
+
+impl SampleType {
+    /// Every type, in the order of the profile's values.
+    const ALL: [SampleType; 4] =
+        [SampleType::AllocObjects, SampleType::AllocSpace, SampleType::InuseObjects, SampleType::InuseSpace];
+
+    /// Go's name for it (`go tool pprof -sample_index=NAME`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SampleType::AllocObjects => "alloc_objects",
+            SampleType::AllocSpace => "alloc_space",
+            SampleType::InuseObjects => "inuse_objects",
+            SampleType::InuseSpace => "inuse_space",
+        }
+    }
+
+    const fn unit(self) -> &'static str {
+        match self {
+            SampleType::AllocObjects | SampleType::InuseObjects => "count",
+            SampleType::AllocSpace | SampleType::InuseSpace => "bytes",
+        }
+    }
+}
+
+fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<SampleType>) -> Vec<u8> {
     let mut strings = Strings::default();
     strings.id("");
     let mut out = Vec::new();
     // sample_type = 1: Go's heap profile order.
-    for (kind, unit) in
-        [("alloc_objects", "count"), ("alloc_space", "bytes"), ("inuse_objects", "count"), ("inuse_space", "bytes")]
-    {
+    for t in SampleType::ALL {
         let mut vt = Vec::new();
-        uint(&mut vt, 1, strings.id(kind));
-        uint(&mut vt, 2, strings.id(unit));
+        uint(&mut vt, 1, strings.id(t.name()));
+        uint(&mut vt, 2, strings.id(t.unit()));
         bytes(&mut out, 1, &vt);
     }
+    // default_sample_type = 14, an index into the string table.
+    let default = default.map(|t| strings.id(t.name()));
     let mut functions: HashMap<(String, String), u64> = HashMap::new();
     let mut function_msgs = Vec::new();
     let mut locations: HashMap<(usize, String), u64> = HashMap::new();
@@ -121,6 +165,9 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64) -> Vec<u8> {
     uint(&mut out, 9, time_nanos);
     bytes(&mut out, 11, &period_type);
     uint(&mut out, 12, period);
+    if let Some(d) = default {
+        uint(&mut out, 14, d);
+    }
     out
 }
 
@@ -128,7 +175,10 @@ impl HeapProfile {
     /// The profile as a gzipped pprof protobuf (`heap.pb.gz`), with Go's
     /// four heap sample types in Go's order: `alloc_objects/count`,
     /// `alloc_space/bytes`, `inuse_objects/count`, `inuse_space/bytes`.
-    /// `go tool pprof -top heap.pb.gz` reads it. Feature `pprof`.
+    /// `go tool pprof -top heap.pb.gz` reads it, showing the last type
+    /// (`inuse_space`) unless told otherwise: see
+    /// [`pprof_gz_with_default`](Self::pprof_gz_with_default). Feature
+    /// `pprof`.
     ///
     /// # Examples
     ///
@@ -144,9 +194,32 @@ impl HeapProfile {
     /// # drop(v);
     /// ```
     pub fn pprof_gz(&self) -> Vec<u8> {
+        self.gzipped(None)
+    }
+
+    /// [`pprof_gz`](Self::pprof_gz), with the sample type `go tool pprof`
+    /// and other viewers show first (pprof's `default_sample_type`): Go's
+    /// heap endpoint defaults to `inuse_space`, its allocs endpoint and a
+    /// benchmark's profile to `alloc_space`. Feature `pprof`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use allocscope::SampleType;
+    /// let gz = allocscope::heap_profile().pprof_gz_with_default(SampleType::AllocSpace);
+    /// assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+    /// ```
+    pub fn pprof_gz_with_default(&self, default: SampleType) -> Vec<u8> {
+        self.gzipped(Some(default))
+    }
+
+    fn gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
         use std::io::Write;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let raw = encode(self, self.sample_rate, now);
+        let raw = encode(self, self.sample_rate, now, default);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&raw).expect("writing to a Vec cannot fail");
         gz.finish().expect("writing to a Vec cannot fail")
@@ -155,6 +228,6 @@ impl HeapProfile {
     /// The uncompressed pprof protobuf (see [`pprof_gz`](Self::pprof_gz)).
     /// Feature `pprof`.
     pub fn pprof_protobuf(&self) -> Vec<u8> {
-        encode(self, self.sample_rate, 0)
+        encode(self, self.sample_rate, 0, None)
     }
 }

@@ -1,0 +1,94 @@
+//! [`snapshot`]: process totals, operations, groups, jemalloc's figures
+//! and the sampler's state, in one value.
+
+use crate::counters::sample;
+use crate::{AllocStats, Group, JemallocStats, OpStats};
+
+/// Everything allocscope knows about the process now; see [`snapshot`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Every thread's figures since the process started
+    /// ([`process_stats`](crate::process_stats)): live bytes are
+    /// [`AllocStats::live_bytes`], `peak_bytes` the highest live bytes a
+    /// reading has seen.
+    pub process: AllocStats,
+    /// Every named operation ([`op_stats`](crate::op_stats)).
+    pub ops: Vec<OpStats>,
+    /// Every named group ([`Group::named`]).
+    pub groups: Vec<GroupStats>,
+    /// jemalloc's own figures, when jemalloc serves the allocations.
+    pub jemalloc: Option<JemallocStats>,
+    /// The heap sampler's state.
+    pub sampler: SamplerStats,
+}
+
+/// A named group's figures in a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: &'static str,
+    /// [`Group::stats`].
+    pub stats: AllocStats,
+    /// [`Group::windows`].
+    pub windows: u64,
+}
+
+/// The heap sampler's state in a [`Snapshot`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SamplerStats {
+    /// The process-wide rate in bytes per sample (0: off); see
+    /// [`start_sampling_process`](crate::start_sampling_process).
+    pub process_rate: u64,
+    /// Samples taken so far (since the last
+    /// [`reset_heap_profile`](crate::reset_heap_profile)).
+    pub samples: u64,
+    /// Samples that found the stack table full.
+    pub dropped_samples: u64,
+    /// Samples whose block could not be followed (live table full).
+    pub untracked_live_samples: u64,
+}
+
+/// Reads everything allocscope knows about the process now: cheap (no
+/// symbol is resolved, no profile is built: a few hundred nanoseconds with
+/// a few threads, plus one `mallctl` round for jemalloc's figures), and
+/// callable from any thread at any time, as a metrics endpoint does on
+/// every scrape.
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// let kept = std::hint::black_box(vec![0u8; 4096]);
+/// let s = allocscope::snapshot();
+/// assert!(s.process.live_bytes() >= 4096);
+/// assert!(s.prometheus_text().contains("# TYPE allocscope_allocations_total counter"));
+/// # drop(kept);
+/// ```
+#[track_caller]
+pub fn snapshot() -> Snapshot {
+    let process = crate::process_stats();
+    Snapshot {
+        process,
+        ops: crate::op_stats(),
+        groups: Group::all_named()
+            .into_iter()
+            .map(|g| GroupStats { name: g.name(), stats: g.stats(), windows: g.windows() })
+            .collect(),
+        jemalloc: JemallocStats::read(),
+        sampler: SamplerStats {
+            process_rate: sample::process_rate(),
+            samples: sample::samples(),
+            dropped_samples: sample::dropped_samples(),
+            untracked_live_samples: sample::untracked_live_samples(),
+        },
+    }
+}

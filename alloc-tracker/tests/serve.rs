@@ -1,0 +1,175 @@
+//! The HTTP endpoint: `/metrics` in Prometheus' text format (every family
+//! with HELP and TYPE, counters that never go backwards across scrapes),
+//! the heap profile's two endpoints with Go's default sample types, and an
+//! endpoint that keeps answering while 8 threads allocate and free as fast
+//! as they can.
+#![cfg(all(feature = "serve", feature = "jemalloc"))]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use allocscope::{CountingAlloc, Group, Jemalloc};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+
+/// `GET path` over HTTP/1.1; the status and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    (status, raw[split + 4..].to_vec())
+}
+
+/// The samples of a text exposition, by (name, labels), checking that each
+/// sample's family was introduced by `# HELP` and `# TYPE`; and each
+/// family's type.
+fn parse(text: &str) -> (HashMap<String, f64>, HashMap<String, String>) {
+    let (mut samples, mut types, mut helped) = (HashMap::new(), HashMap::new(), Vec::new());
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.push(rest.split(' ').next().unwrap().to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(helped.iter().any(|h| h == name), "TYPE before HELP: {line}");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            types.insert(name.to_owned(), kind.to_owned());
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line:?}"));
+            let name = series.split('{').next().unwrap();
+            assert!(types.contains_key(name), "a sample without HELP and TYPE: {line}");
+            assert!(name.starts_with("allocscope_"), "{line}");
+            if types[name] == "counter" {
+                assert!(name.ends_with("_total"), "counters end in _total: {line}");
+            }
+            samples.insert(series.to_owned(), value.parse::<f64>().unwrap_or_else(|_| panic!("{line}")));
+        }
+    }
+    (samples, types)
+}
+
+#[test]
+fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
+    let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    assert!(addr.ip().is_loopback());
+    let route = Group::named("serve.route");
+    route.run(|| drop(black_box(vec![0u8; 10])));
+    drop(allocscope::op("serve.op"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammers: Vec<_> = (0..8)
+        .map(|i| {
+            let (stop, route) = (Arc::clone(&stop), route.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if i % 2 == 0 {
+                        route.run(|| drop(black_box(vec![0u8; 64])));
+                    } else {
+                        drop(black_box(Box::new([i as u8; 48])));
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut last: Option<HashMap<String, f64>> = None;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let (status, body) = get(addr, "/metrics");
+        assert_eq!(status, 200);
+        assert!(t.elapsed() < Duration::from_secs(10), "answered in time under load");
+        let (samples, types) = parse(&String::from_utf8(body).unwrap());
+        for must in [
+            "allocscope_allocations_total",
+            "allocscope_allocated_bytes_total",
+            "allocscope_live_bytes",
+            "allocscope_op_calls_total{op=\"serve.op\"}",
+            "allocscope_group_allocations_total{group=\"serve.route\"}",
+            "allocscope_jemalloc_resident_bytes",
+        ] {
+            assert!(samples.contains_key(must), "{must} missing");
+        }
+        if let Some(last) = &last {
+            for (series, v) in &samples {
+                let name = series.split('{').next().unwrap();
+                if types[name] == "counter" {
+                    let before = last.get(series).copied().unwrap_or(0.0);
+                    assert!(*v >= before, "{series} went back: {before} then {v}");
+                }
+            }
+            assert!(samples["allocscope_allocations_total"] > last["allocscope_allocations_total"]);
+        }
+        last = Some(samples);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in hammers {
+        h.join().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// The string named by pprof's `default_sample_type` (field 14).
+fn default_sample_type(gz: &[u8]) -> String {
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).unwrap();
+    let (mut strings, mut default, mut i) = (Vec::new(), None, 0);
+    let varint = |b: &[u8], i: &mut usize| {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let byte = b[*i];
+            *i += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return v;
+            }
+            shift += 7;
+        }
+    };
+    while i < raw.len() {
+        let key = varint(&raw, &mut i);
+        match key & 7 {
+            0 => {
+                let v = varint(&raw, &mut i);
+                if key >> 3 == 14 {
+                    default = Some(v as usize);
+                }
+            }
+            2 => {
+                let len = varint(&raw, &mut i) as usize;
+                if key >> 3 == 6 {
+                    strings.push(String::from_utf8(raw[i..i + len].to_vec()).unwrap());
+                }
+                i += len;
+            }
+            w => panic!("wire type {w}"),
+        }
+    }
+    strings[default.expect("a default sample type")].clone()
+}
+
+#[test]
+fn the_heap_endpoints_serve_pprof_with_gos_default_sample_types() {
+    let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
+    allocscope::start_sampling(1);
+    let kept = black_box(vec![0u8; 4096]);
+    allocscope::stop_sampling();
+    for (path, default) in [("/debug/pprof/heap", "inuse_space"), ("/debug/pprof/allocs", "alloc_space")] {
+        let (status, body) = get(server.local_addr(), path);
+        assert_eq!(status, 200);
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "gzipped");
+        assert_eq!(default_sample_type(&body), default, "{path}");
+    }
+    drop(kept);
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The service endpoints read by the real tools: the example service
+# (alloc-tracker/examples/service.rs) runs on loopback under a bounded load
+# loop while
+#   1. the official Prometheus Python client's parser reads /metrics
+#      (every family with HELP and TYPE);
+#   2. a real Prometheus server (Debian's `prometheus`) scrapes it every
+#      second, and its HTTP API must show allocscope_allocations_total
+#      rising and the per-operation and per-group series with their labels;
+#   3. `go tool pprof -top` (Debian's `golang-go`) reads
+#      /debug/pprof/heap and must name the workload's allocating function.
+# Missing tools are installed (apt-get install -y, pip); everything listens
+# on 127.0.0.1 only and is stopped at the end; the whole check is bounded
+# in time.
+#
+# Usage: scripts/check-service.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need prometheus || ! need go; then
+  echo "check-service: installing Debian's prometheus and golang-go" >&2
+  apt-get install -y -q prometheus golang-go >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q prometheus golang-go >/dev/null; }
+fi
+python3 -c 'import prometheus_client' 2>/dev/null || pip install -q prometheus-client
+
+cargo build --quiet --release -p allocscope --example service --features serve
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+svc_port=$(free_port)
+prom_port=$(free_port)
+svc="127.0.0.1:$svc_port"
+
+# One sample per 16 KiB: the 64 cached reports (about 1 MB live) then hold
+# dozens of samples, so the live profile cannot miss them by chance (at
+# Go's 512 KiB it would, now and then).
+ALLOCSCOPE_SAMPLE_RATE=16384 timeout 300 target/release/examples/service --listen "$svc" > "$work/service.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://$svc/metrics" >/dev/null && break; sleep 0.1; done
+
+cat > "$work/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: allocscope
+    static_configs:
+      - targets: ["$svc"]
+YML
+timeout 300 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+  --web.listen-address="127.0.0.1:$prom_port" > "$work/prometheus.log" 2>&1 &
+pids+=($!)
+prom="http://127.0.0.1:$prom_port"
+for _ in $(seq 100); do curl -sf "$prom/-/ready" >/dev/null && break; sleep 0.2; done
+
+# A bounded load loop: requests for 8 seconds.
+end=$((SECONDS + 8))
+while [ $SECONDS -lt $end ]; do
+  curl -sf "http://$svc/work?n=300" >/dev/null
+done
+
+# 1. The official client's parser reads the exposition.
+curl -sf "http://$svc/metrics" > "$work/metrics.txt"
+python3 - "$work/metrics.txt" <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+text = open(sys.argv[1]).read()
+families = list(text_string_to_metric_families(text))
+helps = {l.split()[2] for l in text.splitlines() if l.startswith("# HELP ")}
+types = {l.split()[2] for l in text.splitlines() if l.startswith("# TYPE ")}
+names = {f.name for f in families}
+assert len(families) >= 20, f"{len(families)} families"
+for f in families:
+    assert f.documentation, f"{f.name} has no HELP"
+    assert f.type in ("counter", "gauge"), f"{f.name}: {f.type}"
+for l in text.splitlines():
+    if not l.startswith("#"):
+        name = l.split("{")[0].split(" ")[0]
+        assert name in helps and name in types, f"{name} without HELP or TYPE"
+print(f"check-service: prometheus_client parsed {len(families)} families, every one with HELP and TYPE")
+PY
+
+# 2. Prometheus scraped it: the counter rose, the labelled series exist.
+query() { curl -sf --get "$prom/api/v1/query" --data-urlencode "query=$1"; }
+value_of() { python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'; }
+sleep 3
+rise=$(query 'allocscope_allocations_total - allocscope_allocations_total offset 5s' | value_of)
+python3 -c "import sys; v='$rise'; sys.exit(0 if v != 'none' and float(v) > 0 else 1)" \
+  || { echo "check-service: allocscope_allocations_total did not rise in Prometheus ($rise)" >&2; exit 1; }
+series=$(curl -sf --get "$prom/api/v1/series" --data-urlencode 'match[]={__name__=~"allocscope_(op|group)_allocations_total"}')
+for label in '"op":"build_report"' '"group":"GET /work"'; do
+  grep -q "$label" <<< "$series" || { echo "check-service: no series with $label in Prometheus: $series" >&2; exit 1; }
+done
+echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocations_total rose by $rise in 5 s; per-op and per-group series present"
+
+# 3. go tool pprof reads the live heap profile and names the workload.
+top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)
+echo "$top" | head -12
+grep -q "build_report" <<< "$top" || { echo "check-service: go tool pprof does not name build_report" >&2; exit 1; }
+echo "check-service: $(go version | cut -d' ' -f3) go tool pprof read /debug/pprof/heap and names build_report"
