@@ -33,15 +33,27 @@ instructions() { # program args... -> instruction count
     | awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
 }
 
+# allocscope reads ALLOCSCOPE_SAMPLE_RATE at start-up and then samples
+# every thread: none of these programs may inherit it.
+unset ALLOCSCOPE_SAMPLE_RATE
+
 # Runs a program with a row's extra arguments; the pseudo-argument `exact`
-# sets ALLOCSCOPE_SAMPLE_RATE=1.
+# sets the sampling program's OVERHEAD_SAMPLE_RATE=1, and `every-thread`
+# runs the program with ALLOCSCOPE_SAMPLE_RATE=524288 (allocscope samples
+# every thread from the start, as a service would).
 with_extra() { # extra program args...
   local extra=$1; shift
-  local rate=
+  local rate=524288 every=
   case " $extra " in *" exact "*) rate=1 ;; esac
-  export ALLOCSCOPE_SAMPLE_RATE=${rate:-524288}
+  case " $extra " in *" every-thread "*) every=524288 ;; esac
+  local args=${extra//exact/}
+  args=${args//every-thread/}
   # shellcheck disable=SC2086
-  "$@" ${extra//exact/}
+  if [ -n "$every" ]; then
+    OVERHEAD_SAMPLE_RATE=$rate ALLOCSCOPE_SAMPLE_RATE=$every "$@" $args
+  else
+    OVERHEAD_SAMPLE_RATE=$rate "$@" $args
+  fi
 }
 
 per_pair() { # program extra -> instructions per pair, one decimal
@@ -60,6 +72,7 @@ rows=(
   "raw jemalloc|raw_jemalloc||raw jemalloc"
   "allocscope, no sampling|allocscope_jemalloc||raw jemalloc"
   "allocscope sampling, 512 KiB|allocscope_sampled|--scoped|raw jemalloc"
+  "allocscope, every thread sampled at 512 KiB (ALLOCSCOPE_SAMPLE_RATE)|allocscope_jemalloc|every-thread|raw jemalloc"
   "allocscope sampling, exact (rate 1)|allocscope_sampled|--scoped exact|raw jemalloc"
   "raw System|raw_system||raw System"
   "dhat heap profiler (over System)|dhat_heap||raw System"

@@ -47,11 +47,11 @@ pub fn allocscope_group(body: &dyn Fn()) {
 }
 
 /// The loop with allocscope's heap profiler sampling on its thread, at
-/// the rate in `ALLOCSCOPE_SAMPLE_RATE` (default: Go's 512 KiB; 1: exact):
+/// the rate in `OVERHEAD_SAMPLE_RATE` (default: Go's 512 KiB; 1: exact):
 /// the `--scoped` wrapper of the sampling program.
 #[allow(dead_code)]
 pub fn allocscope_sampled(body: &dyn Fn()) {
-    let rate = std::env::var("ALLOCSCOPE_SAMPLE_RATE").ok().and_then(|r| r.parse().ok());
+    let rate = std::env::var("OVERHEAD_SAMPLE_RATE").ok().and_then(|r| r.parse().ok());
     allocscope::start_sampling(rate.unwrap_or(allocscope::DEFAULT_SAMPLE_RATE));
     body();
     allocscope::stop_sampling();
