@@ -17,8 +17,13 @@ use crate::install::require_installed;
 use crate::op::{self, OpStats};
 use crate::{AllocStats, Scope};
 
-/// The most group windows open at once on one thread.
-pub const MAX_OPEN_GROUPS: usize = 32;
+/// The most group windows open at once on one thread. (Each is a few
+/// dozen bytes of thread-local memory in every thread of the program: at
+/// 32, the larger static TLS block measured 1.3x raw jemalloc's wall time
+/// on the two-thread loop of `docs/overhead.md` where the build before
+/// measured 1.1x, its layout moving the counters' line against jemalloc's
+/// own thread data.)
+pub const MAX_OPEN_GROUPS: usize = 16;
 /// The most distinct operation names a group keeps rows for
 /// ([`Group::op_stats`]); further names are counted only in the
 /// process-wide [`op_stats`](crate::op_stats).
@@ -575,10 +580,12 @@ pub(crate) fn add_op(op: usize, own: AllocStats, peak_bytes: u64) {
 }
 
 /// Enters a group until [`exit_raw`], without a guard: for the tracing
-/// layer, whose span enter and exit are two calls.
+/// layer, whose span enter and exit are two calls. `None` when the thread
+/// has no room for another window (the span is then not counted).
 #[cfg(feature = "tracing")]
-pub(crate) fn enter_raw(group: &Group) -> u64 {
-    enter(&group.0)
+pub(crate) fn enter_raw(group: &Group) -> Option<u64> {
+    let room = WINDOWS.with(|w| w.borrow().len < MAX_OPEN_GROUPS);
+    room.then(|| enter(&group.0))
 }
 
 /// Ends a window opened by [`enter_raw`].

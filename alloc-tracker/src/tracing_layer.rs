@@ -77,7 +77,7 @@ impl GroupLayer {
 struct SpanGroup(Group);
 
 /// The most spans entered at once on one thread that this layer follows.
-const MAX_ENTERED: usize = 32;
+const MAX_ENTERED: usize = crate::MAX_OPEN_GROUPS;
 
 thread_local! {
     /// The spans this layer entered on this thread: (span id, window id).
@@ -106,7 +106,7 @@ where
         if depth == MAX_ENTERED {
             return;
         }
-        let window = enter_raw(&group);
+        let Some(window) = enter_raw(&group) else { return };
         ENTERED.with(|e| e[depth].set((id.into_u64(), window)));
         DEPTH.set(depth + 1);
     }
