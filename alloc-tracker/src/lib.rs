@@ -190,6 +190,8 @@
 mod alloc;
 mod budget;
 mod counters;
+#[cfg(feature = "criterion")]
+pub mod criterion;
 mod group;
 mod install;
 mod jemalloc;

@@ -28,7 +28,7 @@ fn the_pools_work_is_counted_only_where_the_group_is_entered_in_each_item() {
     // hands the loop to the pool and waits: at most one block of the pool's
     // job queue, none of the 10,000 items.
     let (sum, seen) = measure(|| pool.install(|| items.par_iter().map(|&i| work(i)).sum::<u64>()));
-    assert_eq!(sum, (0..10_000).sum());
+    assert_eq!(sum, (0..10_000u64).sum::<u64>());
     assert!(seen.allocs <= 1, "{seen}");
 
     // Likewise a group entered on the calling thread only.

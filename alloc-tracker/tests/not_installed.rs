@@ -39,3 +39,21 @@ fn ops_and_snapshots_refuse() {
     })
     .contains(INSTALL_LINE));
 }
+
+#[test]
+fn criterion_measurements_refuse() {
+    use criterion::measurement::Measurement;
+    let msg = panic_message(|| {
+        let _ = allocscope::criterion::Allocs::new().start();
+    });
+    assert!(msg.starts_with("allocscope::criterion: allocscope::CountingAlloc is not the global allocator"), "{msg}");
+    let msg = panic_message(|| {
+        let _ = allocscope::criterion::Bytes::this_thread().start();
+    });
+    assert!(msg.contains(INSTALL_LINE), "{msg}");
+    let msg = panic_message(|| {
+        let mut c = criterion::Criterion::default();
+        drop(allocscope::criterion::bench_function(&mut c, "refused", || ()));
+    });
+    assert!(msg.starts_with("allocscope::criterion::bench_function: "), "{msg}");
+}

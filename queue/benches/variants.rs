@@ -1,7 +1,9 @@
 //! Enqueue+dequeue per variant: single thread (`pair`), and one producer
-//! with one consumer thread (`threads`). criterion measures time; allocscope
-//! counts the allocations of each measured batch, printed beside it as
-//! `B/op` and `allocs/op` (requested bytes; allocs + reallocs).
+//! with one consumer thread (`threads`). criterion measures time;
+//! `allocscope::criterion::bench_custom` counts the allocations of the same
+//! iterations and prints a Go `-benchmem` line under each estimate
+//! (requested bytes; allocs + reallocs; the `threads` mode's consumer
+//! thread, spawned once per batch, is counted too).
 //!
 //! `cargo bench -p queue --bench variants`
 
@@ -9,8 +11,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allocscope::{measure_process, AllocStats, CountingAlloc, Jemalloc};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use allocscope::criterion::bench_custom;
+use allocscope::{CountingAlloc, Jemalloc};
+use criterion::{criterion_group, criterion_main, Criterion};
 use queue::{Baseline, Batched, LockFree, MessageRef, Pooled, Queue, QueueConfig};
 
 #[global_allocator]
@@ -82,52 +85,25 @@ fn threads<Q: Queue + 'static>(q: &Arc<Q>, iters: u64, batched: bool) {
     consumer.join().unwrap();
 }
 
-fn report(name: &str, mode: &str, stats: AllocStats, iters: u64) {
-    let per = stats.per_op(iters);
-    eprintln!(
-        "{name}/{mode}: {:.1} B/op, {:.2} allocs/op over {iters} messages",
-        per.bytes_allocated, per.allocs_total
-    );
-}
-
 fn bench_variant<Q: Queue + 'static>(c: &mut Criterion, batched: bool) {
     let name = Q::from_config(QueueConfig::default()).name();
-    let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(1));
 
     let q = Q::from_config(QueueConfig::default());
     let mut out = Vec::with_capacity(BATCH);
     pair(&q, 10_000, batched, &mut out); // fill the pool
-    let mut last = None;
-    group.bench_function("pair", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let ((), stats) = measure_process(|| pair(&q, iters, batched, &mut out));
-            let t = start.elapsed();
-            last = Some((stats, iters));
-            t
-        })
+    bench_custom(c, &format!("{name}/pair"), |iters| {
+        let start = Instant::now();
+        pair(&q, iters, batched, &mut out);
+        start.elapsed()
     });
-    if let Some((s, n)) = last {
-        report(name, "pair", s, n);
-    }
 
     let q = Arc::new(Q::from_config(QueueConfig::default()));
     threads(&q, 10_000, batched);
-    let mut last = None;
-    group.bench_function("threads", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let ((), stats) = measure_process(|| threads(&q, iters, batched));
-            let t = start.elapsed();
-            last = Some((stats, iters));
-            t
-        })
+    bench_custom(c, &format!("{name}/threads"), |iters| {
+        let start = Instant::now();
+        threads(&q, iters, batched);
+        start.elapsed()
     });
-    if let Some((s, n)) = last {
-        report(name, "threads", s, n);
-    }
-    group.finish();
 }
 
 fn variants(c: &mut Criterion) {
