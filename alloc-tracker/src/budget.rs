@@ -11,6 +11,7 @@ use std::panic::Location;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::counters::sample::{LeakTrace, Survivors};
 use crate::counters::trip::{self, Recorded, Saved, SharedTrip, Thresholds};
 use crate::counters::Counter;
 use crate::{stack, AllocStats, Group, InGroup, Scope};
@@ -41,6 +42,14 @@ impl Drop for Armed {
 /// Every limit is inclusive (`max_allocs(2)` allows 2). A limit not set is
 /// not checked.
 ///
+/// [`check`](Budget::check) and [`assert`](Budget::assert) run a closure
+/// once and return its value. A budget on what survives the closure
+/// ([`max_leaked_bytes`](Budget::max_leaked_bytes)), or one that needs
+/// warm-up runs first ([`warmups`](Budget::warmups)), runs a closure
+/// several times and drops its value inside the measured run:
+/// [`check_steady`](Budget::check_steady) and
+/// [`assert_steady`](Budget::assert_steady).
+///
 /// # Examples
 ///
 /// ```
@@ -53,7 +62,7 @@ impl Drop for Armed {
 /// assert_eq!(id, "message-0001");
 ///
 /// let err = Budget::new().max_allocs(2).check(|| vec![vec![1u8]; 3]).unwrap_err();
-/// assert!(err.to_string().starts_with("allocation budget exceeded: allocs 4 > 2"));
+/// assert!(err.to_string().starts_with("allocation budget exceeded: allocs+reallocs 4 > 2"));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[must_use = "a budget does nothing until `check` or `assert` runs a closure"]
@@ -61,6 +70,8 @@ pub struct Budget {
     max_allocs: Option<u64>,
     max_bytes: Option<u64>,
     max_peak_bytes: Option<u64>,
+    max_leaked_bytes: Option<u64>,
+    warmups: u32,
 }
 
 impl Budget {
@@ -76,7 +87,7 @@ impl Budget {
     /// assert!(unlimited.check(|| vec![0u8; 1 << 20]).is_ok());
     /// ```
     pub const fn new() -> Budget {
-        Budget { max_allocs: None, max_bytes: None, max_peak_bytes: None }
+        Budget { max_allocs: None, max_bytes: None, max_peak_bytes: None, max_leaked_bytes: None, warmups: 0 }
     }
 
     /// At most `n` allocations in Go's sense: `allocs + reallocs`
@@ -136,6 +147,70 @@ impl Budget {
         self
     }
 
+    /// At most `n` bytes still live when the measured run ends: the
+    /// calling thread's bytes allocated minus bytes freed over the run
+    /// (exact). A failure names the largest allocation of the run that
+    /// survived it, with its stack.
+    ///
+    /// Checked by [`check_steady`](Budget::check_steady) and
+    /// [`assert_steady`](Budget::assert_steady), which drop the closure's
+    /// value inside the measured run (`check` would return it, still
+    /// live). Caches, pools and lazily initialised statics fill on a first
+    /// run: give them [`warmups`](Budget::warmups). Memory the run
+    /// allocates and another thread frees, and memory freed here that an
+    /// earlier run allocated, count where the free happens: on the other
+    /// thread, and against this run.
+    ///
+    /// While the measured run is traced, every allocation on the thread
+    /// records its stack (about a microsecond each; budgets are for
+    /// tests), and the thread's own heap-profile sampling pauses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use std::cell::RefCell;
+    ///
+    /// let log = RefCell::new(Vec::with_capacity(4));
+    /// let leaky = allocscope::Budget::new().max_leaked_bytes(0);
+    /// // Every run's buffer is dropped: nothing survives.
+    /// assert!(leaky.check_steady(|| vec![0u8; 1024]).is_ok());
+    /// // Every run keeps its 1 KiB buffer in `log`.
+    /// let err = leaky.check_steady(|| log.borrow_mut().push(vec![0u8; 1024])).unwrap_err();
+    /// assert_eq!(err.exceeded()[0].actual, 1024);
+    /// ```
+    pub const fn max_leaked_bytes(mut self, n: u64) -> Budget {
+        self.max_leaked_bytes = Some(n);
+        self
+    }
+
+    /// Runs the closure `k` times before the measured run, unmeasured, so
+    /// that one-time work (a cache filled, a pool grown, a `OnceLock`
+    /// initialised, a buffer's capacity reached) is not charged to it. For
+    /// [`check_steady`](Budget::check_steady) and
+    /// [`assert_steady`](Budget::assert_steady).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let mut buf: Vec<u8> = Vec::new();
+    /// let mut fill = || {
+    ///     buf.clear();
+    ///     buf.extend_from_slice(&[7u8; 100]);
+    /// };
+    /// // The first run grows the buffer; the next ones reuse it.
+    /// allocscope::Budget::new().max_allocs(0).warmups(1).assert_steady(&mut fill);
+    /// ```
+    pub const fn warmups(mut self, k: u32) -> Budget {
+        self.warmups = k;
+        self
+    }
+
     /// Runs `f` and returns its value, or the exceeded limits (after `f` has
     /// run to completion; its value is dropped).
     ///
@@ -162,6 +237,24 @@ impl Budget {
     #[track_caller]
     pub fn check<T>(&self, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
+        self.refuse_steady_settings("check");
+        let (value, stats, recorded) = self.measured(f);
+        self.verdict(stats, location, &recorded, None).map(|()| value)
+    }
+
+    /// Panics if the budget has settings only the steady checks honour (a
+    /// one-shot check would ignore them silently).
+    #[track_caller]
+    fn refuse_steady_settings(&self, method: &str) {
+        assert!(
+            self.max_leaked_bytes.is_none() && self.warmups == 0,
+            "allocscope: Budget::{method} runs its closure once and returns its value, so it cannot check \
+             `max_leaked_bytes` or run `warmups`: use `check_steady` or `assert_steady`"
+        );
+    }
+
+    /// Runs `f` in a thread scope with trip detection armed.
+    fn measured<T>(&self, f: impl FnOnce() -> T) -> (T, AllocStats, Recorded) {
         let scope = Scope::start();
         let start = scope.start_counts();
         let limit = |max: Option<u64>, from: u64| max.map_or(u64::MAX, |m| from.saturating_add(m));
@@ -177,7 +270,76 @@ impl Budget {
         let value = f();
         let recorded = armed.disarm();
         let stats = scope.finish();
-        self.verdict(stats, location, &recorded).map(|()| value)
+        (value, stats, recorded)
+    }
+
+    /// Runs `f` [`warmups`](Budget::warmups) times unmeasured, then once
+    /// measured, dropping its value inside the measured run, and checks
+    /// every limit of the budget against that run, including
+    /// [`max_leaked_bytes`](Budget::max_leaked_bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`BudgetExceeded`] naming every limit that was exceeded, the first
+    /// allocation over an allocation or byte limit, and, for leaked bytes,
+    /// the largest allocation that survived the run.
+    ///
+    /// # Panics
+    ///
+    /// If the tracker is not installed, if `f` panics, and if it runs
+    /// inside another leak budget's measured run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use std::collections::HashMap;
+    ///
+    /// let mut cache: HashMap<u32, String> = HashMap::new();
+    /// let mut lookup = || cache.entry(7).or_insert_with(|| "seven".to_string()).len();
+    /// // The first run fills the cache; later runs allocate nothing.
+    /// let budget = allocscope::Budget::new().max_allocs(0).max_leaked_bytes(0);
+    /// assert!(budget.check_steady(&mut lookup).is_err());
+    /// assert!(budget.warmups(1).check_steady(&mut lookup).is_ok());
+    /// ```
+    #[track_caller]
+    pub fn check_steady<T>(&self, mut f: impl FnMut() -> T) -> Result<(), BudgetExceeded> {
+        let location = Location::caller();
+        crate::install::require_installed("allocscope::Budget::check_steady");
+        for _ in 0..self.warmups {
+            drop(f());
+        }
+        let trace = self.max_leaked_bytes.map(|_| LeakTrace::start());
+        let ((), stats, recorded) = self.measured(|| drop(f()));
+        let survivors = trace.map(LeakTrace::finish);
+        self.verdict(stats, location, &recorded, survivors)
+    }
+
+    /// [`check_steady`](Budget::check_steady), panicking with the
+    /// [`BudgetExceeded`] message when a limit is exceeded.
+    ///
+    /// # Panics
+    ///
+    /// When a limit is exceeded; if the tracker is not installed; if `f`
+    /// panics.
+    ///
+    /// # Examples
+    ///
+    /// ```should_panic
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let mut kept = Vec::new();
+    /// // Panics: every run keeps 64 bytes.
+    /// allocscope::Budget::new().max_leaked_bytes(0).warmups(2).assert_steady(|| kept.push(vec![0u8; 64]));
+    /// ```
+    #[track_caller]
+    pub fn assert_steady<T>(&self, f: impl FnMut() -> T) {
+        if let Err(e) = self.check_steady(f) {
+            panic!("{e}");
+        }
     }
 
     /// Checks `stats` against the limits: the error names every exceeded
@@ -187,11 +349,14 @@ impl Budget {
         stats: AllocStats,
         location: &'static Location<'static>,
         recorded: &Recorded,
+        survivors: Option<Survivors>,
     ) -> Result<(), BudgetExceeded> {
+        let leaked = stats.bytes_allocated.saturating_sub(stats.bytes_freed);
         let limits = [
             (Limit::Allocs, self.max_allocs, stats.allocs_total()),
             (Limit::Bytes, self.max_bytes, stats.bytes_allocated),
             (Limit::PeakBytes, self.max_peak_bytes, stats.peak_bytes),
+            (Limit::LeakedBytes, self.max_leaked_bytes, leaked),
         ];
         let exceeded: Vec<Exceeded> = limits
             .into_iter()
@@ -204,7 +369,15 @@ impl Budget {
             [] => None,
             frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
         };
-        Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, site })))
+        let leaks_exceeded = exceeded.iter().any(|e| e.limit == Limit::LeakedBytes);
+        let survivor = survivors.filter(|_| leaks_exceeded).map(|s| Survivor {
+            count: s.count,
+            lost: s.lost,
+            largest: s
+                .largest
+                .map(|(size, frames)| (size, stack::describe(&frames, SITE_FRAMES).map(Box::from).map_err(Box::from))),
+        });
+        Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, warmups: self.warmups, site, survivor })))
     }
 
     /// Runs `f` in `group` on this thread, and checks everything the group
@@ -249,6 +422,7 @@ impl Budget {
     #[track_caller]
     pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
+        self.refuse_steady_settings("check_group");
         let shared = self.start_group_check(group);
         let before = group.stats();
         let value = group.run(f);
@@ -295,6 +469,7 @@ impl Budget {
     #[track_caller]
     pub fn check_async<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output, BudgetExceeded>> {
         let location = Location::caller();
+        self.refuse_steady_settings("check_async");
         let budget = *self;
         async move {
             let group = Group::new("allocscope::Budget::check_async");
@@ -323,7 +498,7 @@ impl Budget {
         let after = group.stats();
         let mut stats = after - before;
         stats.peak_bytes = peak_seen.map_or(0, |p| p.saturating_sub(before.live_bytes()).max(0) as u64);
-        self.verdict(stats, location, &shared.recorded())
+        self.verdict(stats, location, &shared.recorded(), None)
     }
 
     /// Runs `f` and returns its value; panics if it went over budget.
@@ -375,6 +550,31 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
     Budget::new().max_allocs(0).max_bytes(0).assert(f)
 }
 
+/// Runs `f` once to warm up, then once measured, and panics if anything
+/// the measured run allocated on the calling thread is still live after it
+/// (its value is dropped inside the run): `Budget::new().max_leaked_bytes(0)
+/// .warmups(1).assert_steady(f)`.
+///
+/// # Panics
+///
+/// With the leaked bytes and the largest surviving allocation's stack in
+/// the message; if the tracker is not installed; if `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// let mut seen = std::collections::HashSet::new();
+/// // The first run inserts (the warm-up); the measured one finds it there.
+/// allocscope::assert_no_leaks(|| seen.insert("key".to_string()));
+/// ```
+#[track_caller]
+pub fn assert_no_leaks<T>(f: impl FnMut() -> T) {
+    Budget::new().max_leaked_bytes(0).warmups(1).assert_steady(f);
+}
+
 /// Which limit of a [`Budget`] was exceeded.
 ///
 /// # Examples
@@ -397,14 +597,17 @@ pub enum Limit {
     Bytes,
     /// [`Budget::max_peak_bytes`]: peak live bytes.
     PeakBytes,
+    /// [`Budget::max_leaked_bytes`]: bytes still live after the run.
+    LeakedBytes,
 }
 
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Limit::Allocs => "allocs",
+            Limit::Allocs => "allocs+reallocs",
             Limit::Bytes => "bytes",
             Limit::PeakBytes => "peak_bytes",
+            Limit::LeakedBytes => "leaked_bytes",
         })
     }
 }
@@ -437,7 +640,7 @@ pub struct Exceeded {
 /// came from.
 ///
 /// Its `Display` starts with one line, for example
-/// `allocation budget exceeded: allocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5; measured ...)`,
+/// `allocation budget exceeded: allocs+reallocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5; measured ...)`,
 /// followed, when the stack could be resolved, by the first allocation over
 /// the limit, innermost frame first:
 ///
@@ -445,6 +648,15 @@ pub struct Exceeded {
 /// first allocation over the limit:
 ///   at my_crate::parse_header (src/parse.rs:41)
 ///   at my_crate::parse (src/parse.rs:12)
+/// ```
+///
+/// A leak budget ([`Budget::max_leaked_bytes`]) names the largest
+/// allocation of the measured run that survived it instead:
+///
+/// ```text
+/// allocation budget exceeded: leaked_bytes 1024 > 0 (budget at tests/cache.rs:9:5, after 1 warm-up run; measured ...)
+/// largest surviving allocation (1024 bytes; 1 of 2 surviving blocks):
+///   at my_crate::Cache::insert (src/cache.rs:30)
 /// ```
 ///
 /// # Examples
@@ -470,25 +682,61 @@ struct Details {
     exceeded: Vec<Exceeded>,
     stats: AllocStats,
     location: &'static Location<'static>,
+    /// Unmeasured runs before the measured one.
+    warmups: u32,
     /// The first allocation over the limit: its frames, or why they could
     /// not be resolved to source lines.
     site: Option<Result<Box<str>, Box<str>>>,
+    /// When leaked bytes were exceeded: what survived the run.
+    survivor: Option<Survivor>,
+}
+
+/// The allocations that survived a leak budget's measured run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Survivor {
+    count: u64,
+    /// Allocations the trace had no room for.
+    lost: u64,
+    /// The largest: its size, and its frames (or why they could not be
+    /// resolved).
+    largest: Option<(u64, Result<Box<str>, Box<str>>)>,
 }
 
 impl fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "allocation budget exceeded: {} (budget at {}; measured {})",
-            list(&self.0.exceeded),
-            self.0.location,
-            self.0.stats
-        )?;
-        match &self.0.site {
-            Some(Ok(site)) => write!(f, "\nfirst allocation over the limit:\n{site}"),
-            Some(Err(why)) => write!(f, "\nfirst allocation over the limit: {why}"),
-            None => Ok(()),
+        let d = &self.0;
+        write!(f, "allocation budget exceeded: {} (budget at {}", list(&d.exceeded), d.location)?;
+        match d.warmups {
+            0 => {}
+            1 => f.write_str(", after 1 warm-up run")?,
+            k => write!(f, ", after {k} warm-up runs")?,
         }
+        write!(f, "; measured {})", d.stats)?;
+        match &d.site {
+            Some(Ok(site)) => write!(f, "\nfirst allocation over the limit:\n{site}")?,
+            Some(Err(why)) => write!(f, "\nfirst allocation over the limit: {why}")?,
+            None => {}
+        }
+        if let Some(s) = &d.survivor {
+            let blocks = if s.count == 1 { "block" } else { "blocks" };
+            match &s.largest {
+                Some((size, site)) => {
+                    write!(f, "\nlargest surviving allocation ({size} bytes; 1 of {} surviving {blocks})", s.count)?;
+                    match site {
+                        Ok(site) => write!(f, ":\n{site}")?,
+                        Err(why) => write!(f, ": {why}")?,
+                    }
+                }
+                None => f.write_str(
+                    "\nno allocation of the run survived it on this thread: the live bytes grew by frees it did \
+                     not make here (memory freed on another thread, or a smaller reallocation)",
+                )?,
+            }
+            if s.lost > 0 {
+                write!(f, "\n({} allocations of the run could not be traced: the tables were full)", s.lost)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -568,5 +816,28 @@ impl BudgetExceeded {
     /// ```
     pub fn site(&self) -> Option<&str> {
         self.0.site.as_ref()?.as_deref().ok()
+    }
+
+    /// When [`Budget::max_leaked_bytes`] was exceeded: the size of the
+    /// largest allocation of the measured run that was still live after
+    /// it, and its stack (as [`site`](BudgetExceeded::site) gives it, or
+    /// `None` when it could not be resolved).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let mut kept = Vec::with_capacity(8);
+    /// let err = allocscope::Budget::new()
+    ///     .max_leaked_bytes(0)
+    ///     .check_steady(|| kept.push(vec![0u8; 300]))
+    ///     .unwrap_err();
+    /// assert_eq!(err.largest_survivor().map(|(size, _)| size), Some(300));
+    /// ```
+    pub fn largest_survivor(&self) -> Option<(u64, Option<&str>)> {
+        let (size, site) = self.0.survivor.as_ref()?.largest.as_ref()?;
+        Some((*size, site.as_deref().ok()))
     }
 }

@@ -128,7 +128,7 @@
 //!
 //! Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
 //! let err = Budget::new().max_allocs(1).check(|| (vec![1], vec![2])).unwrap_err();
-//! assert!(err.to_string().starts_with("allocation budget exceeded: allocs 2 > 1"));
+//! assert!(err.to_string().starts_with("allocation budget exceeded: allocs+reallocs 2 > 1"));
 //! ```
 //!
 //! Budgets measure the calling thread only, so they hold under the default
@@ -137,7 +137,7 @@
 //! moment (see [`BudgetExceeded::site`]):
 //!
 //! ```text
-//! allocation budget exceeded: allocs 4 > 2 (budget at tests/parse.rs:12:5; measured ...)
+//! allocation budget exceeded: allocs+reallocs 4 > 2 (budget at tests/parse.rs:12:5; measured ...)
 //! first allocation over the limit:
 //!   at my_crate::parse_header (src/parse.rs:41)
 //!   at my_crate::parse (src/parse.rs:12)
@@ -213,7 +213,7 @@ mod stats;
 mod tracing_layer;
 
 pub use crate::alloc::CountingAlloc;
-pub use crate::budget::{assert_no_alloc, Budget, BudgetExceeded, Exceeded, Limit};
+pub use crate::budget::{assert_no_alloc, assert_no_leaks, Budget, BudgetExceeded, Exceeded, Limit};
 pub use crate::counters::MAX_THREADS;
 pub use crate::group::{Group, GroupGuard, Grouped, InGroup, MAX_GROUP_OPS, MAX_OPEN_GROUPS};
 pub use crate::install::is_installed;

@@ -36,7 +36,7 @@ fn an_exceeded_budget_names_the_allocating_function_and_its_callers() {
     assert!(site.contains("tests/budget_site.rs:"), "file and line:\n{site}");
     assert!(!site.contains("allocscope::"), "no allocator machinery:\n{site}");
     let msg = err.to_string();
-    assert!(msg.starts_with("allocation budget exceeded: allocs 4 > 2 "), "{msg}");
+    assert!(msg.starts_with("allocation budget exceeded: allocs+reallocs 4 > 2 "), "{msg}");
     assert!(msg.contains("\nfirst allocation over the limit:\n  at "), "{msg}");
 }
 

@@ -194,6 +194,11 @@ struct Sampler {
     /// Set while a sample is being taken, so that anything the unwinder
     /// allocates through us is not sampled in turn.
     busy: Cell<bool>,
+    /// While a leak budget traces this thread ([`LeakTrace`]): its tag,
+    /// which every allocation's live entry carries (0: no trace).
+    leak_tag: Cell<u32>,
+    /// Traced allocations that found no place in the tables.
+    leak_lost: Cell<u64>,
 }
 
 thread_local! {
@@ -204,6 +209,8 @@ thread_local! {
             rate: Cell::new(0),
             rng: Cell::new(0),
             busy: Cell::new(false),
+            leak_tag: Cell::new(0),
+            leak_lost: Cell::new(0),
         }
     };
 }
@@ -363,11 +370,18 @@ pub(super) fn take(l: &ThreadCounters, ptr: *mut u8, size: u64) {
             return;
         }
         s.busy.set(true);
-        let rate = s.rate.get();
-        RATE_MIN.fetch_min(rate, Ordering::Relaxed);
-        RATE_MAX.fetch_max(rate, Ordering::Relaxed);
-        let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
-        record(ptr as usize, 1.0 / p, size as f64 / p);
+        let tag = s.leak_tag.get();
+        if tag != 0 {
+            if !trace(ptr as usize, size, tag) {
+                s.leak_lost.set(s.leak_lost.get() + 1);
+            }
+        } else {
+            let rate = s.rate.get();
+            RATE_MIN.fetch_min(rate, Ordering::Relaxed);
+            RATE_MAX.fetch_max(rate, Ordering::Relaxed);
+            let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
+            record(ptr as usize, 1.0 / p, size as f64 / p);
+        }
         s.busy.set(false);
     })
 }
@@ -393,7 +407,7 @@ fn record(addr: usize, allocs: f64, bytes: f64) {
     stack.samples.fetch_add(1, Ordering::Relaxed);
     add_f64(&stack.allocs, allocs);
     add_f64(&stack.bytes, bytes);
-    let followed = Followed { stack: index as u32, allocs: allocs as f32, bytes };
+    let followed = Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes };
     if follow(addr, followed) {
         add_f64(&stack.live_allocs, allocs);
         add_f64(&stack.live_bytes, bytes);
@@ -442,8 +456,42 @@ fn stack_index(frames: &[usize]) -> Option<usize> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Followed {
     stack: u32,
+    /// A leak trace's tag (0: a sample of the heap profile).
+    tag: u32,
     allocs: f32,
     bytes: f64,
+}
+
+/// Bits of a live entry's stack index; the leak tag takes the other
+/// [`TAG_BITS`] of the low 32 bits.
+const STACK_BITS: u32 = MAX_STACKS.trailing_zeros();
+const TAG_BITS: u32 = 32 - STACK_BITS;
+const _: () = assert!(MAX_STACKS.is_power_of_two());
+
+impl Followed {
+    fn pack(self) -> u64 {
+        u64::from(self.stack | self.tag << STACK_BITS) | u64::from(self.allocs.to_bits()) << 32
+    }
+
+    fn unpack(packed: u64, bytes: u64) -> Followed {
+        let low = packed as u32;
+        Followed {
+            stack: low & ((1 << STACK_BITS) - 1),
+            tag: low >> STACK_BITS,
+            allocs: f32::from_bits((packed >> 32) as u32),
+            bytes: f64::from_bits(bytes),
+        }
+    }
+
+    /// Adds (or, with `sign` -1, takes out) this block's share of its
+    /// stack's live figures; a leak trace's entries have none.
+    fn add_live(self, sign: f64) {
+        if self.tag == 0 {
+            let stack = &STACKS[self.stack as usize];
+            add_f64(&stack.live_allocs, sign * f64::from(self.allocs));
+            add_f64(&stack.live_bytes, sign * self.bytes);
+        }
+    }
 }
 
 /// The first slot of `addr`'s probe window.
@@ -482,7 +530,7 @@ fn follow(addr: usize, f: Followed) -> bool {
         if (cur == 0 || cur == TOMBSTONE)
             && slot.addr.compare_exchange(cur, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
-            slot.stack_and_allocs.store(u64::from(f.stack) | u64::from(f.allocs.to_bits()) << 32, Ordering::Relaxed);
+            slot.stack_and_allocs.store(f.pack(), Ordering::Relaxed);
             slot.bytes.store(f.bytes.to_bits(), Ordering::Relaxed);
             slot.addr.store(addr, Ordering::Release);
             set_occupied(i, true);
@@ -501,29 +549,31 @@ fn unfollow(addr: usize) -> Option<Followed> {
     while bits != 0 {
         let i = (start + bits.trailing_zeros() as usize) % MAX_LIVE;
         bits &= bits - 1;
-        let slot = &LIVE[i];
-        // Claimed as busy first and only released as a tombstone once its
-        // bit is cleared: a follower that reused the slot at once would
-        // otherwise have its own bit cleared by us.
-        if slot.addr.load(Ordering::Acquire) == addr
-            && slot.addr.compare_exchange(addr, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
-        {
-            set_occupied(i, false);
-            let packed = slot.stack_and_allocs.load(Ordering::Relaxed);
-            let f = Followed {
-                stack: packed as u32,
-                allocs: f32::from_bits((packed >> 32) as u32),
-                bytes: f64::from_bits(slot.bytes.load(Ordering::Relaxed)),
-            };
-            slot.addr.store(TOMBSTONE, Ordering::Release);
-            filter_remove(addr);
-            let stack = &STACKS[f.stack as usize];
-            add_f64(&stack.live_allocs, -f64::from(f.allocs));
-            add_f64(&stack.live_bytes, -f.bytes);
+        if let Some(f) = remove(i, addr) {
+            f.add_live(-1.0);
             return Some(f);
         }
     }
     None
+}
+
+/// Takes slot `i` out of the live table if it holds `addr`; returns what
+/// it stood for.
+fn remove(i: usize, addr: usize) -> Option<Followed> {
+    let slot = &LIVE[i];
+    // Claimed as busy first and only released as a tombstone once its bit
+    // is cleared: a follower that reused the slot at once would otherwise
+    // have its own bit cleared by us.
+    if slot.addr.load(Ordering::Acquire) != addr
+        || slot.addr.compare_exchange(addr, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err()
+    {
+        return None;
+    }
+    set_occupied(i, false);
+    let f = Followed::unpack(slot.stack_and_allocs.load(Ordering::Relaxed), slot.bytes.load(Ordering::Relaxed));
+    slot.addr.store(TOMBSTONE, Ordering::Release);
+    filter_remove(addr);
+    Some(f)
 }
 
 /// A free on a sampling thread whose block passed the filter
@@ -554,12 +604,146 @@ pub(super) fn unfollow_before_realloc(ptr: *mut u8) -> Option<Followed> {
 #[cold]
 #[inline(never)]
 pub(super) fn refollow(ptr: *mut u8, f: Followed) {
-    let stack = &STACKS[f.stack as usize];
     if follow(ptr as usize, f) {
-        add_f64(&stack.live_allocs, f64::from(f.allocs));
-        add_f64(&stack.live_bytes, f.bytes);
-    } else {
+        f.add_live(1.0);
+    } else if f.tag == 0 {
         UNTRACKED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Leak traces: a leak budget's tracked run follows every allocation of its
+// thread, in the same tables, tagged.
+
+/// Follows `addr` for a leak trace: its stack and exact size, tagged, out
+/// of the profile's figures (no sample counted, no stack live figure).
+/// False when the tables had no place for it.
+fn trace(addr: usize, size: u64, tag: u32) -> bool {
+    let mut frames = [0usize; MAX_DEPTH];
+    let n = crate::stack::capture(&mut frames);
+    let Some(index) = stack_index(&frames[..n]) else {
+        return false;
+    };
+    follow(addr, Followed { stack: index as u32, tag, allocs: 1.0, bytes: size as f64 })
+}
+
+/// A leak budget's trace of the current thread: while it lives, every
+/// allocation of the thread is followed in the live table with its stack
+/// (as sampling at rate 1 does, but tagged and left out of the heap
+/// profile), and every free on the thread takes its block out. What is
+/// left when it ends ([`LeakTrace::finish`], or drop) survived the run.
+///
+/// The thread's own sampling is suspended meanwhile (its allocations are
+/// not in the heap profile); its rate is restored at the end.
+pub(crate) struct LeakTrace {
+    tag: u32,
+    own: bool,
+    own_rate: u64,
+    done: bool,
+}
+
+/// The allocations a leak trace followed that were still live at its end.
+#[derive(Debug)]
+pub(crate) struct Survivors {
+    /// How many blocks.
+    pub count: u64,
+    /// The largest one: its size and its stack's return addresses.
+    pub largest: Option<(u64, Vec<usize>)>,
+    /// Allocations the tables had no place for (not in `count`).
+    pub lost: u64,
+}
+
+impl LeakTrace {
+    /// Starts tracing the current thread's allocations.
+    pub(crate) fn start() -> LeakTrace {
+        // 2^TAG_BITS - 1 tags, 0 excluded: a tag is reused only after half
+        // a million traces, long after its entries were taken out.
+        static TAGS: AtomicU32 = AtomicU32::new(0);
+        let tag = loop {
+            let t = TAGS.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & ((1 << TAG_BITS) - 1);
+            if t != 0 {
+                break t;
+            }
+        };
+        let (own, own_rate) = SAMPLER.with(|s| {
+            let saved = (s.own.get(), s.own_rate.get());
+            assert_eq!(s.leak_tag.get(), 0, "allocscope: a leak budget cannot run inside another one's tracked run");
+            s.own.set(true);
+            s.own_rate.set(1);
+            s.leak_tag.set(tag);
+            s.leak_lost.set(0);
+            saved
+        });
+        with_local(|l| {
+            super::settle(l);
+            reconcile(l);
+        });
+        LeakTrace { tag, own, own_rate, done: false }
+    }
+
+    /// Stops tracing and returns what survived (and forgets it).
+    pub(crate) fn finish(mut self) -> Survivors {
+        self.stop();
+        let mut survivors = Survivors { count: 0, largest: None, lost: SAMPLER.with(|s| s.leak_lost.get()) };
+        let mut largest: Option<(u64, u32)> = None;
+        for_each_tagged(self.tag, |f| {
+            survivors.count += 1;
+            let size = f.bytes as u64;
+            if largest.is_none_or(|(l, _)| size > l) {
+                largest = Some((size, f.stack));
+            }
+        });
+        survivors.largest = largest.map(|(size, stack)| {
+            let s = &STACKS[stack as usize];
+            (size, s.frames[..s.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect())
+        });
+        survivors
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        SAMPLER.with(|s| {
+            s.leak_tag.set(0);
+            s.own.set(self.own);
+            s.own_rate.set(self.own_rate);
+        });
+        with_local(reconcile);
+    }
+}
+
+impl Drop for LeakTrace {
+    /// A run that panicked: the thread samples as before, and the trace's
+    /// entries leave the table.
+    fn drop(&mut self) {
+        if !self.done {
+            self.stop();
+            for_each_tagged(self.tag, |_| {});
+        }
+    }
+}
+
+/// Takes every live entry tagged `tag` out of the table, handing each to
+/// `f`. A scan of the occupied bitmap (16 Ki words) and of the occupied
+/// slots: for tests, not for the allocator path.
+fn for_each_tagged(tag: u32, mut f: impl FnMut(Followed)) {
+    for (w, word) in OCCUPIED.iter().enumerate() {
+        let mut bits = word.load(Ordering::Acquire);
+        while bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let addr = LIVE[i].addr.load(Ordering::Acquire);
+            if addr == 0 || addr == TOMBSTONE || addr == BUSY {
+                continue;
+            }
+            let packed = LIVE[i].stack_and_allocs.load(Ordering::Relaxed);
+            if Followed::unpack(packed, 0).tag == tag {
+                if let Some(followed) = remove(i, addr) {
+                    f(followed);
+                }
+            }
+        }
     }
 }
 
@@ -711,7 +895,7 @@ mod tests {
     }
 
     fn entry() -> Followed {
-        Followed { stack: 0, allocs: 1.0, bytes: 8.0 }
+        Followed { stack: 0, tag: 0, allocs: 1.0, bytes: 8.0 }
     }
 
     /// A full window refuses at once (bounded probes) instead of scanning
