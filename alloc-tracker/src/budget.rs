@@ -686,7 +686,7 @@ struct Details {
     warmups: u32,
     /// The first allocation over the limit: its frames, or why they could
     /// not be resolved to source lines.
-    site: Option<Result<Box<str>, Box<str>>>,
+    site: Option<Resolved>,
     /// When leaked bytes were exceeded: what survived the run.
     survivor: Option<Survivor>,
 }
@@ -699,8 +699,11 @@ struct Survivor {
     lost: u64,
     /// The largest: its size, and its frames (or why they could not be
     /// resolved).
-    largest: Option<(u64, Result<Box<str>, Box<str>>)>,
+    largest: Option<(u64, Resolved)>,
 }
+
+/// A stack as the message shows it, or why it could not be resolved.
+type Resolved = Result<Box<str>, Box<str>>;
 
 impl fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
