@@ -142,6 +142,22 @@
 //!   at my_crate::parse_header (src/parse.rs:41)
 //!   at my_crate::parse (src/parse.rs:12)
 //! ```
+//!
+//! Leaks: [`Budget::max_leaked_bytes`] with [`Budget::warmups`] (or
+//! [`assert_no_leaks`]) runs a closure unmeasured, then once measured, and
+//! fails when bytes it allocated are still live after it, naming the
+//! largest surviving allocation and its stack:
+//!
+//! ```text
+//! allocation budget exceeded: leaked_bytes 4096 > 0 (budget at tests/cache.rs:9:5, after 1 warm-up run; measured ...)
+//! largest surviving allocation (4096 bytes; 1 of 1 surviving block):
+//!   at my_crate::Cache::insert (src/cache.rs:30)
+//! ```
+//!
+//! With the `macros` feature (default), a budget reads as a property of
+//! the test: `#[allocscope::budget(max_allocs = 2, max_bytes = 256)]` (see
+//! [`budget`](macro@budget)).
+//!
 //! Every entry point refuses loudly (panics with the
 //! install line) when `CountingAlloc` is not the global allocator, rather
 //! than reading zeros that would pass any budget; [`is_installed`] asks
@@ -166,6 +182,7 @@
 //!
 //! # Feature flags
 //!
+//! - `macros` (default): the [`budget`](macro@budget) test attribute.
 //! - `jemalloc` (default): re-exports [`Jemalloc`] (tikv-jemallocator 0.7)
 //!   and reads the rounded byte counts and [`JemallocStats`] through its
 //!   `mallctl`. Off, wrap any allocator; an application with its own
@@ -177,6 +194,12 @@
 //!   CDDL-1.0 licensed).
 //! - `tracing`: `GroupLayer`, a `tracing_subscriber` layer (adds
 //!   `tracing-core` and `tracing-subscriber`).
+//! - `metrics`: `allocscope::metrics`, snapshots through the `metrics`
+//!   facade (adds `metrics`).
+//! - `serve`: `allocscope::serve`, `/metrics` and `/debug/pprof/heap` over
+//!   HTTP (adds `axum` and `tokio`; implies `pprof`).
+//! - `criterion`: [`criterion::Allocs`] and [`criterion::Bytes`]
+//!   measurements, and a Go `-benchmem` line beside criterion's time.
 //!
 //! # Heap profiles
 //!
@@ -231,6 +254,62 @@ pub use crate::stack::Frame;
 pub use crate::stats::{AllocStats, PerOp};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::GroupLayer;
+/// Runs a test function's body under an allocation [`Budget`]: the
+/// attribute's arguments are the budget's limits (`max_allocs`,
+/// `max_bytes`, `max_peak_bytes`, `max_leaked_bytes`, and `warmups`), and
+/// a failure panics with [`Budget::assert`]'s message, located at the
+/// attribute.
+///
+/// - On a `fn`: [`Budget::assert`] runs the body (its value is returned,
+///   so `-> Result<..>` tests work).
+/// - With `warmups` or `max_leaked_bytes`: [`Budget::assert_steady`] runs
+///   it `warmups + 1` times; the function must return `()`.
+/// - On an `async fn`: [`Budget::check_async`] counts the future wherever
+///   it is polled. Above or below `#[tokio::test]`, either order: the
+///   runtime's own set-up is never counted.
+///
+/// An unknown or repeated limit is a compile error that lists the valid
+/// ones.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// #[allocscope::budget(max_allocs = 1, max_bytes = 64)]
+/// fn make_id() -> String {
+///     format!("message-{:04}", 1)
+/// }
+/// assert_eq!(make_id(), "message-0001");
+/// ```
+///
+/// With the leak budget's warm-up (on a `#[test]` function, as usual):
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// # use std::cell::RefCell;
+/// thread_local!(static CACHE: RefCell<Vec<u8>> = RefCell::new(Vec::new()));
+///
+/// #[allocscope::budget(max_allocs = 0, max_leaked_bytes = 0, warmups = 1)]
+/// fn refilling_the_cache_reuses_its_buffer() {
+///     CACHE.with_borrow_mut(|c| {
+///         c.clear();
+///         c.extend_from_slice(&[0u8; 512]);
+///     });
+/// }
+/// refilling_the_cache_reuses_its_buffer();
+/// ```
+///
+/// ```compile_fail
+/// #[allocscope::budget(max_alocs = 1)] // error: unknown budget `max_alocs`: expected one of max_allocs, ...
+/// fn misspelt() {}
+/// ```
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use allocscope_macros::budget;
 
 /// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).
 #[cfg(feature = "jemalloc")]
