@@ -273,10 +273,12 @@ pub fn today() -> String {
 /// A report file that cannot be used, naming it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a bench-runner report: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    // The cause is part of the one-line message, not a `source`: anyhow's
+    // `{:#}` would print it a second time.
+    #[error("cannot read {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("{path} is not a bench-runner report: {cause}")]
+    Parse { path: PathBuf, cause: serde_json::Error },
     #[error("{path} has report schema {found}; this bench-runner reads schema {SCHEMA}")]
     Schema { path: PathBuf, found: u64 },
 }
@@ -284,20 +286,20 @@ pub enum ReadError {
 impl Report {
     /// Reads and checks a `report.json`.
     pub fn read(path: &Path) -> Result<Report, ReadError> {
-        let text = fs::read_to_string(path).map_err(|source| ReadError::Io { path: path.into(), source })?;
+        let text = fs::read_to_string(path).map_err(|cause| ReadError::Io { path: path.into(), cause })?;
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ReadError::Parse { path: path.into(), source })?;
+            serde_json::from_str(&text).map_err(|cause| ReadError::Parse { path: path.into(), cause })?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {
             Some(s) if s == u64::from(SCHEMA) => {}
             Some(found) => return Err(ReadError::Schema { path: path.into(), found }),
             None => {
                 return Err(ReadError::Parse {
                     path: path.into(),
-                    source: serde::de::Error::custom("no \"schema\" field"),
+                    cause: serde::de::Error::custom("no \"schema\" field"),
                 })
             }
         }
-        serde_json::from_value(value).map_err(|source| ReadError::Parse { path: path.into(), source })
+        serde_json::from_value(value).map_err(|cause| ReadError::Parse { path: path.into(), cause })
     }
 
     /// Writes the requested formats into `dir`, atomically: every file is
