@@ -2,7 +2,8 @@
 # Renders a bench-runner report.html in headless Chromium (Debian's
 # `chromium` package) and checks what a reader would see: the page parses,
 # the tables and every chart are in the rendered DOM, and a screenshot is
-# produced. Nothing is fetched: the page is self-contained.
+# produced. Nothing is fetched: the page is self-contained. Chromium is
+# installed with apt-get when missing (as root, as CI runs).
 #
 # Usage: scripts/check-html.sh [REPORT_DIR=reports/latest] [SCREENSHOT=REPORT_DIR/report.png]
 set -euo pipefail
@@ -10,7 +11,11 @@ dir=${1:-reports/latest}
 shot=${2:-$dir/report.png}
 page=$(realpath "$dir/report.html")
 browser=$(command -v chromium || command -v chromium-browser || true)
-[ -n "$browser" ] || { echo "check-html: chromium is not installed (apt-get install chromium)" >&2; exit 2; }
+if [ -z "$browser" ]; then
+  echo "check-html: installing chromium (Debian's package)" >&2
+  apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  browser=$(command -v chromium)
+fi
 
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
@@ -25,6 +30,6 @@ rows=$(grep -o '<tr>' <<< "$dom" | wc -l)
 [ "$bars" -gt 0 ] || { echo "check-html: the charts have no bars" >&2; exit 1; }
 [ "$rows" -gt 3 ] || { echo "check-html: the tables did not render" >&2; exit 1; }
 
-"$browser" "${flags[@]}" --window-size=1200,2400 --screenshot="$shot" "file://$page" 2>/dev/null
+"$browser" "${flags[@]}" --window-size=1200,3800 --screenshot="$shot" "file://$page" 2>/dev/null
 [ -s "$shot" ] || { echo "check-html: no screenshot produced" >&2; exit 1; }
 echo "check-html: $page renders: $charts charts, $bars bars, $rows table rows; screenshot $shot"

@@ -207,6 +207,7 @@
 //! Go's `MemProfileRate`; [`heap_profile`] returns the sites with their
 //! estimated allocations and bytes, as folded stacks, pprof, a flame graph
 //! or DHAT JSON. See `docs/heap-profiling.md`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

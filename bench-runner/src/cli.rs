@@ -42,11 +42,17 @@ pub enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  bench-runner compare reports/baseline/report.json reports/latest/report.json\n",
-        "  bench-runner compare reports/latest/report.json   (against reports/baseline)\n",
+        "  bench-runner compare reports/latest/report.json   (against the committed baseline)\n",
         "  bench-runner compare old.json new.json --max-regression 5\n\n",
-        "Allocation figures (allocs/op, B/op) are compared exactly: any growth is a regression.\n",
-        "Timings (ns/op) regress when slower by more than --max-regression percent and the\n",
-        "difference is significant over the repeats (two-sided Mann-Whitney U, p < 0.05).\n\n",
+        "With one FILE the reference is reports/baseline/report.json under the current\n",
+        "directory, else under the workspace this bench-runner was built from.\n\n",
+        "Allocation figures (allocs/op, B/op): pair mode is compared exactly, any growth is a\n",
+        "regression; threads mode allows growth up to 0.01 allocs/op and 1 B/op (a few of its\n",
+        "allocations depend on scheduling).\n",
+        "Timings: each variant's ns/op relative to the baseline variant of the same run. A\n",
+        "regression is a ratio grown by more than --max-regression percent whose difference\n",
+        "over the repeats is significant: two-sided Mann-Whitney U at level 0.05, with Holm's\n",
+        "correction over all the timing rows. A delta of ~ is one the repeats do not show.\n\n",
         "Exit codes: 0 no regression, 1 regression found, 2 bad input."
     ))]
     Compare(CompareArgs),
@@ -146,11 +152,32 @@ pub struct CompareArgs {
 pub const DEFAULT_BASELINE: &str = "reports/baseline/report.json";
 
 impl CompareArgs {
-    /// The reference and the report to check.
-    pub fn pair(&self) -> (PathBuf, PathBuf) {
+    /// The reference and the report to check. With one file, the reference
+    /// is [`DEFAULT_BASELINE`] under the current directory, else under the
+    /// workspace this binary was built from (a `cargo install`ed runner
+    /// used elsewhere).
+    ///
+    /// # Errors
+    ///
+    /// When neither exists, naming both places.
+    pub fn pair(&self) -> Result<(PathBuf, PathBuf), crate::BadInput> {
         match self.files.as_slice() {
-            [new] => (PathBuf::from(DEFAULT_BASELINE), new.clone()),
-            [base, new, ..] => (base.clone(), new.clone()),
+            [new] => {
+                let here = std::env::current_dir().unwrap_or_default().join(DEFAULT_BASELINE);
+                let workspace =
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("/"));
+                let built = workspace.join(DEFAULT_BASELINE);
+                let found = [&here, &built].into_iter().find(|p| p.is_file());
+                match found {
+                    Some(base) => Ok((base.clone(), new.clone())),
+                    None => Err(crate::BadInput(format!(
+                        "no baseline report at {} or {}: give the reference report.json as the first FILE",
+                        here.display(),
+                        built.display()
+                    ))),
+                }
+            }
+            [base, new, ..] => Ok((base.clone(), new.clone())),
             [] => unreachable!("clap requires at least one file"),
         }
     }

@@ -27,6 +27,7 @@ use std::fmt::Write;
 use queue::Variant;
 
 use crate::plan::Mode;
+use crate::report::num::{change, sig};
 use crate::report::{Report, VariantResult};
 
 /// Allowed growth of allocs/op in `threads` mode; see the module docs.
@@ -205,7 +206,9 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         let regressed = still_rejecting && slower > max_regression_pct;
         rows[i].regressed = regressed;
         rows[i].note = format!(
-            "p={p:.4} vs {level:.4}{}{}",
+            "p={} vs {}{}{}",
+            sig(p),
+            sig(level),
             if still_rejecting { "" } else { " (not significant)" },
             if regressed { format!(", slower than the {max_regression_pct}% threshold") } else { String::new() }
         );
@@ -215,18 +218,46 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
     let mut regressions = Vec::new();
     let _ = writeln!(
         table,
-        "{:<10} {:<8} {:<14} {:>12} {:>12} {:>9}  note",
+        "{:<10} {:<8} {:<14} {:>10} {:>10} {:>11}  note",
         "variant", "mode", "metric", "old", "new", "delta"
     );
     for r in &rows {
         let Row { variant, mode, metric, old, new, note, .. } = r;
-        let delta =
-            if *old != 0.0 && old.is_finite() { format!("{:+.1}%", (new / old - 1.0) * 100.0) } else { "-".into() };
+        // benchstat's `~`: a timing difference the repeats do not show.
+        let noise = r.test.is_some() && note.contains("(not significant)");
+        let delta = if old.is_nan() || new.is_nan() {
+            "-".into()
+        } else if noise {
+            "~".into()
+        } else {
+            change(*old, *new)
+        };
         let (variant, mode) = (variant.to_string(), mode.to_string());
-        let _ = writeln!(table, "{variant:<10} {mode:<8} {metric:<14} {old:>12.2} {new:>12.2} {delta:>9}  {note}");
+        let (o, n) = (sig(*old), sig(*new));
+        let _ = writeln!(table, "{variant:<10} {mode:<8} {metric:<14} {o:>10} {n:>10} {delta:>11}  {note}");
         if r.regressed {
-            regressions.push(format!("{variant} ({mode}): {metric} {old:.2} -> {new:.2} {note}"));
+            regressions.push(format!("{variant} ({mode}): {metric} {o} -> {n} ({delta}) {note}"));
         }
+    }
+    // benchstat's geomean row: the geometric mean of the timing medians,
+    // old and new, over the rows where both are positive.
+    let timed: Vec<(f64, f64)> =
+        rows.iter().filter(|r| r.test.is_some() && r.old > 0.0 && r.new > 0.0).map(|r| (r.old, r.new)).collect();
+    if !timed.is_empty() {
+        let geomean =
+            |f: fn(&(f64, f64)) -> f64| (timed.iter().map(|t| f(t).ln()).sum::<f64>() / timed.len() as f64).exp();
+        let (o, n) = (geomean(|t| t.0), geomean(|t| t.1));
+        let _ = writeln!(
+            table,
+            "{:<10} {:<8} {:<14} {:>10} {:>10} {:>11}  over the {} timing rows",
+            "geomean",
+            "",
+            "timing",
+            sig(o),
+            sig(n),
+            change(o, n),
+            timed.len()
+        );
     }
     Comparison { table, regressions }
 }
@@ -282,7 +313,27 @@ mod tests {
         let new = report(&[("baseline", FLAT), ("pooled", FLAT), ("batched", FLAT), ("lockfree", scaled(1.25))]);
         let c = compare(&old, &new, 10.0);
         assert_eq!(c.regressions.len(), 1, "{:?}", c.regressions);
-        assert!(c.regressions[0].starts_with("lockfree (pair): ns/op vs base 1.00 -> 1.25"), "{:?}", c.regressions);
+        assert_eq!(
+            c.regressions,
+            ["lockfree (pair): ns/op vs base 1 -> 1.25 (+25%) p=0.000583 vs 0.0167, slower than the 10% threshold"]
+        );
+        // The unchanged variants' deltas are noise: benchstat's `~`.
+        let pooled = c.table.lines().find(|l| l.starts_with("pooled") && l.contains("ns/op vs base")).unwrap();
+        assert!(pooled.contains(" ~  p=1 vs "), "{pooled}");
+        let geomean = c.table.lines().last().unwrap();
+        assert_eq!(
+            geomean.split_whitespace().collect::<Vec<_>>(),
+            ["geomean", "timing", "1", "1.08", "+7.72%", "over", "the", "3", "timing", "rows"]
+        );
+    }
+
+    #[test]
+    fn growth_from_zero_allocations_is_infinite_and_a_regression() {
+        let old = report(&[("baseline", FLAT), ("pooled", FLAT), ("batched", FLAT), ("lockfree", FLAT)]);
+        let mut new = old.clone();
+        new.results[1].allocs_per_op = 4.0;
+        let c = compare(&old, &new, 10.0);
+        assert_eq!(c.regressions, ["pooled (pair): allocs/op 0 -> 4 (+Inf%) grew (exact comparison)"]);
     }
 
     #[test]

@@ -19,17 +19,20 @@ const TOP_SITES: usize = 8;
 struct ProfiledPass(u64);
 
 impl WithQueue for ProfiledPass {
-    type Output = allocscope::HeapProfile;
-    fn run<Q: Queue + 'static>(self, h: &Harness<'_>) -> allocscope::HeapProfile {
+    /// The profile, and the exact counts of the sampled pass.
+    type Output = (allocscope::HeapProfile, allocscope::AllocStats);
+    fn run<Q: Queue + 'static>(self, h: &Harness<'_>) -> Self::Output {
         let q: Q = h.queue();
         let mut latencies = Latencies::new();
         let mut out = Vec::with_capacity(BATCH);
         h.warm_up_pair(&q, &mut out);
         allocscope::reset_heap_profile();
         allocscope::start_sampling(self.0);
+        let scope = allocscope::Scope::start();
         h.pair(&q, h.workload.warmup, h.workload.messages, &mut latencies, &mut out);
+        let exact = scope.finish();
         allocscope::stop_sampling();
-        allocscope::heap_profile()
+        (allocscope::heap_profile(), exact)
     }
 }
 
@@ -52,13 +55,15 @@ pub struct Profiled {
 pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
     let mut results = Vec::new();
     for &v in &plan.variants {
-        let profile = with_queue(v, &Harness::new(&plan.workload, v), ProfiledPass(rate));
+        let (profile, exact) = with_queue(v, &Harness::new(&plan.workload, v), ProfiledPass(rate));
         let dir = plan.out.join(v.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut written = Vec::new();
         let folded = profile.folded();
         for (name, bytes) in [
-            ("heap.pb.gz", profile.pprof_gz()),
+            // Opens on what the pass allocated: its blocks are all freed by
+            // the end, so Go's default `inuse_space` view would be empty.
+            ("heap.pb.gz", profile.pprof_gz_with_default(allocscope::SampleType::AllocSpace)),
             ("heap.folded", folded.clone().into_bytes()),
             ("dhat-heap.json", profile.dhat_json(&format!("{} ({v})", plan.command)).into_bytes()),
         ] {
@@ -72,27 +77,39 @@ pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
             write_atomically(&dir.join("flamegraph.svg"), svg.as_bytes())?;
             written.push(dir.join("flamegraph.svg"));
         }
-        let figures = ProfileFigures {
+        let mut figures = ProfileFigures {
             sample_rate: profile.sample_rate,
             samples: profile.sites.iter().map(|s| s.samples).sum(),
             dropped_samples: profile.dropped_samples,
             untracked_live_samples: profile.untracked_live_samples,
+            scale: None,
         };
-        results.push(Profiled {
-            variant: v,
-            sites: top_sites(&profile, plan.workload.messages),
-            figures,
-            files: written,
-        });
+        let (sites, scale) = top_sites(&profile, &exact, plan.workload.messages);
+        figures.scale = scale;
+        results.push(Profiled { variant: v, sites, figures, files: written });
     }
     Ok(results)
 }
 /// The sites with the most bytes, named by their innermost frame of the
 /// code under test (merged when several stacks end at the same line), per
 /// message.
-fn top_sites(profile: &allocscope::HeapProfile, messages: u64) -> Vec<SiteFigures> {
+///
+/// Each site's figures are estimates from its samples. When every sample
+/// of the pass is in the profile (none dropped), the estimates are scaled so
+/// that the sites add up to the pass's exact totals (`exact`: allocations
+/// plus reallocations, and bytes allocated, as the sampler counts them);
+/// the scale factors are returned.
+fn top_sites(
+    profile: &allocscope::HeapProfile,
+    exact: &allocscope::AllocStats,
+    messages: u64,
+) -> (Vec<SiteFigures>, Option<[f64; 2]>) {
     let n = messages.max(1) as f64;
     let cwd = std::env::current_dir().unwrap_or_default();
+    let (est_allocs, est_bytes) = profile.sites.iter().fold((0.0, 0.0), |(a, b), s| (a + s.allocs, b + s.bytes));
+    let scale = (profile.dropped_samples == 0 && est_allocs > 0.0 && est_bytes > 0.0)
+        .then(|| [exact.allocs_total() as f64 / est_allocs, exact.bytes_allocated as f64 / est_bytes]);
+    let [sa, sb] = scale.unwrap_or([1.0, 1.0]);
     let mut sites: Vec<SiteFigures> = Vec::new();
     for site in &profile.sites {
         let frames = site.user_frames();
@@ -104,22 +121,23 @@ fn top_sites(profile: &allocscope::HeapProfile, messages: u64) -> Vec<SiteFigure
                 (f.name.clone(), format!("{}:{}", file.display(), f.line))
             })
             .unwrap_or_else(|| ("[unknown]".into(), String::new()));
+        let (allocs, bytes) = (site.allocs * sa / n, site.bytes * sb / n);
         match sites.iter_mut().find(|s| s.function == function && s.location == location) {
             Some(s) => {
-                s.allocs_per_op += site.allocs / n;
-                s.bytes_per_op += site.bytes / n;
+                s.allocs_per_op += allocs;
+                s.bytes_per_op += bytes;
                 s.samples += site.samples;
             }
             None => sites.push(SiteFigures {
                 function,
                 location,
-                allocs_per_op: site.allocs / n,
-                bytes_per_op: site.bytes / n,
+                allocs_per_op: allocs,
+                bytes_per_op: bytes,
                 samples: site.samples,
             }),
         }
     }
     sites.sort_by(|a, b| b.bytes_per_op.total_cmp(&a.bytes_per_op));
     sites.truncate(TOP_SITES);
-    sites
+    (sites, scale)
 }

@@ -33,7 +33,7 @@ static GLOBAL: allocscope::CountingAlloc<dhat::Alloc> = allocscope::CountingAllo
 /// Bad input (exit 2), as opposed to a regression or a failed run (exit 1).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(String);
+pub struct BadInput(pub String);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -74,7 +74,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run::run(&plan::Plan::from_args(&args, command)?)
         }
         Command::Compare(args) => {
-            let (base, new) = args.pair();
+            let (base, new) = args.pair()?;
             run::compare_files(&base, &new, args.max_regression)
         }
         Command::Repeat => study::repeats::child_main().map(|()| ExitCode::SUCCESS),

@@ -84,6 +84,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
 
 /// `compare BASE NEW`.
 pub fn compare_files(base: &Path, new: &Path, max_regression: f64) -> anyhow::Result<ExitCode> {
+    println!("baseline {}\nnew      {}\n", base.display(), new.display());
     let base = Report::read(base)?;
     let new = Report::read(new)?;
     Ok(gate(&base, &new, max_regression))

@@ -183,9 +183,21 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     let o = runner(&["compare", ja.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("regression: baseline (pair): allocs/op 4.00 -> 8.00"), "{err}");
-    assert!(err.contains("regression: baseline (threads): allocs/op"), "{err}");
-    assert!(err.contains("grew by more than 0.01"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], "regression: baseline (pair): allocs/op 4 -> 8 (+100%) grew (exact comparison)", "{err}");
+    assert!(lines[1].starts_with("regression: baseline (threads): allocs/op 4"), "{err}");
+    assert!(lines[1].ends_with(" -> 8 (+100%) grew by more than 0.01"), "{err}");
+
+    // One FILE, from a directory without reports/: the committed baseline
+    // of the workspace the runner was built from.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bench-runner"))
+        .args(["compare", ja.to_str().unwrap()])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{out}\n{}", stderr(&o));
+    assert!(out.contains("variant") && out.contains("geomean"), "{out}");
 }
 
 #[test]

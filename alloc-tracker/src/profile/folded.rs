@@ -1,13 +1,20 @@
 //! [`HeapProfile::folded`]: folded stacks, the input of flame graph tools.
 
 use super::HeapProfile;
+use crate::Frame;
 
 impl HeapProfile {
-    /// The profile in folded-stack form, one line per site: the functions of
+    /// The profile in folded-stack form, one line per site: the frames of
     /// the code under test from outermost to innermost joined by `;`, a
     /// space, and the estimated bytes allocated there (rounded). Standard
     /// library and allocator frames are left out. The input of `inferno`'s
     /// and Brendan Gregg's flame graph tools.
+    ///
+    /// A frame reads `function (dir/file.rs:line)`: the function without
+    /// its generic arguments (which would fill a flame graph's box before
+    /// its name), and the last three components of its file with the line,
+    /// so that two functions of one name in different modules, and two
+    /// sites in one function, stay apart.
     ///
     /// # Examples
     ///
@@ -29,7 +36,7 @@ impl HeapProfile {
     pub fn folded(&self) -> String {
         let mut merged: Vec<(String, f64)> = Vec::new();
         for site in &self.sites {
-            let mut names: Vec<String> = site.user_frames().into_iter().map(|f| f.name.replace(';', ":")).collect();
+            let mut names: Vec<String> = site.user_frames().iter().map(|f| label(f).replace(';', ":")).collect();
             if names.is_empty() {
                 names.push("[unknown]".to_owned());
             }
@@ -42,5 +49,56 @@ impl HeapProfile {
         }
         merged.sort_by(|a, b| a.0.cmp(&b.0));
         merged.iter().map(|(stack, bytes)| format!("{stack} {}\n", bytes.round() as u64)).collect()
+    }
+}
+
+/// A frame's label in a folded stack: see [`HeapProfile::folded`].
+fn label(f: &Frame) -> String {
+    let name = without_generics(&f.name);
+    if f.file.is_empty() || f.line == 0 {
+        return name;
+    }
+    let parts: Vec<&str> = f.file.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let tail = parts[parts.len().saturating_sub(3)..].join("/");
+    format!("{name} ({tail}:{})", f.line)
+}
+
+/// `name` without the generic arguments that follow a path segment
+/// (`send<Box<dyn Any>, F>` is `send`); a qualified-self prefix
+/// (`<T as Trait>::f`) is kept.
+fn without_generics(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    let mut prev = ' ';
+    for c in name.chars() {
+        match c {
+            '<' if depth > 0 || prev.is_alphanumeric() || prev == '_' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            _ => out.push(c),
+        }
+        if depth == 0 && c != '>' {
+            prev = c;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keep_the_file_and_line_and_drop_generic_arguments() {
+        assert_eq!(without_generics("queue::send<alloc::boxed::Box<dyn Any>, F>"), "queue::send");
+        assert_eq!(
+            without_generics("<queue::Baseline as queue::Queue>::enqueue"),
+            "<queue::Baseline as queue::Queue>::enqueue"
+        );
+        assert_eq!(without_generics("run<queue::baseline::Baseline>::{closure#0}"), "run::{closure#0}");
+        let f = Frame { address: 0, name: "boxed".into(), file: "/work/queue/src/baseline.rs".into(), line: 48 };
+        assert_eq!(label(&f), "boxed (queue/src/baseline.rs:48)");
+        let f = Frame { address: 0, name: "main".into(), file: String::new(), line: 0 };
+        assert_eq!(label(&f), "main");
     }
 }

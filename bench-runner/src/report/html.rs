@@ -4,39 +4,103 @@
 
 use std::fmt::Write;
 
-use super::table::{per_op, Align, Document};
+use super::num::sig;
+use super::table::{Align, Document};
 use super::Report;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A horizontal bar chart.
-fn bars(title: &str, unit: &str, items: &[(String, f64)]) -> String {
-    let max = items.iter().map(|i| i.1).fold(0.0_f64, f64::max).max(f64::MIN_POSITIVE);
-    let (row, label_w, bar_w) = (26, 190, 420);
-    let height = 30 + row * items.len();
+/// One bar: a value, its spread over the repeats (drawn as a whisker),
+/// and whether it is a reference from elsewhere (drawn grey).
+struct Bar {
+    label: String,
+    value: f64,
+    spread: Option<(f64, f64)>,
+    reference: bool,
+}
+
+impl Bar {
+    fn of(label: String, value: f64) -> Bar {
+        Bar { label, value, spread: None, reference: false }
+    }
+}
+
+/// A horizontal bar chart, on a linear axis from 0, or on a logarithmic
+/// one (for latencies, whose values span decades: on a linear axis the
+/// short bars vanish), with a grid line per decade.
+fn bars(title: &str, unit: &str, items: &[Bar], log: bool) -> String {
+    let top = items.iter().map(|i| i.spread.map_or(i.value, |s| s.1.max(i.value))).fold(0.0_f64, f64::max);
+    let positive_min = items.iter().map(|i| i.value).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let (lo, hi) = if log && positive_min.is_finite() {
+        (10f64.powf(positive_min.log10().floor()), 10f64.powf(top.log10().ceil()).max(positive_min * 10.0))
+    } else {
+        (0.0, top.max(f64::MIN_POSITIVE))
+    };
+    let (row, label_w, bar_w) = (26, 300, 420);
+    let x = |v: f64| -> f64 {
+        let f = if log {
+            if v <= 0.0 {
+                0.0
+            } else {
+                (v / lo).log10() / (hi / lo).log10()
+            }
+        } else {
+            v / hi
+        };
+        label_w as f64 + (f.clamp(0.0, 1.0) * bar_w as f64).round()
+    };
+    let height = 40 + row * items.len();
     let mut s = format!(
         "<figure><figcaption>{}</figcaption><svg role=\"img\" aria-label=\"{}\" width=\"{}\" height=\"{height}\" \
          xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"13\">",
         escape(title),
         escape(title),
-        label_w + bar_w + 120
+        label_w + bar_w + 140
     );
-    for (i, (label, v)) in items.iter().enumerate() {
-        let y = 10 + row * i;
-        let w = ((v / max) * bar_w as f64).round().max(if *v > 0.0 { 1.0 } else { 0.0 });
+    if log {
+        let mut d = lo;
+        while d <= hi * 1.0001 {
+            let gx = x(d);
+            let _ = write!(
+                s,
+                "<line x1=\"{gx}\" x2=\"{gx}\" y1=\"4\" y2=\"{}\" stroke=\"#ddd\"/>\
+                 <text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"11\">{}</text>",
+                height - 16,
+                height - 4,
+                escape(&super::num::time(d))
+            );
+            d *= 10.0;
+        }
+    }
+    for (i, bar) in items.iter().enumerate() {
+        let y = 8 + row * i;
+        let x0 = x(if log { lo } else { 0.0 });
+        let w = (x(bar.value) - x0).max(if bar.value > 0.0 { 1.0 } else { 0.0 });
+        let fill = if bar.reference { "#aaaaaa" } else { "#3b78c2" };
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"#3b78c2\"/>\
-             <text x=\"{}\" y=\"{}\">{} {}</text>",
+            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"{fill}\"/>",
             y + 14,
-            escape(label),
-            label_w as f64 + w + 6.0,
-            y + 14,
-            if *v >= 100.0 { format!("{v:.0}") } else { per_op(*v) },
-            escape(unit)
+            escape(&bar.label),
         );
+        let mut end = x0 + w;
+        if let Some((min, max)) = bar.spread {
+            let (a, b) = (x(min), x(max));
+            let mid = y + 9;
+            let _ = write!(
+                s,
+                "<path d=\"M{a} {mid}H{b}M{a} {}V{}M{b} {}V{}\" stroke=\"#222\" stroke-width=\"1.5\" fill=\"none\"/>",
+                mid - 5,
+                mid + 5,
+                mid - 5,
+                mid + 5
+            );
+            end = end.max(b);
+        }
+        let value = if log { super::num::time(bar.value) } else { format!("{} {}", sig(bar.value), unit) };
+        let _ = write!(s, "<text x=\"{}\" y=\"{}\">{}</text>", end + 6.0, y + 14, escape(value.trim()));
     }
     s.push_str("</svg></figure>\n");
     s
@@ -89,15 +153,45 @@ fn tables(doc: &Document) -> String {
 
 pub fn render(r: &Report) -> String {
     let label = |v: &super::VariantResult| format!("{} ({})", v.variant, v.mode);
-    let pick = |f: &dyn Fn(&super::VariantResult) -> f64| -> Vec<(String, f64)> {
-        r.results.iter().map(|v| (label(v), f(v))).collect()
+    let pick = |f: &dyn Fn(&super::VariantResult) -> f64| -> Vec<Bar> {
+        r.results.iter().map(|v| Bar::of(label(v), f(v))).collect()
     };
+    let go = super::GO_REFERENCE;
+    let reference =
+        |value: f64| Bar { label: "Go MemoryQueue (other machine)".into(), value, spread: None, reference: true };
     let mut body = String::new();
-    body.push_str(&bars("Throughput (median)", "M msg/s", &pick(&|v| v.ops_per_sec.median / 1e6)));
-    body.push_str(&bars("Requested bytes per message", "B/op", &pick(&|v| v.bytes_per_op)));
-    body.push_str(&bars("Allocations per message", "allocs/op", &pick(&|v| v.allocs_per_op)));
-    body.push_str(&bars("End-to-end latency p99", "ns", &pick(&|v| v.latency_ns.end_to_end.p99 as f64)));
-    body.push_str(&bars("End-to-end latency p99.9", "ns", &pick(&|v| v.latency_ns.end_to_end.p999 as f64)));
+    let mut throughput = vec![reference(go.ops_per_sec / 1e6)];
+    throughput.extend(r.results.iter().map(|v| Bar {
+        label: label(v),
+        value: v.ops_per_sec.median / 1e6,
+        spread: Some((v.ops_per_sec.min / 1e6, v.ops_per_sec.max / 1e6)),
+        reference: false,
+    }));
+    body.push_str(&bars(
+        "Throughput: median and min-max over the repeats (grey: the Go reference, another machine and runtime)",
+        "M msg/s",
+        &throughput,
+        false,
+    ));
+    let mut bytes = vec![reference(go.bytes_per_op)];
+    bytes.extend(pick(&|v| v.bytes_per_op));
+    body.push_str(&bars("Requested bytes per message (grey: the Go reference)", "B/op", &bytes, false));
+    let mut allocs = vec![reference(go.allocs_per_op)];
+    allocs.extend(pick(&|v| v.allocs_per_op));
+    body.push_str(&bars("Allocations per message (grey: the Go reference)", "allocs/op", &allocs, false));
+    for mode in [crate::plan::Mode::Pair, crate::plan::Mode::Threads] {
+        let of_mode: Vec<&super::VariantResult> = r.results.iter().filter(|v| v.mode == mode).collect();
+        if of_mode.is_empty() {
+            continue;
+        }
+        let mut latency = Vec::new();
+        for v in &of_mode {
+            let t = v.latency_ns.end_to_end;
+            latency.push(Bar::of(format!("{} p99", v.variant), t.p99 as f64));
+            latency.push(Bar::of(format!("{} p99.9", v.variant), t.p999 as f64));
+        }
+        body.push_str(&bars(&format!("End-to-end latency, {mode} mode (logarithmic axis)"), "", &latency, true));
+    }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Queue memory report</title>\n\
          <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\

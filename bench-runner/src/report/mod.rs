@@ -6,6 +6,7 @@
 pub mod benchfmt;
 pub mod html;
 pub mod markdown;
+pub mod num;
 pub mod table;
 
 use std::fs;
@@ -188,7 +189,7 @@ pub struct VariantResult {
 
 /// The heap profile's own figures: what it is built from, and what it could
 /// not record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ProfileFigures {
     /// Bytes per sample on average (0: samples taken at different rates).
     pub sample_rate: u64,
@@ -199,6 +200,11 @@ pub struct ProfileFigures {
     /// Samples whose block could not be followed: in the allocation
     /// figures, not in the live ones.
     pub untracked_live_samples: u64,
+    /// The factors (allocations, bytes) the sites' estimates were scaled by
+    /// so that they add up to the pass's exact totals; absent when samples
+    /// were dropped (the sites then do not cover the whole pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<[f64; 2]>,
 }
 
 /// One allocation site from the heap profile, per message.

@@ -2,7 +2,9 @@
 //! rendered alike by [`super::markdown`] and [`super::html`], so the two
 //! never disagree and neither parses the other.
 
-use super::{Report, GO_REFERENCE};
+use super::num::{change, rate, sig, time};
+use super::{Report, VariantResult, GO_REFERENCE};
+use crate::compare::mann_whitney_p;
 
 /// How a column's cells are aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,24 +31,6 @@ pub struct Document {
     pub notes: Vec<String>,
     /// The first table has no heading of its own: it is the report's.
     pub tables: Vec<Table>,
-}
-
-/// A per-message figure: enough digits that a small non-zero value does not
-/// print as zero.
-pub fn per_op(v: f64) -> String {
-    if v == 0.0 || v >= 0.01 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.1e}")
-    }
-}
-
-fn ops(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2} M", v / 1e6)
-    } else {
-        format!("{:.0} k", v / 1e3)
-    }
 }
 
 fn columns(names: &[&'static str]) -> Vec<(&'static str, Align)> {
@@ -88,16 +72,41 @@ impl Document {
     }
 }
 
+/// A median with its spread over the repeats: `67.6 (63.7-92.4)`.
+fn spread(median: String, min: f64, max: f64, f: fn(f64) -> String) -> String {
+    format!("{median} ({}-{})", f(min), f(max))
+}
+
+/// The "vs baseline" cell: the change of the median throughput against the
+/// baseline variant of the same mode, and whether the repeats show it
+/// (two-sided Mann-Whitney U over the per-repeat times, level 0.05;
+/// benchstat's `~` when they do not).
+fn versus_baseline(r: &Report, v: &VariantResult) -> String {
+    let Some(base) = r.results.iter().find(|b| b.variant == queue::Variant::Baseline && b.mode == v.mode) else {
+        return "-".into();
+    };
+    if std::ptr::eq(base, v) {
+        return "reference".into();
+    }
+    let p = mann_whitney_p(&base.ns_per_op.samples, &v.ns_per_op.samples);
+    let delta = change(base.ops_per_sec.median, v.ops_per_sec.median);
+    if p < 0.05 {
+        format!("{delta} msg/s (p={})", sig(p))
+    } else {
+        format!("~ (p={})", sig(p))
+    }
+}
+
 fn summary(r: &Report) -> Table {
     let g = GO_REFERENCE;
     let mut rows = vec![vec![
-        "Go MemoryQueue (source material)".into(),
+        "Go MemoryQueue (source material: another machine and runtime; its times are not comparable)".into(),
         "-".into(),
-        ops(g.ops_per_sec),
-        format!("{:.0}", g.ns_per_op),
+        format!("({})", rate(g.ops_per_sec)),
+        format!("({})", sig(g.ns_per_op)),
+        sig(g.bytes_per_op),
         "-".into(),
-        format!("{:.0}", g.bytes_per_op),
-        format!("{:.2}", g.allocs_per_op),
+        sig(g.allocs_per_op),
         "-".into(),
         "-".into(),
         "-".into(),
@@ -106,14 +115,14 @@ fn summary(r: &Report) -> Table {
         rows.push(vec![
             v.variant.to_string(),
             v.mode.to_string(),
-            ops(v.ops_per_sec.median),
-            format!("{:.1} ({:.1}-{:.1})", v.ns_per_op.median, v.ns_per_op.min, v.ns_per_op.max),
-            per_op(v.bytes_per_op),
-            v.rounded_bytes_per_op.map_or("-".into(), per_op),
-            per_op(v.allocs_per_op),
+            spread(rate(v.ops_per_sec.median), v.ops_per_sec.min, v.ops_per_sec.max, rate),
+            spread(sig(v.ns_per_op.median), v.ns_per_op.min, v.ns_per_op.max, sig),
+            sig(v.bytes_per_op),
+            v.rounded_bytes_per_op.map_or("-".into(), sig),
+            sig(v.allocs_per_op),
             v.peak_bytes.to_string(),
             v.live_after_drain_bytes.to_string(),
-            v.improvement_pct.map_or("-".into(), |i| format!("{:+.0} % msg/s", i.throughput)),
+            versus_baseline(r, v),
         ]);
     }
     Table {
@@ -121,14 +130,14 @@ fn summary(r: &Report) -> Table {
         columns: columns(&[
             "variant",
             "mode",
-            "msg/s (median)",
+            "msg/s (median, min-max)",
             "ns/op (median, min-max)",
             "B/op",
             "rounded B/op",
             "allocs/op",
             "peak bytes",
             "live after drain",
-            "vs baseline",
+            "msg/s vs baseline",
         ]),
         rows,
     }
@@ -141,12 +150,14 @@ fn latency(r: &Report) -> Table {
         .map(|v| {
             let (e, t) = (v.latency_ns.enqueue, v.latency_ns.end_to_end);
             let mut row = vec![v.variant.to_string(), v.mode.to_string()];
-            row.extend([e.p50, e.p90, e.p99, e.p999, e.max, t.p50, t.p90, t.p99, t.p999, t.max].map(|x| x.to_string()));
+            row.extend(
+                [e.p50, e.p90, e.p99, e.p999, e.max, t.p50, t.p90, t.p99, t.p999, t.max].map(|x| time(x as f64)),
+            );
             row
         })
         .collect();
     Table {
-        heading: format!("Latency (ns; every {}th message timed)", r.workload.latency_sample_every),
+        heading: format!("Latency (every {}th message timed)", r.workload.latency_sample_every),
         columns: columns(&[
             "variant",
             "mode",
@@ -172,13 +183,35 @@ fn profile_lines(r: &Report) -> Vec<String> {
         .iter()
         .filter_map(|v| v.heap_profile.map(|p| (v.variant, p)))
         .map(|(variant, p)| {
+            let scaled = match p.scale {
+                _ if p.samples == 0 => " No allocation was sampled.".into(),
+                Some([a, b]) => format!(
+                    " Site figures are estimates, scaled (allocations x{}, bytes x{}) so that the sites add up to \
+                     the pass's exact totals.",
+                    sig(a),
+                    sig(b)
+                ),
+                None => " Site figures are unscaled estimates: dropped samples are missing from them.".into(),
+            };
             format!(
                 "{variant}: {} samples at 1 per {} bytes; {} dropped (stack table full), {} not followed live \
-                 (live table full).",
+                 (live table full).{scaled}",
                 p.samples, p.sample_rate, p.dropped_samples, p.untracked_live_samples
             )
         })
         .collect()
+}
+
+/// The relative 95 % interval of a site's estimate from its `samples`: the
+/// count of samples is Poisson, whose relative standard error is
+/// `1/sqrt(k)`. At one sample per byte every allocation is sampled and the
+/// figures are exact.
+fn interval(samples: u64, rate: Option<u64>) -> String {
+    match (samples, rate) {
+        (_, Some(1)) => "exact".into(),
+        (0, _) => "-".into(),
+        (k, _) => format!("±{}%", sig(196.0 / (k as f64).sqrt())),
+    }
 }
 
 fn top_sites(r: &Report) -> Table {
@@ -191,21 +224,23 @@ fn top_sites(r: &Report) -> Table {
                     v.variant.to_string(),
                     format!("`{}`", site.function),
                     site.location.clone(),
-                    per_op(site.allocs_per_op),
-                    per_op(site.bytes_per_op),
+                    format!("≈{}", sig(site.allocs_per_op)),
+                    format!("≈{}", sig(site.bytes_per_op)),
+                    interval(site.samples, v.heap_profile.map(|p| p.sample_rate)),
                     site.samples.to_string(),
                 ]
             })
         })
         .collect();
     Table {
-        heading: "Top allocation sites (heap profile, untimed pair-mode pass)".into(),
+        heading: "Top allocation sites (estimates from a sampled heap profile, untimed pair-mode pass)".into(),
         columns: vec![
             ("variant", Align::Left),
             ("function", Align::Left),
             ("location", Align::Left),
-            ("allocs/op", Align::Right),
-            ("B/op", Align::Right),
+            ("allocs/op (est.)", Align::Right),
+            ("B/op (est.)", Align::Right),
+            ("95% interval", Align::Right),
             ("samples", Align::Right),
         ],
         rows,
@@ -223,9 +258,9 @@ fn per_operation(r: &Report) -> Table {
                     v.mode.to_string(),
                     o.name.clone(),
                     o.calls.to_string(),
-                    format!("{:.1}", o.bytes_per_op),
-                    format!("{:.2}", o.allocs_per_op),
-                    format!("{:.2}", o.deallocs_per_op),
+                    sig(o.bytes_per_op),
+                    sig(o.allocs_per_op),
+                    sig(o.deallocs_per_op),
                 ]
             })
         })
