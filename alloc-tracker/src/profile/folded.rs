@@ -54,13 +54,27 @@ impl HeapProfile {
 
 /// A frame's label in a folded stack: see [`HeapProfile::folded`].
 fn label(f: &Frame) -> String {
-    let name = without_generics(&f.name);
     if f.file.is_empty() || f.line == 0 {
-        return name;
+        return without_generics(&f.name);
     }
-    let parts: Vec<&str> = f.file.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
-    let tail = parts[parts.len().saturating_sub(3)..].join("/");
-    format!("{name} ({tail}:{})", f.line)
+    format!("{} ({}:{})", without_generics(&f.name), file_tail(&f.file), f.line)
+}
+
+/// A frame's function as profiles name it: without generic arguments, and
+/// with its file (`run (bench-runner/src/run.rs)`), since the debug info of
+/// an inlined frame names the function without its module path.
+#[cfg(feature = "pprof")]
+pub(super) fn function_name(f: &Frame) -> String {
+    if f.file.is_empty() {
+        return without_generics(&f.name);
+    }
+    format!("{} ({})", without_generics(&f.name), file_tail(&f.file))
+}
+
+/// The last three components of a source path: `queue/src/baseline.rs`.
+fn file_tail(file: &str) -> String {
+    let parts: Vec<&str> = file.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    parts[parts.len().saturating_sub(3)..].join("/")
 }
 
 /// `name` without the generic arguments that follow a path segment

@@ -124,7 +124,9 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
             let fid = *functions.entry(fkey).or_insert_with(|| {
                 let mut f = Vec::new();
                 uint(&mut f, 1, next_f);
-                uint(&mut f, 2, strings.id(&frame.name));
+                // name: without generic arguments and with its file, as the
+                // flame graph shows it; system_name: the full symbol name.
+                uint(&mut f, 2, strings.id(&super::folded::function_name(&frame)));
                 uint(&mut f, 3, strings.id(&frame.name));
                 uint(&mut f, 4, strings.id(&frame.file));
                 function_msgs.push(f);
