@@ -275,10 +275,34 @@ fn heap_profiles_name_the_baselines_four_allocations() {
     let lockfree = json["results"].as_array().unwrap().iter().find(|r| r["variant"] == "lockfree").unwrap();
     // The warm-up wrote every one of the ring's 1024 slots: steady state.
     assert!(lockfree.get("top_sites").is_none(), "no allocation in steady state, no site: {lockfree}");
+    // Frames carry their file and line: the two copies in one function
+    // stay two sites.
     let folded = std::fs::read_to_string(d.join("baseline/heap.folded")).unwrap();
-    assert!(folded.contains("copied_from") && folded.contains("boxed"), "{folded}");
+    for frame in ["copied_from (queue/src/message.rs:41)", "copied_from (queue/src/message.rs:42)", "boxed (queue/src/"]
+    {
+        assert!(folded.contains(frame), "{frame} in\n{folded}");
+    }
     let svg = std::fs::read_to_string(d.join("baseline/flamegraph.svg")).unwrap();
     assert!(svg.contains("copied_from"));
+    assert_eq!(p["scale"], serde_json::json!([1.0, 1.0]), "rate 1: nothing to scale");
+    assert!(md.contains("| ≈1 | ≈64 | exact | 2000 |"), "{md}");
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("End-to-end latency, pair mode (logarithmic axis)"), "one latency chart per mode");
+
+    // Sampled: the sites are estimates, scaled to add up to the exact
+    // totals of the pass (4 allocations and 120 bytes per message).
+    let d = temp_dir("heap-sampled");
+    let o = small_run(&d, &["--variant", "baseline", "--mode", "pair", "--heap-profile", "--sample-rate", "997"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    let sites = json["results"][0]["top_sites"].as_array().unwrap();
+    let sum = |key: &str| sites.iter().map(|s| s[key].as_f64().unwrap()).sum::<f64>();
+    assert!((sum("allocs_per_op") - 4.0).abs() < 1e-9, "{sites:?}");
+    assert!((sum("bytes_per_op") - 120.0).abs() < 1e-9, "{sites:?}");
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    assert!(md.contains("so that the sites add up to the pass's exact totals"), "{md}");
+    assert!(md.contains("| allocs/op (est.) | B/op (est.) | 95% interval | samples |"), "{md}");
 }
 
 #[test]
