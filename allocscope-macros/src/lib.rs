@@ -208,11 +208,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             compact(out),
-            compact(quote!(
+            // Braces, not parentheses: rustfmt leaves the expected tokens
+            // as written (it rewrote `|| { work() }` inside `quote!(..)`).
+            compact(quote! {
                 fn t() {
-                    ::allocscope::Budget::new().warmups(1).max_leaked_bytes(0).assert_steady(|| work())
+                    ::allocscope::Budget::new().warmups(1).max_leaked_bytes(0).assert_steady(|| { work() })
                 }
-            ))
+            })
         );
     }
 }
