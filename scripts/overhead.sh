@@ -2,8 +2,12 @@
 # Overhead of the counting allocator against raw jemalloc and its peers,
 # measured so that the figures survive a noisy, shared 2-core machine:
 #
-# 1. Instructions per Box<[u8; 64]> allocate+free pair, from cachegrind at N
-#    and 2N pairs: (I(2N) - I(N)) / N. Exact and repeatable.
+# 1. Instructions per Box<[u8; 64]> allocate+free pair, counted by gungraun
+#    (Callgrind, the benchmark function only) at N and 2N pairs:
+#    (I(2N) - I(N)) / N, with N = 100,000 (IR_PAIRS in
+#    alloc-tracker/benches/overhead/common.rs). Exact and repeatable. The
+#    programs are `cargo bench -p allocscope` targets; gungraun's runner is
+#    installed under target/gungraun when missing (about 2 minutes).
 # 2. Wall time of 2 threads each doing M pairs at once, programs interleaved
 #    over R rounds after a warm-up round: median and min-max. The ratio to
 #    the raw allocator the program wraps is taken per round, each program's
@@ -11,26 +15,42 @@
 #    drifts between runs; a pair of adjacent runs mostly shares it), and
 #    given as the median of the R ratios with their min-max.
 #
-# Usage: scripts/overhead.sh [N=200000] [M=5000000] [R=7] [SET=counting]
+# Usage: scripts/overhead.sh [M=5000000] [R=7] [SET=counting]
 # SET `counting`: the counting allocator against raw allocators and peers
 # (docs/overhead.md); `profiling`: the heap profiler at the default rate and
 # at rate 1 against raw jemalloc and dhat (docs/heap-profiling.md; use a
-# smaller N and M there: dhat costs about 15,000 instructions per pair).
+# smaller M there: dhat costs about 15,000 instructions per pair).
 # Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${1:-200000}
-M=${2:-5000000}
-R=${3:-7}
+N=100000 # IR_PAIRS
+M=${1:-5000000}
+R=${2:-7}
 command -v valgrind >/dev/null || { echo "overhead.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+if [ ! -x target/gungraun/bin/gungraun-runner ]; then
+  cargo install --quiet --locked --version 0.20.0 --root target/gungraun gungraun-runner
+fi
+export PATH="$PWD/target/gungraun/bin:$PATH"
 
-cargo build --quiet --release -p allocscope --examples
-bin=target/release/examples
+# The programs' executables, by name, for the wall-time runs.
+declare -A exe
+while IFS=$'\t' read -r name path; do
+  exe[$name]=$path
+done < <(cargo bench --quiet -p allocscope --no-run --message-format=json 2>/dev/null \
+  | sed -n 's/.*"name":"\(overhead_[a-z0-9_]*\)".*"executable":"\([^"]*\)".*/\1\t\2/p')
 
-instructions() { # program args... -> instruction count
-  valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null \
-    | awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
+# gungraun's report of one program, kept: its Instructions line after each
+# benchmark's `pairs ID:` line.
+declare -A counted
+count() { # program: runs its gungraun benchmarks once (in this shell, not a subshell)
+  if [ -z "${counted[$1]:-}" ]; then
+    counted[$1]=$(cargo bench --quiet -p allocscope --bench "overhead_$1" 2>/dev/null \
+      | awk '/::pairs / { split($2, a, ":"); id = a[1] } /Instructions:/ { split($2, v, "|"); print id, v[1] }')
+  fi
+}
+instructions() { # program -> "ID COUNT" lines
+  printf '%s\n' "${counted[$1]}"
 }
 
 # allocscope reads ALLOCSCOPE_SAMPLE_RATE at start-up and then samples
@@ -57,14 +77,20 @@ with_extra() { # extra program args...
 }
 
 per_pair() { # program extra -> instructions per pair, one decimal
-  local prog=$1 extra=$2
-  local i1 i2
-  i1=$(with_extra "$extra" instructions "$bin/overhead_$prog" pairs "$N")
-  i2=$(with_extra "$extra" instructions "$bin/overhead_$prog" pairs "$((2 * N))")
-  awk -v a="$i1" -v b="$i2" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }'
+  local prog=$1 extra=$2 id
+  case " $extra " in
+    *" exact "*) id=exact ;;
+    *" every-thread "*) id=every_thread ;;
+    *--scoped*) id=scoped ;;
+    *--grouped*) id=grouped ;;
+    *) id=plain ;;
+  esac
+  instructions "$prog" | awk -v id="$id" -v n="$N" '
+    $1 == id "_n" { a = $2 } $1 == id "_2n" { b = $2 }
+    END { if (a == "" || b == "") exit 1; printf "%.1f", (b - a) / n }'
 }
 
-SET=${4:-counting}
+SET=${3:-counting}
 
 # name | program | extra args | reference row for the ratio
 if [ "$SET" = profiling ]; then
@@ -95,13 +121,14 @@ fi
 declare -A instr wall ratio prog_of extra_of
 for row in "${rows[@]}"; do
   IFS='|' read -r name prog extra _ <<< "$row"
+  count "$prog"
   instr[$name]=$(per_pair "$prog" "$extra")
   prog_of[$name]=$prog
   extra_of[$name]=$extra
 done
 
 wall_ns() { # row name -> wall time of one run, ns
-  with_extra "${extra_of[$1]}" "$bin/overhead_${prog_of[$1]}" threads "$M" 2>/dev/null
+  with_extra "${extra_of[$1]}" "${exe[overhead_${prog_of[$1]}]}" threads "$M" 2>/dev/null
 }
 
 for round in $(seq 0 "$R"); do
@@ -139,4 +166,4 @@ for row in "${rows[@]}"; do
     'BEGIN { printf "| %s | %.1f | %+.1f | %.1f (%.1f-%.1f) | %sx (%s-%s) |\n", n, i, i - ri, m, lo, hi, r, rlo, rhi }'
 done
 echo
-echo "Set $SET; N=$N pairs (cachegrind at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."
+echo "Set $SET; N=$N pairs (gungraun, Callgrind, at N and 2N), 2 threads x M=$M pairs, $R rounds after a warm-up; $(nproc) cores, $(uname -sm), $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)."

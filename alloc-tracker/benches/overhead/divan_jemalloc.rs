@@ -7,6 +7,11 @@ mod common;
 static GLOBAL: divan::AllocProfiler<tikv_jemallocator::Jemalloc> =
     divan::AllocProfiler::new(tikv_jemallocator::Jemalloc);
 
+/// The flags of this program and the wrappers they select.
+const WRAPPERS: &[(&str, common::Wrapper)] = &[];
+
+common::instruction_counts!(plain_n = ("", 1), plain_2n = ("", 2),);
+
 fn main() {
-    common::run(&[]);
+    common::run(WRAPPERS, ir::run);
 }

@@ -6,6 +6,11 @@ mod common;
 #[global_allocator]
 static GLOBAL: std::alloc::System = std::alloc::System;
 
+/// The flags of this program and the wrappers they select.
+const WRAPPERS: &[(&str, common::Wrapper)] = &[];
+
+common::instruction_counts!(plain_n = ("", 1), plain_2n = ("", 2),);
+
 fn main() {
-    common::run(&[]);
+    common::run(WRAPPERS, ir::run);
 }

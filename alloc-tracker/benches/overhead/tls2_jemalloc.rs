@@ -9,6 +9,11 @@ mod tls_counters;
 #[global_allocator]
 static GLOBAL: tls_counters::TlsCounters<false> = tls_counters::TlsCounters;
 
+/// The flags of this program and the wrappers they select.
+const WRAPPERS: &[(&str, common::Wrapper)] = &[];
+
+common::instruction_counts!(plain_n = ("", 1), plain_2n = ("", 2),);
+
 fn main() {
-    common::run(&[]);
+    common::run(WRAPPERS, ir::run);
 }
