@@ -60,6 +60,12 @@ timeout 300 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path=
 pids+=($!)
 prom="http://127.0.0.1:$prom_port"
 for _ in $(seq 100); do curl -sf "$prom/-/ready" >/dev/null && break; sleep 0.2; done
+query() { curl -sf --get "$prom/api/v1/query" --data-urlencode "query=$1"; }
+value_of() { python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'; }
+# Prometheus scrapes at a random offset within its interval, and its first
+# scrape can come seconds after it says it is ready: wait for one before
+# the load starts, so that the load is seen from its beginning.
+for _ in $(seq 60); do [ "$(query 'up{job="allocscope"}' | value_of)" = 1 ] && break; sleep 0.5; done
 
 # A bounded load loop: requests for 8 seconds.
 end=$((SECONDS + 8))
@@ -89,17 +95,20 @@ print(f"check-service: prometheus_client parsed {len(families)} families, every 
 PY
 
 # 2. Prometheus scraped it: the counter rose, the labelled series exist.
-query() { curl -sf --get "$prom/api/v1/query" --data-urlencode "query=$1"; }
-value_of() { python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'; }
-sleep 3
-rise=$(query 'allocscope_allocations_total - allocscope_allocations_total offset 5s' | value_of)
-python3 -c "import sys; v='$rise'; sys.exit(0 if v != 'none' and float(v) > 0 else 1)" \
-  || { echo "check-service: allocscope_allocations_total did not rise in Prometheus ($rise)" >&2; exit 1; }
+# The rise over every scrape Prometheus kept, polled until the scrapes
+# after the load are in (at most 20 s).
+rose() { python3 -c "import sys; v='$1'; sys.exit(0 if v != 'none' and float(v) > 0 else 1)"; }
+for _ in $(seq 20); do
+  rise=$(query 'max_over_time(allocscope_allocations_total[5m]) - min_over_time(allocscope_allocations_total[5m])' | value_of)
+  rose "$rise" && break
+  sleep 1
+done
+rose "$rise" || { echo "check-service: allocscope_allocations_total did not rise in Prometheus ($rise)" >&2; exit 1; }
 series=$(curl -sf --get "$prom/api/v1/series" --data-urlencode 'match[]={__name__=~"allocscope_(op|group)_allocations_total"}')
 for label in '"op":"build_report"' '"group":"GET /work"'; do
   grep -q "$label" <<< "$series" || { echo "check-service: no series with $label in Prometheus: $series" >&2; exit 1; }
 done
-echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocations_total rose by $rise in 5 s; per-op and per-group series present"
+echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocations_total rose by $rise over its scrapes; per-op and per-group series present"
 
 # 3. go tool pprof reads the live heap profile and names the workload.
 top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)
