@@ -213,3 +213,29 @@ fn parse_sizes(s: &str) -> Result<Sizes, String> {
     }
     Ok(Sizes { min, max })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::compare::{THREADS_ALLOCS_SLACK, THREADS_BYTES_SLACK};
+
+    /// `compare --help` states the rules `compare` applies: the threads-mode
+    /// tolerances (the constants themselves), the test, its level and
+    /// Holm's correction.
+    #[test]
+    fn compare_help_states_the_rules_the_code_applies() {
+        let mut cli = Cli::command();
+        let help = cli.find_subcommand_mut("compare").unwrap().render_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for rule in [
+            "pair mode is compared exactly, any growth is a regression".to_owned(),
+            format!("threads mode allows growth up to {THREADS_ALLOCS_SLACK} allocs/op and {THREADS_BYTES_SLACK} B/op"),
+            "two-sided Mann-Whitney U at level 0.05, with Holm's correction over all the timing rows".to_owned(),
+            "A delta of ~ is one the repeats do not show".to_owned(),
+        ] {
+            assert!(help.contains(&rule), "{rule:?} in:\n{help}");
+        }
+    }
+}

@@ -146,6 +146,19 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     assert_eq!(json["schema"], 1);
     let results = json["results"].as_array().unwrap();
     assert_eq!(results.len(), 8, "4 variants x 2 modes");
+    // The Go row says where it comes from; its times, in parentheses, are
+    // not compared with ours; exact figures print as themselves.
+    let md = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "| Go MemoryQueue (source material: another machine and runtime; its times are not comparable) | - \
+             | (2.6 M) | (376) | 152 | - | 4 | - | - | - |"
+        ),
+        "{md}"
+    );
+    let pair = md.lines().find(|l| l.starts_with("| baseline | pair |")).unwrap();
+    let cells: Vec<&str> = pair.split(" | ").collect();
+    assert_eq!((cells[4], cells[6], cells[9].trim_end_matches(" |")), ("120", "4", "reference"), "{pair}");
     for r in results {
         let (variant, mode) = (r["variant"].as_str().unwrap(), r["mode"].as_str().unwrap());
         let allocs = r["allocs_per_op"].as_f64().unwrap();
