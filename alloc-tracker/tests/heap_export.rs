@@ -3,9 +3,12 @@
 #![cfg(all(feature = "jemalloc", feature = "pprof", feature = "flamegraph"))]
 
 use std::hint::black_box;
-use std::io::Read;
 
 use allocscope::{heap_profile, start_sampling, stop_sampling, CountingAlloc, Jemalloc};
+
+#[path = "support/protobuf.rs"]
+mod protobuf;
+use protobuf::{bytes_of, fields, gunzip, packed, strings, varint_of};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -20,81 +23,13 @@ fn export_inner() -> Vec<u8> {
     black_box(vec![5u8; 256])
 }
 
-/// Top-level fields of a protobuf message: (field, wire type, payload).
-/// Varints come back as their value; length-delimited fields as bytes.
-#[derive(Debug)]
-enum Value {
-    Varint(u64),
-    Bytes(Vec<u8>),
-}
-
-fn read_varint(b: &[u8], i: &mut usize) -> u64 {
-    let (mut v, mut shift) = (0u64, 0);
-    loop {
-        let byte = b[*i];
-        *i += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
-fn fields(b: &[u8]) -> Vec<(u64, Value)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let key = read_varint(b, &mut i);
-        let value = match key & 7 {
-            0 => Value::Varint(read_varint(b, &mut i)),
-            2 => {
-                let len = read_varint(b, &mut i) as usize;
-                let v = b[i..i + len].to_vec();
-                i += len;
-                Value::Bytes(v)
-            }
-            w => panic!("unexpected wire type {w}"),
-        };
-        out.push((key >> 3, value));
-    }
-    out
-}
-
-fn bytes_of(v: &Value) -> &[u8] {
-    match v {
-        Value::Bytes(b) => b,
-        Value::Varint(_) => panic!("expected bytes"),
-    }
-}
-
-fn varint_of(v: &Value) -> u64 {
-    match v {
-        Value::Varint(x) => *x,
-        Value::Bytes(_) => panic!("expected a varint"),
-    }
-}
-
-fn packed(b: &[u8]) -> Vec<u64> {
-    let mut i = 0;
-    let mut out = Vec::new();
-    while i < b.len() {
-        out.push(read_varint(b, &mut i));
-    }
-    out
-}
-
 #[test]
 fn the_pprof_file_decodes_with_gos_sample_types_and_the_sites() {
     start_sampling(1);
     let kept = export_outer();
     stop_sampling();
-    let gz = heap_profile().pprof_gz();
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).expect("valid gzip");
-    let top = fields(&raw);
-    let strings: Vec<String> =
-        top.iter().filter(|(f, _)| *f == 6).map(|(_, v)| String::from_utf8(bytes_of(v).to_vec()).unwrap()).collect();
+    let top = fields(&gunzip(&heap_profile().pprof_gz()));
+    let strings = strings(&top);
     assert_eq!(strings[0], "", "string_table[0] is empty");
     let types: Vec<(String, String)> = top
         .iter()

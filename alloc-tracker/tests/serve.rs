@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use allocscope::{CountingAlloc, Group, Jemalloc};
 
+#[path = "support/protobuf.rs"]
+mod protobuf;
+
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
 
@@ -122,41 +125,9 @@ fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
 
 /// The string named by pprof's `default_sample_type` (field 14).
 fn default_sample_type(gz: &[u8]) -> String {
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(gz).read_to_end(&mut raw).unwrap();
-    let (mut strings, mut default, mut i) = (Vec::new(), None, 0);
-    let varint = |b: &[u8], i: &mut usize| {
-        let (mut v, mut shift) = (0u64, 0);
-        loop {
-            let byte = b[*i];
-            *i += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return v;
-            }
-            shift += 7;
-        }
-    };
-    while i < raw.len() {
-        let key = varint(&raw, &mut i);
-        match key & 7 {
-            0 => {
-                let v = varint(&raw, &mut i);
-                if key >> 3 == 14 {
-                    default = Some(v as usize);
-                }
-            }
-            2 => {
-                let len = varint(&raw, &mut i) as usize;
-                if key >> 3 == 6 {
-                    strings.push(String::from_utf8(raw[i..i + len].to_vec()).unwrap());
-                }
-                i += len;
-            }
-            w => panic!("wire type {w}"),
-        }
-    }
-    strings[default.expect("a default sample type")].clone()
+    let top = protobuf::fields(&protobuf::gunzip(gz));
+    let default = top.iter().find(|(f, _)| *f == 14).map(|(_, v)| protobuf::varint_of(v));
+    protobuf::strings(&top)[default.expect("a default sample type") as usize].clone()
 }
 
 #[test]

@@ -139,6 +139,9 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         regressed: bool,
         /// For timing rows: the p-value and the slowdown in percent.
         test: Option<(f64, f64)>,
+        /// A timing difference the repeats do not show (after Holm's
+        /// correction): benchstat's `~`.
+        noise: bool,
     }
     let mut rows = Vec::new();
     for n in &new.results {
@@ -153,11 +156,21 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
                 note: "not in the baseline report".into(),
                 regressed: false,
                 test: None,
+                noise: false,
             });
             continue;
         };
-        let row =
-            |metric, old, new, note, regressed, test| Row { variant, mode, metric, old, new, note, regressed, test };
+        let row = |metric, old, new, note, regressed, test| Row {
+            variant,
+            mode,
+            metric,
+            old,
+            new,
+            note,
+            regressed,
+            test,
+            noise: false,
+        };
         let exact = n.mode == Mode::Pair;
         for (metric, old, new, slack) in [
             ("allocs/op", b.allocs_per_op, n.allocs_per_op, THREADS_ALLOCS_SLACK),
@@ -205,6 +218,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         still_rejecting &= p < level;
         let regressed = still_rejecting && slower > max_regression_pct;
         rows[i].regressed = regressed;
+        rows[i].noise = !still_rejecting;
         rows[i].note = format!(
             "p={} vs {}{}{}",
             sig(p),
@@ -223,11 +237,9 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
     );
     for r in &rows {
         let Row { variant, mode, metric, old, new, note, .. } = r;
-        // benchstat's `~`: a timing difference the repeats do not show.
-        let noise = r.test.is_some() && note.contains("(not significant)");
         let delta = if old.is_nan() || new.is_nan() {
             "-".into()
-        } else if noise {
+        } else if r.noise {
             "~".into()
         } else {
             change(*old, *new)

@@ -215,6 +215,13 @@ thread_local! {
     };
 }
 
+impl Stack {
+    /// The stack's return addresses, innermost first.
+    fn addresses(&self) -> Vec<usize> {
+        self.frames[..self.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect()
+    }
+}
+
 fn add_f64(cell: &AtomicU64, v: f64) {
     let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + v).to_bits()));
 }
@@ -397,9 +404,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 
 fn record(addr: usize, allocs: f64, bytes: f64) {
     SAMPLES.fetch_add(1, Ordering::Relaxed);
-    let mut frames = [0usize; MAX_DEPTH];
-    let n = crate::stack::capture(&mut frames);
-    let Some(index) = stack_index(&frames[..n]) else {
+    let Some(index) = capture_stack() else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -407,13 +412,15 @@ fn record(addr: usize, allocs: f64, bytes: f64) {
     stack.samples.fetch_add(1, Ordering::Relaxed);
     add_f64(&stack.allocs, allocs);
     add_f64(&stack.bytes, bytes);
-    let followed = Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes };
-    if follow(addr, followed) {
-        add_f64(&stack.live_allocs, allocs);
-        add_f64(&stack.live_bytes, bytes);
-    } else {
-        UNTRACKED.fetch_add(1, Ordering::Relaxed);
-    }
+    follow_live(addr, Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes });
+}
+
+/// The calling stack's index in the stack table; `None` when its probe
+/// window is full.
+fn capture_stack() -> Option<usize> {
+    let mut frames = [0usize; MAX_DEPTH];
+    let n = crate::stack::capture(&mut frames);
+    stack_index(&frames[..n])
 }
 
 /// Finds or inserts the stack within [`STACK_PROBES`] slots; `None` when
@@ -604,11 +611,20 @@ pub(super) fn unfollow_before_realloc(ptr: *mut u8) -> Option<Followed> {
 #[cold]
 #[inline(never)]
 pub(super) fn refollow(ptr: *mut u8, f: Followed) {
-    if follow(ptr as usize, f) {
+    follow_live(ptr as usize, f);
+}
+
+/// Follows `addr` and adds its share to its stack's live figures; a
+/// profile sample that finds no room is counted as untracked. False when
+/// there was no room.
+fn follow_live(addr: usize, f: Followed) -> bool {
+    let followed = follow(addr, f);
+    if followed {
         f.add_live(1.0);
     } else if f.tag == 0 {
         UNTRACKED.fetch_add(1, Ordering::Relaxed);
     }
+    followed
 }
 
 // ---------------------------------------------------------------------------
@@ -619,12 +635,8 @@ pub(super) fn refollow(ptr: *mut u8, f: Followed) {
 /// of the profile's figures (no sample counted, no stack live figure).
 /// False when the tables had no place for it.
 fn trace(addr: usize, size: u64, tag: u32) -> bool {
-    let mut frames = [0usize; MAX_DEPTH];
-    let n = crate::stack::capture(&mut frames);
-    let Some(index) = stack_index(&frames[..n]) else {
-        return false;
-    };
-    follow(addr, Followed { stack: index as u32, tag, allocs: 1.0, bytes: size as f64 })
+    capture_stack()
+        .is_some_and(|index| follow_live(addr, Followed { stack: index as u32, tag, allocs: 1.0, bytes: size as f64 }))
 }
 
 /// A leak budget's trace of the current thread: while it lives, every
@@ -693,10 +705,7 @@ impl LeakTrace {
                 largest = Some((size, f.stack));
             }
         });
-        survivors.largest = largest.map(|(size, stack)| {
-            let s = &STACKS[stack as usize];
-            (size, s.frames[..s.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect())
-        });
+        survivors.largest = largest.map(|(size, stack)| (size, STACKS[stack as usize].addresses()));
         survivors
     }
 
@@ -763,7 +772,7 @@ pub(crate) fn stacks() -> Vec<SampledStack> {
         .iter()
         .filter(|s| s.hash.load(Ordering::Acquire) > 1 && s.samples.load(Ordering::Relaxed) > 0)
         .map(|s| SampledStack {
-            addresses: s.frames[..s.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect(),
+            addresses: s.addresses(),
             samples: s.samples.load(Ordering::Relaxed),
             allocs: load_f64(&s.allocs),
             bytes: load_f64(&s.bytes),

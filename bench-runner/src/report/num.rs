@@ -10,6 +10,15 @@
 /// Significant figures of every measured figure.
 pub const SIG: i32 = 3;
 
+/// `x` rounded to [`SIG`] significant figures.
+fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(SIG - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
 /// `x` to [`SIG`] significant figures: `120`, `4`, `67.6`, `0.00025`,
 /// `1150000`. Non-finite values print as `-`.
 pub fn sig(x: f64) -> String {
@@ -19,10 +28,8 @@ pub fn sig(x: f64) -> String {
     if x == 0.0 {
         return "0".into();
     }
-    let magnitude = x.abs().log10().floor() as i32;
-    let decimals = (SIG - 1 - magnitude).max(0) as usize;
-    let scale = 10f64.powi(SIG - 1 - magnitude);
-    let rounded = (x * scale).round() / scale;
+    let rounded = round_sig(x);
+    let decimals = (SIG - 1 - rounded.abs().log10().floor() as i32).max(0) as usize;
     let s = format!("{rounded:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -31,20 +38,17 @@ pub fn sig(x: f64) -> String {
     }
 }
 
-/// A time in nanoseconds with its unit: `67.6 ns`, `1.15 ms`.
+/// A time in nanoseconds with its unit: `67.6 ns`, `1.15 ms`. The unit is
+/// chosen after rounding, so 999.7 ns reads `1 µs`, not `1000 ns`.
 pub fn time(ns: f64) -> String {
-    let (v, unit) = match ns.abs() {
-        n if n < 1e3 => (ns, "ns"),
-        n if n < 1e6 => (ns / 1e3, "µs"),
-        n if n < 1e9 => (ns / 1e6, "ms"),
-        _ => (ns / 1e9, "s"),
+    let rounded = round_sig(ns);
+    let (scale, unit) = match rounded.abs() {
+        n if n < 1e3 => (1.0, "ns"),
+        n if n < 1e6 => (1e3, "µs"),
+        n if n < 1e9 => (1e6, "ms"),
+        _ => (1e9, "s"),
     };
-    // 999.7 ns rounds to 1000 ns: print it in the next unit instead.
-    let s = sig(v);
-    if s == "1000" && unit != "s" {
-        return time(ns.signum() * 1000.0 * (ns.abs() / v.abs()));
-    }
-    format!("{s} {unit}")
+    format!("{} {unit}", sig(rounded / scale))
 }
 
 /// A rate with an SI prefix: `14.8 M`, `950 k`.
