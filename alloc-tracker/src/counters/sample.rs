@@ -416,7 +416,9 @@ fn record(addr: usize, allocs: f64, bytes: f64) {
 }
 
 /// The calling stack's index in the stack table; `None` when its probe
-/// window is full.
+/// window is full. Inlined: a frame of its own would cost every sample one
+/// more frame to unwind (about 1,400 instructions, measured at rate 1).
+#[inline(always)]
 fn capture_stack() -> Option<usize> {
     let mut frames = [0usize; MAX_DEPTH];
     let n = crate::stack::capture(&mut frames);
