@@ -9,6 +9,7 @@ use std::fmt;
 use std::panic::Location;
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::counters::sample::{LeakTrace, Survivors};
@@ -18,6 +19,14 @@ use crate::{stack, AllocStats, Group, InGroup, Scope};
 
 /// Frames of the first allocation over the limit shown in the message.
 const SITE_FRAMES: usize = 8;
+
+/// Said under a site that printing allocated: under `cargo test`, the
+/// harness's output capture grows inside the budget, and allocscope cannot
+/// tell those bytes from the code's in its exact counters.
+const PRINTING_NOTE: &str = "note: this allocation was made by printing (`println!` and the like), not by the code \
+     under test: under `cargo test` the test harness captures printed output in a buffer that grows inside the \
+     budget (without capture, the standard library allocates its stdout buffer on first use). allocscope counts it \
+     and cannot leave it out exactly: run the test with `--nocapture`, or print outside the budgeted code";
 
 /// Keeps trip detection armed while the closure runs; disarms on drop too,
 /// so a panicking closure leaves the thread as it found it.
@@ -34,6 +43,57 @@ impl Drop for Armed {
         if let Some(saved) = self.0.take() {
             trip::disarm(saved);
         }
+    }
+}
+
+/// A budget checking a group: started with the group's figures at the
+/// start, ended on every exit (a panicking body's too), so the group can
+/// always be checked again.
+struct GroupCheck<'g> {
+    budget: Budget,
+    group: &'g Group,
+    /// The budget's state, the library's own memory: created and released
+    /// as such.
+    shared: ManuallyDrop<Arc<SharedTrip>>,
+    before: AllocStats,
+    ended: bool,
+}
+
+impl<'g> GroupCheck<'g> {
+    #[track_caller]
+    fn start(budget: &Budget, group: &'g Group) -> GroupCheck<'g> {
+        crate::install::require_installed("allocscope::Budget::check_group");
+        let limit = |max: Option<u64>| max.unwrap_or(u64::MAX);
+        let shared = crate::counters::internal(|| {
+            Arc::new(SharedTrip::new(limit(budget.max_allocs), limit(budget.max_bytes), limit(budget.max_peak_bytes)))
+        });
+        group.start_budget(&shared);
+        let before = group.stats();
+        GroupCheck { budget: *budget, group, shared: ManuallyDrop::new(shared), before, ended: false }
+    }
+
+    fn end(&mut self) {
+        if !std::mem::replace(&mut self.ended, true) {
+            self.group.end_budget();
+        }
+    }
+
+    /// Ends the check and gives its verdict on the group's figures since
+    /// the start.
+    fn finish(mut self, location: &'static Location<'static>) -> Result<(), BudgetExceeded> {
+        self.end();
+        let mut stats = self.group.stats() - self.before;
+        stats.peak_bytes = self.shared.peak_bytes();
+        self.budget.verdict(stats, location, &self.shared.recorded(), None)
+    }
+}
+
+impl Drop for GroupCheck<'_> {
+    fn drop(&mut self) {
+        self.end();
+        // SAFETY: taken once, here.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        crate::counters::internal(|| drop(shared));
     }
 }
 
@@ -369,27 +429,34 @@ impl Budget {
             [] => None,
             frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
         };
+        let printed = !recorded.frames().is_empty() && stack::prints_into_capture(recorded.frames());
         let leaks_exceeded = exceeded.iter().any(|e| e.limit == Limit::LeakedBytes);
         let survivor = survivors.filter(|_| leaks_exceeded).map(|s| Survivor {
             count: s.count,
             lost: s.lost,
+            printed: s.largest.as_ref().is_some_and(|(_, frames)| stack::prints_into_capture(frames)),
             largest: s
                 .largest
                 .map(|(size, frames)| (size, stack::describe(&frames, SITE_FRAMES).map(Box::from).map_err(Box::from))),
         });
-        Err(BudgetExceeded(Box::new(Details { exceeded, stats, location, warmups: self.warmups, site, survivor })))
+        let details = Details { exceeded, stats, location, warmups: self.warmups, site, printed, survivor };
+        Err(BudgetExceeded(Box::new(details)))
     }
 
     /// Runs `f` in `group` on this thread, and checks everything the group
     /// counted meanwhile, on any thread: `f`'s own work, and the windows of
     /// the group that ended before `f` returned (threads `f` started with
     /// [`Group::wrap`] and joined, tasks it ran in the group to
-    /// completion). A failure names the first allocation over the
-    /// allocation or byte limit, on whichever thread it happened: every
-    /// thread that enters the group while the check runs counts its
-    /// allocations against the budget (one atomic add each; budgets are for
-    /// tests). `peak_bytes` is the group's peak (see [`Group`]) above its
-    /// level at the start; its site is not recorded.
+    /// completion). Called while the thread is in `group` already, it
+    /// checks `f` all the same. As everywhere in groups, work in another
+    /// group entered meanwhile counts in that group, not in this one.
+    ///
+    /// Every window of the group that opens while the check runs counts
+    /// its allocations and frees against the budget (an atomic add each;
+    /// budgets are for tests), so `peak_bytes` is exact across threads: the
+    /// highest the group's live bytes rose above their level at the start.
+    /// A failure names the first allocation over any limit, on whichever
+    /// thread it happened.
     ///
     /// # Errors
     ///
@@ -398,7 +465,8 @@ impl Budget {
     /// # Panics
     ///
     /// If the tracker is not installed, if another budget already checks
-    /// `group`, and if `f` panics.
+    /// `group`, and if `f` panics (the check ends first: the group can be
+    /// checked again).
     ///
     /// # Examples
     ///
@@ -423,10 +491,9 @@ impl Budget {
     pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
         self.refuse_steady_settings("check_group");
-        let shared = self.start_group_check(group);
-        let before = group.stats();
-        let value = group.run(f);
-        self.finish_group_check(group, &shared, before, location).map(|()| value)
+        let check = GroupCheck::start(self, group);
+        let value = group.run_in_new_window(f);
+        check.finish(location).map(|()| value)
     }
 
     /// Runs the future `fut` in a group of its own, wherever it is polled
@@ -470,35 +537,14 @@ impl Budget {
     pub fn check_async<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output, BudgetExceeded>> {
         let location = Location::caller();
         self.refuse_steady_settings("check_async");
+        crate::install::require_installed("allocscope::Budget::check_async");
         let budget = *self;
         async move {
             let group = Group::new("allocscope::Budget::check_async");
-            let shared = budget.start_group_check(&group);
-            let before = group.stats();
+            let check = GroupCheck::start(&budget, &group);
             let value = fut.in_group(&group).await;
-            budget.finish_group_check(&group, &shared, before, location).map(|()| value)
+            check.finish(location).map(|()| value)
         }
-    }
-
-    fn start_group_check(&self, group: &Group) -> Arc<SharedTrip> {
-        crate::install::require_installed("allocscope::Budget::check_group");
-        let shared = Arc::new(SharedTrip::new(self.max_allocs.unwrap_or(u64::MAX), self.max_bytes.unwrap_or(u64::MAX)));
-        group.start_budget(&shared);
-        shared
-    }
-
-    fn finish_group_check(
-        &self,
-        group: &Group,
-        shared: &SharedTrip,
-        before: AllocStats,
-        location: &'static Location<'static>,
-    ) -> Result<(), BudgetExceeded> {
-        let peak_seen = group.end_budget();
-        let after = group.stats();
-        let mut stats = after - before;
-        stats.peak_bytes = peak_seen.map_or(0, |p| p.saturating_sub(before.live_bytes()).max(0) as u64);
-        self.verdict(stats, location, &shared.recorded(), None)
     }
 
     /// Runs `f` and returns its value; panics if it went over budget.
@@ -687,6 +733,8 @@ struct Details {
     /// The first allocation over the limit: its frames, or why they could
     /// not be resolved to source lines.
     site: Option<Resolved>,
+    /// Whether that allocation was made by printing ([`PRINTING_NOTE`]).
+    printed: bool,
     /// When leaked bytes were exceeded: what survived the run.
     survivor: Option<Survivor>,
 }
@@ -697,6 +745,8 @@ struct Survivor {
     count: u64,
     /// Allocations the trace had no room for.
     lost: u64,
+    /// Whether the largest was allocated by printing ([`PRINTING_NOTE`]).
+    printed: bool,
     /// The largest: its size, and its frames (or why they could not be
     /// resolved).
     largest: Option<(u64, Resolved)>,
@@ -720,6 +770,9 @@ impl fmt::Display for BudgetExceeded {
             Some(Err(why)) => write!(f, "\nfirst allocation over the limit: {why}")?,
             None => {}
         }
+        if d.printed {
+            write!(f, "\n{PRINTING_NOTE}")?;
+        }
         if let Some(s) = &d.survivor {
             let blocks = if s.count == 1 { "block" } else { "blocks" };
             match &s.largest {
@@ -734,6 +787,9 @@ impl fmt::Display for BudgetExceeded {
                     "\nno allocation of the run survived it on this thread: the live bytes grew by frees it did \
                      not make here (memory freed on another thread, or a smaller reallocation)",
                 )?,
+            }
+            if s.printed {
+                write!(f, "\n{PRINTING_NOTE}")?;
             }
             if s.lost > 0 {
                 write!(f, "\n({} allocations of the run could not be traced: the tables were full)", s.lost)?;

@@ -108,7 +108,10 @@
 //!   poll, on any worker), [`Group::wrap`] for spawned threads, and
 //!   [`Group::run`] inside each item's closure for a pool
 //!   (`items.par_iter().map(|x| group.run(|| work(x)))`: every item counted,
-//!   on whichever pool thread ran it). [`Group::current`] hands the group
+//!   on whichever pool thread ran it). Each event counts in the thread's
+//!   innermost group only, so a job that the pool runs on a thread while
+//!   another job waits there (rayon's `join` does this) counts in its own
+//!   group, not in the waiting one's. [`Group::current`] hands the group
 //!   on to a child task or thread. [`Budget::check_async`] and
 //!   [`Budget::check_group`] hold such work to a budget.
 //! - Work a runtime does inside a poll counts in the polled task's group
@@ -142,6 +145,13 @@
 //!   at my_crate::parse_header (src/parse.rs:41)
 //!   at my_crate::parse (src/parse.rs:12)
 //! ```
+//!
+//! A budgeted body that prints under `cargo test` (without `--nocapture`)
+//! makes the test harness grow its capture buffer inside the budget: an
+//! allocation of the harness's, which allocscope counts like any other and
+//! cannot leave out exactly. When such an allocation is the one named, the
+//! message says so; print outside budgeted code, or run with
+//! `--nocapture`.
 //!
 //! Leaks: [`Budget::max_leaked_bytes`] with [`Budget::warmups`] (or
 //! [`assert_no_leaks`]) runs a closure unmeasured, then once measured, and

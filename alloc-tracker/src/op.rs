@@ -9,32 +9,47 @@
 //!
 //! The table holds at most [`MAX_OPS`] names, in static memory, so that
 //! starting and ending an operation never allocates (it would show up in an
-//! enclosing [`measure`](crate::measure)).
+//! enclosing [`measure`](crate::measure)); a name's first use stores it in
+//! the library's own memory. Names are claimed with a compare-and-swap, not
+//! a lock, so a `fork`ed child can use the table whatever the parent's other
+//! threads were doing.
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use crate::counters::{CounterSet, Counts};
+use crate::counters::{self, CounterSet, Counts};
 use crate::{AllocStats, Scope};
 
 /// The most distinct operation names the table holds.
 pub const MAX_OPS: usize = 256;
 
 struct Row {
-    name: OnceLock<&'static str>,
+    /// The row's name, once claimed: a `&'static str` in the library's own
+    /// memory (a fat pointer cannot be stored in one atomic), never freed.
+    name: AtomicPtr<&'static str>,
     calls: AtomicU64,
     counts: CounterSet<AtomicU64>,
     peak_bytes: AtomicU64,
 }
 
 static TABLE: [Row; MAX_OPS] = [const {
-    Row { name: OnceLock::new(), calls: AtomicU64::new(0), counts: CounterSet::zero(), peak_bytes: AtomicU64::new(0) }
+    Row {
+        name: AtomicPtr::new(std::ptr::null_mut()),
+        calls: AtomicU64::new(0),
+        counts: CounterSet::zero(),
+        peak_bytes: AtomicU64::new(0),
+    }
 }; MAX_OPS];
 
-/// Serialises the insertion of new names (never taken on the allocator path).
-static INSERT: Mutex<()> = Mutex::new(());
+impl Row {
+    /// The row's name, once claimed.
+    fn name(&self) -> Option<&'static str> {
+        // SAFETY: a non-null name points to a `&'static str` stored by
+        // `row_index` before it was published, and never freed.
+        unsafe { self.name.load(Ordering::Acquire).as_ref() }.copied()
+    }
+}
 
 thread_local! {
     /// What the operations nested in the innermost open one have counted,
@@ -46,24 +61,38 @@ thread_local! {
 
 /// The name of row `index` (which is filled).
 pub(crate) fn name_of(index: usize) -> &'static str {
-    TABLE[index].name.get().copied().unwrap_or("")
+    TABLE[index].name().unwrap_or("")
 }
 
+/// The row of `name`, claiming the first free row for it on its first use.
+/// Rows are claimed in order, so a name is found before the first free
+/// row, and two threads claiming rows for one name meet at the same row.
+#[track_caller]
 fn row_index(name: &'static str) -> usize {
-    let find = |limit: usize| TABLE[..limit].iter().position(|r| r.name.get().is_some_and(|n| *n == name));
-    let filled = TABLE.iter().position(|r| r.name.get().is_none()).unwrap_or(MAX_OPS);
-    if let Some(i) = find(filled) {
-        return i;
+    let mut mine: *mut &'static str = std::ptr::null_mut();
+    for (i, row) in TABLE.iter().enumerate() {
+        let claimed = match row.name() {
+            Some(n) => n,
+            None => {
+                if mine.is_null() {
+                    mine = counters::internal(|| Box::into_raw(Box::new(name)));
+                }
+                match row.name.compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return i,
+                    // SAFETY: as in `Row::name`.
+                    Err(other) => unsafe { *other },
+                }
+            }
+        };
+        if claimed == name {
+            if !mine.is_null() {
+                // SAFETY: made above by `Box::into_raw`, never published.
+                counters::internal(|| drop(unsafe { Box::from_raw(mine) }));
+            }
+            return i;
+        }
     }
-    let _guard = INSERT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = find(MAX_OPS) {
-        return i;
-    }
-    let Some(i) = TABLE.iter().position(|r| r.name.get().is_none()) else {
-        panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)");
-    };
-    TABLE[i].name.set(name).expect("slot was empty under the insertion lock");
-    i
+    panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)");
 }
 
 /// Starts a named operation on the current thread; it lasts until the guard
@@ -133,7 +162,7 @@ pub struct OpGuard {
 
 impl fmt::Debug for OpGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpGuard").field("name", &TABLE[self.row].name.get()).finish_non_exhaustive()
+        f.debug_struct("OpGuard").field("name", &TABLE[self.row].name()).finish_non_exhaustive()
     }
 }
 
@@ -215,7 +244,7 @@ pub fn op_stats() -> Vec<OpStats> {
     TABLE
         .iter()
         .map_while(|r| {
-            let name = *r.name.get()?;
+            let name = r.name()?;
             let mut stats = AllocStats::from_counts(r.counts.load());
             stats.peak_bytes = r.peak_bytes.load(Ordering::Relaxed);
             Some(OpStats { name, calls: r.calls.load(Ordering::Relaxed), stats })

@@ -253,7 +253,7 @@ pub const MAX_OPEN_SCOPES: usize = 64;
 /// allocator path stays one compare. The thread leaves peak tracking when
 /// its last scope ends. Folding costs one pass over the open scopes (a
 /// 64-bit mask), outside the allocator.
-mod marks {
+pub(crate) mod marks {
     use std::cell::Cell;
 
     use super::MAX_OPEN_SCOPES;
@@ -284,7 +284,7 @@ mod marks {
 
     /// Opens a scope at `live_now` live bytes; returns its slot.
     #[track_caller]
-    pub(super) fn open(live_now: i64) -> usize {
+    pub(crate) fn open(live_now: i64) -> usize {
         MARKS.with(|m| {
             let open = m.open.get();
             if open == 0 {
@@ -296,8 +296,8 @@ mod marks {
             }
             assert!(
                 open != u64::MAX,
-                "allocscope: more than {MAX_OPEN_SCOPES} scopes (measure, Scope, op guards, budgets) open at once \
-                 on this thread"
+                "allocscope: more than {MAX_OPEN_SCOPES} scopes (measure, Scope, op guards, budgets, group windows) open \
+                 at once on this thread"
             );
             let slot = (!open).trailing_zeros() as usize;
             m.peak[slot].set(live_now);
@@ -306,8 +306,20 @@ mod marks {
         })
     }
 
+    /// Panics, as [`open`] would, when every slot is taken: for callers
+    /// that must not change anything before a scope can open.
+    #[track_caller]
+    pub(crate) fn assert_room() {
+        let full = MARKS.with(|m| m.open.get() == u64::MAX);
+        assert!(
+            !full,
+            "allocscope: more than {MAX_OPEN_SCOPES} scopes (measure, Scope, op guards, budgets, group windows) open \
+             at once on this thread"
+        );
+    }
+
     /// The highest live bytes reached so far while `slot`'s scope is open.
-    pub(super) fn peak(slot: usize, live_now: i64) -> i64 {
+    pub(crate) fn peak(slot: usize, live_now: i64) -> i64 {
         MARKS.with(|m| {
             fold(m, live_now);
             m.peak[slot].get()
@@ -315,7 +327,7 @@ mod marks {
     }
 
     /// Closes `slot`'s scope; returns the highest live bytes it saw.
-    pub(super) fn close(slot: usize, live_now: i64) -> i64 {
+    pub(crate) fn close(slot: usize, live_now: i64) -> i64 {
         MARKS.with(|m| {
             fold(m, live_now);
             let open = m.open.get() & !(1 << slot);

@@ -8,13 +8,66 @@
 //! `malloc` rather than the Rust global allocator, and may take the C
 //! library's loader lock on old C libraries: that is why it runs only when
 //! a budget trips or a sample is taken, never when counting.
+//!
+//! Resolution takes the `backtrace` crate's lock and fills its caches. So
+//! that a `fork`ed child never inherits that lock held by a thread that did
+//! not survive the fork, this crate resolves under a lock of its own that a
+//! `pthread_atfork` handler takes before the fork and releases on both
+//! sides ([`before_fork`], [`after_fork`]): a fork waits for a resolution in
+//! progress to end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Held while this crate resolves symbols, and across a `fork`.
+static RESOLVING: AtomicBool = AtomicBool::new(false);
+
+/// Takes [`RESOLVING`]; waits (yielding) while another thread holds it.
+fn lock_resolution() {
+    while RESOLVING.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_resolution() {
+    RESOLVING.store(false, Ordering::Release);
+}
+
+/// Resolves `ip` under the resolution lock, handing each symbol (several
+/// for inlined frames) to `f`.
+fn resolve(ip: usize, f: impl FnMut(&backtrace::Symbol)) {
+    /// Releases the lock on every exit, a panic's in `f` too.
+    struct Unlock;
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            unlock_resolution();
+        }
+    }
+    lock_resolution();
+    let _unlock = Unlock;
+    backtrace::resolve(ip as *mut std::ffi::c_void, f);
+}
+
+/// The `pthread_atfork` prepare handler's part: no thread is resolving
+/// symbols while the process forks.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(crate) fn before_fork() {
+    lock_resolution();
+}
+
+/// The `pthread_atfork` parent and child handlers' part.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub(crate) fn after_fork() {
+    unlock_resolution();
+}
 
 /// Writes the current stack's return addresses, innermost first, into
 /// `buf`; returns how many. No allocation through the Rust global allocator:
 /// callable from the allocator's cold paths (budget trips, samples).
 pub(crate) fn capture(buf: &mut [usize]) -> usize {
     let mut n = 0;
-    if buf.is_empty() {
+    // Under Miri, `backtrace` walks the stack with an allocation of its
+    // own, through the global allocator: the tests Miri runs would see it.
+    if buf.is_empty() || cfg!(miri) {
         return 0;
     }
     // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
@@ -134,7 +187,7 @@ fn keep_user_frames(frames: Vec<(Frame, Origin)>) -> Vec<Frame> {
 pub(crate) fn user_frames(addresses: &[usize]) -> Vec<Frame> {
     let mut frames = Vec::new();
     for &ip in addresses {
-        backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+        resolve(ip, |symbol| {
             let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
             let origin = origin(&name, symbol.filename());
             let frame = Frame {
@@ -147,6 +200,29 @@ pub(crate) fn user_frames(addresses: &[usize]) -> Vec<Frame> {
         });
     }
     keep_user_frames(frames)
+}
+
+/// The standard library's printing functions (`print!`, `println!`,
+/// `eprint!`, `eprintln!`): under `cargo test`, the test harness captures
+/// what they print in a buffer that grows as they write.
+const PRINTING: &[&str] = &["std::io::stdio::_print", "std::io::stdio::_eprint", "std::io::stdio::print_to"];
+
+/// Whether the captured stack passes through the standard library's
+/// printing into the test harness's output capture (the frame that writes
+/// into the capture buffer, or, where it was inlined away, the printing
+/// function).
+pub(crate) fn prints_into_capture(addresses: &[usize]) -> bool {
+    let mut printing = false;
+    for &ip in addresses {
+        resolve(ip, |symbol| {
+            if let Some(name) = symbol.name().map(|n| format!("{n:#}")) {
+                let bare = name.strip_prefix('<').unwrap_or(&name);
+                printing |= bare.starts_with("std::io::stdio::print_to_buffer_if_capture_used")
+                    || PRINTING.iter().any(|p| bare.starts_with(p));
+            }
+        });
+    }
+    printing
 }
 
 /// What to tell a reader whose build has no line tables.

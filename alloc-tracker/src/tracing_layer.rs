@@ -7,7 +7,8 @@
 //! Each enter of a span opens a window of its group on the entering
 //! thread, each exit ends it (see [`Group`] for what that counts), so an
 //! instrumented future (`tracing::Instrument`) is counted on whichever
-//! thread polls it, and spans nest as groups do (inclusively). tracing's
+//! thread polls it, and spans nest as groups do (each event counts in the
+//! innermost entered span's group only). tracing's
 //! own bookkeeping counts where it happens: creating a span (the
 //! registry's slot, the span's group in its extensions) allocates in the
 //! group of the span it is created in, if any.

@@ -1,9 +1,10 @@
 //! A `fork` without `exec` from a process whose threads read process
-//! totals, exit and sample all the time: the child must not inherit a
-//! registry or profile state that another thread would have taken back
-//! (a reader's or an exiting thread's count, a half-written slot), or it
-//! hangs in `process_stats`, in a thread's exit or in sampling. Each child
-//! does all three and exits; the parent gives it 10 seconds.
+//! totals, exit, sample, look up named groups, take snapshots, fail budgets
+//! (resolving the site's symbols) and write profiles all the time: the
+//! child must not inherit a registry or profile state that another thread
+//! would have taken back (a reader's or an exiting thread's count, a
+//! half-written slot), nor a lock another thread held, or it hangs. Each
+//! child does all of it and exits; the parent gives it 10 seconds.
 #![cfg(unix)]
 
 use std::hint::black_box;
@@ -26,8 +27,15 @@ fn nested(depth: u32) -> usize {
     nested(depth - 1) + black_box(Box::new(depth)).as_ref().to_owned() as usize
 }
 
+/// A budget that fails, and its message, whose site is resolved to symbols.
+fn failing_budget_message() -> String {
+    let err = allocscope::Budget::new().max_allocs(0).check(|| nested(2)).unwrap_err();
+    err.to_string()
+}
+
 /// What a child does: read the totals, start and join a thread (its exit
-/// hook waits for readers), sample new stacks, read the profile.
+/// hook waits for readers), sample new stacks, read and write the profile,
+/// count in a named group, take a snapshot, fail a budget.
 fn child() -> ! {
     let before = allocscope::process_stats();
     std::thread::spawn(|| drop(black_box(vec![0u8; 100]))).join().unwrap();
@@ -37,14 +45,21 @@ fn child() -> ! {
     }
     allocscope::stop_sampling();
     let grown = (allocscope::process_stats() - before).allocs > 0;
-    let sampled = allocscope::heap_profile().total_allocs() > 0.0;
+    let profile = allocscope::heap_profile();
+    let sampled = profile.total_allocs() > 0.0 && profile.folded().contains("nested");
+    let group = allocscope::Group::named("fork.child");
+    group.run(|| drop(black_box(vec![0u8; 10])));
+    let counted = group.stats().bytes_allocated >= 10;
+    let snapshot = allocscope::snapshot().groups.iter().any(|g| g.name == "fork.child");
+    let failed = failing_budget_message().contains("nested");
+    let sampled = sampled && counted && snapshot && failed;
     // SAFETY: `_exit` ends the child at once, without running the parent's
     // atexit handlers or destructors.
     unsafe { libc::_exit(if grown && sampled { 0 } else { 3 }) }
 }
 
 #[test]
-fn a_child_forked_while_threads_read_exit_and_sample_does_not_hang() {
+fn a_child_forked_while_other_threads_use_every_part_of_the_library_does_not_hang() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut busy = Vec::new();
     // Readers: `process_stats` in a loop (a reader's count in READERS).
@@ -75,7 +90,27 @@ fn a_child_forked_while_threads_read_exit_and_sample_does_not_hang() {
         allocscope::stop_sampling();
     }));
 
-    let forks = if cfg!(miri) { 1 } else { 50 };
+    // Named groups looked up and made, snapshots taken.
+    let lookups = Arc::clone(&stop);
+    busy.push(std::thread::spawn(move || {
+        let names = ["fork.a", "fork.b", "fork.c", "fork.d"];
+        let mut i = 0;
+        while !lookups.load(Ordering::Relaxed) {
+            allocscope::Group::named(names[i % names.len()]).run(|| drop(black_box(vec![0u8; 16])));
+            black_box(allocscope::snapshot());
+            i += 1;
+        }
+    }));
+    // Budgets failing and profiles written: symbols resolved all the time.
+    let symbols = Arc::clone(&stop);
+    busy.push(std::thread::spawn(move || {
+        while !symbols.load(Ordering::Relaxed) {
+            black_box(failing_budget_message());
+            black_box(allocscope::heap_profile().folded());
+        }
+    }));
+
+    let forks = if cfg!(miri) { 1 } else { 40 };
     let mut hung = 0;
     for _ in 0..forks {
         std::thread::sleep(Duration::from_millis(2));

@@ -74,17 +74,18 @@ fn group_counts_also_count_on_the_thread_and_in_its_scopes() {
 }
 
 #[test]
-fn nested_groups_count_inclusively_and_reentry_counts_nothing_twice() {
+fn nested_groups_count_each_allocation_in_the_innermost_group_only() {
     let (outer, inner) = (Group::new("groups.outer"), Group::new("groups.inner"));
     outer.run(|| {
         boxes(1);
         inner.run(|| {
             boxes(2);
-            outer.run(|| boxes(3)); // re-entry of a group this thread is in
+            outer.run(|| boxes(3)); // outer is the innermost group again
         });
+        boxes(4); // back in outer
     });
-    assert_eq!(outer.stats().allocs, 6, "inner's work counts in outer too, once");
-    assert_eq!(inner.stats().allocs, 5);
+    assert_eq!(outer.stats().allocs, 1 + 3 + 4, "none of inner's own work");
+    assert_eq!(inner.stats().allocs, 2, "none of the work of outer entered inside it");
 }
 
 #[test]

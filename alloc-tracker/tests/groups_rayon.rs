@@ -44,3 +44,31 @@ fn the_pools_work_is_counted_only_where_the_group_is_entered_in_each_item() {
     assert_eq!((s.allocs, s.deallocs, s.bytes_allocated), (10_000, 10_000, 80_000));
     assert_eq!(per_item.windows(), 10_000);
 }
+
+/// One job of the work-stealing test: two allocations of 100 bytes in
+/// `group`, and, between them, a wait during which rayon runs whatever is
+/// queued on this worker (as it does while `join` waits for a stolen half).
+fn job(group: &Group, wait: bool) {
+    group.run(|| {
+        drop(black_box(vec![0u8; 100]));
+        if wait {
+            assert_eq!(rayon::yield_now(), Some(rayon::Yield::Executed), "the other job ran meanwhile");
+        }
+        drop(black_box(vec![0u8; 100]));
+    });
+}
+
+/// While a worker waits inside job 0's window, rayon runs job 1 on it:
+/// job 1's work belongs to job 1 only (the thread's innermost group), so
+/// each job counts its own two allocations and the jobs add up to the
+/// truth.
+#[test]
+fn work_stolen_into_another_groups_window_counts_only_in_its_own_group() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (first, second) = (Group::new("rayon.job0"), Group::new("rayon.job1"));
+    pool.install(|| rayon::join(|| job(&first, true), || job(&second, false)));
+    for g in [&first, &second] {
+        let s = g.stats();
+        assert_eq!((s.allocs, s.bytes_allocated, s.deallocs, s.bytes_freed), (2, 200, 2, 200), "{}", g.name());
+    }
+}

@@ -29,6 +29,7 @@
 //! | `PEAK` | a scope tracks this thread's peak live bytes | [`crate::Scope`] |
 //! | `TRIP` | a budget watches for its first crossing ([`trip`]) | [`crate::Budget`] |
 //! | `SAMPLE` | the thread samples call sites ([`sample`]) | `start_sampling` |
+//! | `INTERNAL` | the library allocates for itself ([`internal`]): forwarded, counted apart | the library |
 //!
 //! ```text
 //!            first event or API call
@@ -47,15 +48,16 @@
 //! | `READY` (no bit) | negative | fast: two adds | negative | fast: two adds |
 //! | `PEAK` alone | 0 | peak: two adds, raise the high-water mark (inline) | negative | fast |
 //! | `SAMPLE` alone | positive (1) | sampling lane (out of line): two adds, the countdown | 0 | sampling lane (inline): two adds, one bit of the live table's filter |
-//! | any other | positive | cold (out of line): registration, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED` or `SAMPLE` is set, else negative | cold, or fast |
+//! | any other | positive | cold (out of line): registration, the library's own memory, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED`, `TRIP`, `INTERNAL` or `SAMPLE` is set, else negative | cold, or fast |
 //!
 //! So the path is 4 instructions per `alloc` and 4 per `dealloc` outside
 //! scopes (a compare with thread-local memory, a branch, two adds), and 9
-//! per `alloc` inside a peak-tracking scope. `dealloc` ignores `PEAK` and
-//! `TRIP` (a peak cannot rise on a free, and budgets limit allocations), but
-//! it needs its check: a thread can free without ever allocating (a
-//! consumer thread; a `std` thread's start-up may free first), and such
-//! frees must reach the process totals. The sampling lane of `alloc` is
+//! per `alloc` inside a peak-tracking scope. `dealloc` ignores `PEAK` (a
+//! peak cannot rise on a free), but it needs its check: a thread can free
+//! without ever allocating (a consumer thread; a `std` thread's start-up
+//! may free first), and such frees must reach the process totals; under a
+//! budget over a group, frees lower the group's live bytes, whose peak the
+//! budget watches. The sampling lane of `alloc` is
 //! out of line: inlined, it made `__rust_alloc` too large to inline into
 //! its callers, which cost the fast path a call; a second compare of a gate
 //! inline would cost the fast path its `cmpb` with memory.
@@ -107,11 +109,15 @@ pub(crate) const TRIP: u8 = 8;
 /// Bit set in `mode` while this thread samples call sites ([`sample`]):
 /// allocations and frees take the sampling lane.
 pub(crate) const SAMPLE: u8 = 16;
+/// Bit set in `mode` while the library allocates for itself ([`internal`]):
+/// such events are forwarded and counted apart, in no thread, scope, group
+/// or profile of the program's.
+const INTERNAL: u8 = 32;
 /// `mode` value: registered, nothing to track.
 const READY: u8 = 0;
 /// The bits that send a free off its fast path (a peak cannot rise on a
-/// free, and budgets limit allocations only).
-const FREE_SLOW: u8 = FRESH | DETACHED | SAMPLE;
+/// free).
+const FREE_SLOW: u8 = FRESH | DETACHED | TRIP | SAMPLE | INTERNAL;
 
 /// The five event counters, by name: the vocabulary of
 /// [`AllocStats`](crate::AllocStats), and the index of each counter in a
@@ -478,12 +484,20 @@ fn on_alloc_other(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
 #[inline(never)]
 fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     let mode = settle(l);
+    let counts = Counts::of(&[(Counter::Deallocs, 1), (Counter::BytesFreed, size)]);
+    if mode & INTERNAL != 0 {
+        registry::count_internal(counts);
+        return;
+    }
     if mode & DETACHED != 0 {
-        registry::count_detached(Counts::of(&[(Counter::Deallocs, 1), (Counter::BytesFreed, size)]));
+        registry::count_detached(counts);
         return;
     }
     bump(&l.counts[Counter::Deallocs], 1);
     bump(&l.counts[Counter::BytesFreed], size);
+    if mode & TRIP != 0 {
+        trip::on_free(size);
+    }
     if mode & SAMPLE != 0 && sample::maybe_followed(ptr) {
         sample::on_free(ptr);
     }
@@ -493,8 +507,13 @@ fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
 #[inline(never)]
 fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     let mode = settle(l);
+    let counts = Counts::of(&[(Counter::Allocs, 1), (Counter::BytesAllocated, size)]);
+    if mode & INTERNAL != 0 {
+        registry::count_internal(counts);
+        return;
+    }
     if mode & DETACHED != 0 {
-        registry::count_detached(Counts::of(&[(Counter::Allocs, 1), (Counter::BytesAllocated, size)]));
+        registry::count_detached(counts);
         return;
     }
     bump(&l.counts[Counter::Allocs], 1);
@@ -503,31 +522,33 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
         raise_high_water(l);
     }
     if mode & TRIP != 0 {
-        check_trip(l, allocated, size);
+        check_trip(l, allocated, size, 0);
     }
     if mode & SAMPLE != 0 {
         sample::tick(l, ptr, size);
     }
 }
 
-/// Hands the thread's figures to the budget's trip check.
-fn check_trip(l: &ThreadCounters, allocated: u64, size: u64) {
+/// Hands the thread's figures to the budgets' trip check: an allocation or
+/// reallocation of `size` bytes that replaced `freed` bytes.
+fn check_trip(l: &ThreadCounters, allocated: u64, size: u64, freed: u64) {
     let total = l.counts[Counter::Allocs]
         .load(Ordering::Relaxed)
         .wrapping_add(l.counts[Counter::Reallocs].load(Ordering::Relaxed));
-    trip::check(total, allocated, l.high_water.get(), size);
+    trip::check(total, allocated, l.high_water.get(), size, freed);
 }
 
 #[cold]
 #[inline(never)]
 fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: u64) {
     let mode = settle(l);
+    let counts = Counts::of(&[(Counter::Reallocs, 1), (Counter::BytesAllocated, new), (Counter::BytesFreed, old)]);
+    if mode & INTERNAL != 0 {
+        registry::count_internal(counts);
+        return;
+    }
     if mode & DETACHED != 0 {
-        registry::count_detached(Counts::of(&[
-            (Counter::Reallocs, 1),
-            (Counter::BytesAllocated, new),
-            (Counter::BytesFreed, old),
-        ]));
+        registry::count_detached(counts);
         return;
     }
     bump(&l.counts[Counter::Reallocs], 1);
@@ -537,7 +558,7 @@ fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: 
         raise_high_water(l);
     }
     if mode & TRIP != 0 {
-        check_trip(l, allocated, new);
+        check_trip(l, allocated, new, old);
     }
     if mode & SAMPLE != 0 {
         // A reallocation is a new block replacing the old one (the counting
@@ -602,7 +623,48 @@ pub(crate) fn thread_counts() -> Counts {
     if current_tracking() == Tracking::Detached {
         return Counts::default();
     }
+    own_counts()
+}
+
+/// The current thread's block's counts as they are, registered or not: for
+/// a window that ends after the thread's exit hook ran, what the thread
+/// counted until then (later events are in the process totals only).
+#[inline]
+pub(crate) fn own_counts() -> Counts {
     with_local(|l| l.counts.load())
+}
+
+/// Whether the current thread's block is detached (beyond the registry,
+/// or its exit hook has run): its events go to the process totals only.
+#[inline]
+pub(crate) fn is_detached() -> bool {
+    with_local(|l| l.mode.get() & DETACHED != 0)
+}
+
+/// The current thread's slot in the registry, or `None` when it is
+/// detached (beyond the registry, or exiting). Registers it if needed.
+pub(crate) fn thread_slot() -> Option<usize> {
+    with_local(|l| (settle(l) & DETACHED == 0).then(|| l.slot.get()))
+}
+
+/// Runs `f` with the calling thread's allocator events counted as the
+/// library's own ([`registry::internal_counts`]): in no thread, scope,
+/// group, budget or heap profile of the program's. For memory the library
+/// allocates for itself and frees itself (a group's shared counters, a
+/// budget's trip, the tables of named groups and operations): every such
+/// block must also be freed inside `internal`, or the thread that frees
+/// it would count a free it never allocated.
+pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the bit on every exit, a panic's too.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_mode_bit(INTERNAL, self.0);
+        }
+    }
+    let _restore = Restore(mode_bit(INTERNAL));
+    set_mode_bit(INTERNAL, true);
+    f()
 }
 
 /// The current thread's serial number (registering it if needed): no two
@@ -614,14 +676,15 @@ pub(crate) fn thread_serial() -> u64 {
     })
 }
 
-/// Whether `bit` (`PEAK`, `TRIP` or `SAMPLE`) is set on this thread.
+/// Whether `bit` (`PEAK`, `TRIP`, `SAMPLE` or `INTERNAL`) is set on this
+/// thread.
 pub(crate) fn mode_bit(bit: u8) -> bool {
     with_local(|l| l.mode.get() & bit != 0)
 }
 
 /// Sets or clears a mode bit of the current thread.
 pub(crate) fn set_mode_bit(bit: u8, on: bool) {
-    debug_assert!(bit & (PEAK | TRIP | SAMPLE) == bit, "only guards' bits are set from outside");
+    debug_assert!(bit & (PEAK | TRIP | SAMPLE | INTERNAL) == bit, "only guards' bits are set from outside");
     with_local(|l| {
         let m = l.mode.get();
         l.set_mode(if on { m | bit } else { m & !bit });
@@ -683,7 +746,7 @@ mod tests {
     /// its fast path exactly when no registration or sampling bit is set.
     #[test]
     fn the_gates_send_every_mode_to_its_path() {
-        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE;
+        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE | INTERNAL;
         for mode in 0..=all {
             if mode & !all != 0 {
                 continue;
@@ -691,14 +754,14 @@ mod tests {
             let gate = alloc_gate(mode);
             assert_eq!(gate < 0, mode == READY, "mode {mode:#b}");
             assert_eq!(gate == 0, mode == PEAK, "mode {mode:#b}");
-            let free_fast = mode & (FRESH | DETACHED | SAMPLE) == 0;
+            let free_fast = mode & (FRESH | DETACHED | TRIP | SAMPLE | INTERNAL) == 0;
             assert_eq!(free_gate(mode) < 0, free_fast, "mode {mode:#b}");
-            assert_eq!(free_gate(mode) == 0, mode & !(PEAK | TRIP) == SAMPLE, "mode {mode:#b}");
+            assert_eq!(free_gate(mode) == 0, mode & !PEAK == SAMPLE, "mode {mode:#b}");
         }
         std::thread::spawn(|| {
             drop(black_box(vec![0u8; 8])); // registers
             with_local(|l| {
-                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, READY] {
+                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, INTERNAL, READY] {
                     l.set_mode(mode);
                     assert_eq!(
                         (l.mode.get(), l.alloc_gate.get(), l.free_gate.get()),

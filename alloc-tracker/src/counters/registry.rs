@@ -25,7 +25,9 @@
 //!   `READERS` or `EXITING` never to be taken back. A `pthread_atfork`
 //!   child handler ([`prepare_for_fork`]) resets both, folds the vanished
 //!   threads' blocks into `RETIRED` and clears their slots, and clears the
-//!   heap profile's half-written slots.
+//!   heap profile's half-written slots. The prepare handler waits for the
+//!   crate's symbol resolution, the one lock the crate takes (named groups
+//!   and operation names are claimed with compare-and-swaps).
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +54,20 @@ static RETIRED: CounterSet<AtomicU64> = CounterSet::zero();
 /// Counts an event of a detached thread in the shared totals.
 pub(super) fn count_detached(counts: Counts) {
     RETIRED.add_with(counts, Ordering::Release);
+}
+
+/// The library's own allocator events ([`super::internal`]): in no total of
+/// the program's.
+static INTERNAL: CounterSet<AtomicU64> = CounterSet::zero();
+
+/// Counts an event the library made for itself.
+pub(super) fn count_internal(counts: Counts) {
+    INTERNAL.add(counts);
+}
+
+/// What the library allocated and freed for itself, on every thread.
+pub(crate) fn internal_counts() -> Counts {
+    INTERNAL.load()
 }
 
 /// Registers a fresh block: claims a slot and arms the exit hook, or, when
@@ -146,16 +162,32 @@ pub(crate) fn prepare_for_fork() {
         use std::sync::atomic::AtomicBool;
         static ARMED: AtomicBool = AtomicBool::new(false);
         if !ARMED.swap(true, Ordering::SeqCst) {
-            // SAFETY: `after_fork_in_child` matches the handler signature
-            // and is async-signal-safe: atomics only, no allocation, no lock.
-            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+            // SAFETY: the handlers match the signature. The prepare handler
+            // waits for this crate's symbol resolution to finish (a lock
+            // taken outside the allocator, never across a fork); the others
+            // are async-signal-safe: atomics only, no allocation.
+            unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
         }
     }
+}
+
+/// The `fork` prepare handler: no lock of this crate is held across the
+/// fork (see [`crate::stack`]).
+#[cfg(unix)]
+extern "C" fn before_fork() {
+    crate::stack::before_fork();
+}
+
+/// The `fork` parent handler.
+#[cfg(unix)]
+extern "C" fn after_fork_in_parent() {
+    crate::stack::after_fork();
 }
 
 /// The `fork` child handler: only the forking thread exists now.
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
+    crate::stack::after_fork();
     READERS.store(0, Ordering::SeqCst);
     EXITING.store(0, Ordering::SeqCst);
     let me = super::with_local(|l| ptr::from_ref(l).cast_mut());

@@ -253,6 +253,21 @@ impl Sampler {
     }
 }
 
+/// Runs `f` with the calling thread's samples paused: what the library
+/// allocates to read or write a profile (its vectors, the symbols it
+/// resolves) must not change the profile. Counting goes on as usual.
+pub(crate) fn paused<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the flag on every exit, a panic's too.
+    struct Resume(bool);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            SAMPLER.with(|s| s.busy.set(self.0));
+        }
+    }
+    let _resume = Resume(SAMPLER.with(|s| s.busy.replace(true)));
+    f()
+}
+
 /// Starts sampling the current thread, one sample per `rate` bytes on
 /// average (the caller checked `rate > 0`), whatever the process-wide rate.
 pub(crate) fn start(rate: u64) {

@@ -16,21 +16,30 @@
 //! Per thread, like every budget: it works in ordinary parallel tests.
 //! Nested budgets: while an inner budget runs, its limits are the ones
 //! watched; the outer budget's thresholds and any site it had already
-//! recorded are saved when the inner one starts and restored when it ends.
+//! recorded are saved when the inner one starts and restored when it ends
+//! (budgets on one thread are closures, so they end in the reverse order
+//! of their start).
 //!
 //! # Budgets over groups
 //!
 //! A budget over a [`Group`](crate::Group) counts work on several threads:
-//! its limits and its first crossing live in a [`SharedTrip`] that every
-//! thread working in the group watches ([`watch_shared`]) while its window
-//! in the group is open. Each allocation there adds itself to the shared
-//! usage with one atomic add (budgets are for tests: their cost does not
-//! matter, exactness does), so the allocation that crosses a limit is
-//! found on whichever thread it happens, and the first thread to cross
-//! records its stack.
+//! its limits, its usage and its first crossing live in a [`SharedTrip`].
+//! A thread watches a shared trip while the innermost group it is in is
+//! the budget's group ([`set_shared`], called by the group machinery
+//! whenever a thread's innermost group changes, so the state is derived
+//! from the thread's open windows and is right for any order in which they
+//! end). Each allocation and free there adds itself to the shared usage
+//! with an atomic add (budgets are for tests: their cost does not matter,
+//! exactness does), so the group's live bytes and their peak are exact
+//! across threads, and the event that crosses a limit is found on
+//! whichever thread it happens: the first thread to cross records its
+//! stack.
+//!
+//! The `TRIP` mode bit is on while a thread has a budget of its own armed
+//! or watches a shared trip, and off otherwise.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use super::TRIP;
 
@@ -50,7 +59,9 @@ struct Trip {
     len: Cell<usize>,
     /// Set once the first crossing has been recorded (or is being).
     tripped: Cell<bool>,
-    /// The shared trip of a budget over a group this thread works in, or
+    /// Budgets of this thread's own armed now (nested checks).
+    armed: Cell<u32>,
+    /// The shared trip of the budget over the thread's innermost group, or
     /// null.
     shared: Cell<*const SharedTrip>,
 }
@@ -65,6 +76,7 @@ thread_local! {
             frames: [const { Cell::new(0) }; MAX_FRAMES],
             len: Cell::new(0),
             tripped: Cell::new(false),
+            armed: Cell::new(0),
             shared: Cell::new(std::ptr::null()),
         }
     };
@@ -85,7 +97,6 @@ pub(crate) struct Saved {
     thresholds: Thresholds,
     tripped: bool,
     recorded: Recorded,
-    trip_bit: bool,
 }
 
 /// Return addresses recorded at a trip, in a fixed array: handed out while
@@ -105,7 +116,7 @@ impl Recorded {
 /// Starts watching for the first allocation that crosses `t` on this
 /// thread: arms the thresholds and sets the `TRIP` bit.
 pub(crate) fn arm(t: Thresholds) -> Saved {
-    let saved = STATE.with(|trip| {
+    STATE.with(|trip| {
         let saved = Saved {
             thresholds: Thresholds {
                 allocs_total: trip.max_allocs_total.get(),
@@ -114,23 +125,21 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
             },
             tripped: trip.tripped.get(),
             recorded: recorded(trip),
-            trip_bit: super::mode_bit(TRIP),
         };
         trip.max_allocs_total.set(t.allocs_total);
         trip.max_bytes.set(t.bytes);
         trip.max_high_water.set(t.high_water);
         trip.tripped.set(false);
         trip.len.set(0);
+        trip.armed.set(trip.armed.get() + 1);
+        update_bit(trip);
         saved
-    });
-    super::set_mode_bit(TRIP, true);
-    saved
+    })
 }
 
 /// Stops watching: returns the recorded return addresses (none if nothing
-/// tripped), and restores the enclosing budget's thresholds and `TRIP` bit.
+/// tripped), and restores the enclosing budget's thresholds.
 pub(crate) fn disarm(saved: Saved) -> Recorded {
-    super::set_mode_bit(TRIP, saved.trip_bit);
     STATE.with(|trip| {
         let frames = if trip.tripped.get() { recorded(trip) } else { Recorded { frames: [0; MAX_FRAMES], len: 0 } };
         trip.max_allocs_total.set(saved.thresholds.allocs_total);
@@ -138,8 +147,19 @@ pub(crate) fn disarm(saved: Saved) -> Recorded {
         trip.max_high_water.set(saved.thresholds.high_water);
         trip.tripped.set(saved.tripped);
         record(trip, saved.recorded.frames());
+        trip.armed.set(trip.armed.get() - 1);
+        update_bit(trip);
         frames
     })
+}
+
+/// Sets the `TRIP` bit exactly when a budget of the thread's own is armed
+/// or a shared trip is watched.
+fn update_bit(trip: &Trip) {
+    let on = trip.armed.get() > 0 || !trip.shared.get().is_null();
+    if super::mode_bit(TRIP) != on {
+        super::set_mode_bit(TRIP, on);
+    }
 }
 
 /// The frames recorded in `trip` (empty when nothing tripped).
@@ -159,20 +179,23 @@ fn record(trip: &Trip, frames: &[usize]) {
     trip.len.set(frames.len());
 }
 
-/// Called from the allocator's cold path, after counting `size` bytes,
-/// while trip mode is on: records the stack at the first crossing. Never
+/// Called from the allocator's cold path while trip mode is on, after
+/// counting an allocation of `size` bytes (a reallocation that replaced
+/// `freed` bytes): counts it against the watched shared trip, and records
+/// the stack at the first crossing of the thread's own budget. Never
 /// allocates through the Rust global allocator.
 #[inline(never)]
-pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, size: u64) {
+pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, size: u64, freed: u64) {
     STATE.with(|trip| {
         let shared = trip.shared.get();
         if !shared.is_null() {
-            // SAFETY: a shared trip outlives every window that watches it:
-            // `unwatch_shared` runs before its window closes, and the
-            // budget that owns it waits for its own window.
-            unsafe { &*shared }.count(size);
+            // SAFETY: the watched shared trip is the one of the thread's
+            // innermost group window, which holds a strong count of it
+            // until the window ends, and the window's end replaces the
+            // watched pointer before it releases that count.
+            unsafe { &*shared }.count_alloc(size, freed);
         }
-        if trip.tripped.get() {
+        if trip.armed.get() == 0 || trip.tripped.get() {
             return;
         }
         if allocs_total <= trip.max_allocs_total.get()
@@ -190,15 +213,35 @@ pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, si
     })
 }
 
-/// A budget's limits over a group, the group's usage while the budget runs,
-/// and the first crossing's stack: shared by every thread that works in the
-/// group meanwhile.
+/// Called from the allocator's cold path while trip mode is on, after
+/// counting a free of `size` bytes: lowers the watched shared trip's live
+/// bytes.
+#[inline(never)]
+pub(super) fn on_free(size: u64) {
+    STATE.with(|trip| {
+        let shared = trip.shared.get();
+        if !shared.is_null() {
+            // SAFETY: as in `check`.
+            unsafe { &*shared }.count_free(size);
+        }
+    })
+}
+
+/// A budget's limits over a group, the group's usage while the budget runs
+/// (its allocations, bytes and live bytes, exact across threads), and the
+/// first crossing's stack: shared by every thread that works in the group
+/// meanwhile.
 #[derive(Debug)]
 pub(crate) struct SharedTrip {
     max_allocs_total: u64,
     max_bytes: u64,
+    max_live: i64,
     allocs_total: AtomicU64,
     bytes: AtomicU64,
+    /// Live bytes of the group's work since the budget started, and their
+    /// highest value.
+    live: AtomicI64,
+    high: AtomicI64,
     /// Set by the first thread whose allocation crossed a limit.
     tripped: AtomicBool,
     /// Set once that thread has written `frames` and `len`.
@@ -208,14 +251,17 @@ pub(crate) struct SharedTrip {
 }
 
 impl SharedTrip {
-    /// Limits on allocations (`allocs + reallocs`) and bytes; `u64::MAX` for
-    /// none.
-    pub(crate) fn new(max_allocs_total: u64, max_bytes: u64) -> SharedTrip {
+    /// Limits on allocations (`allocs + reallocs`), bytes allocated and
+    /// live bytes above the start; `u64::MAX` for none.
+    pub(crate) fn new(max_allocs_total: u64, max_bytes: u64, max_live: u64) -> SharedTrip {
         SharedTrip {
             max_allocs_total,
             max_bytes,
+            max_live: i64::try_from(max_live).unwrap_or(i64::MAX),
             allocs_total: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            live: AtomicI64::new(0),
+            high: AtomicI64::new(0),
             tripped: AtomicBool::new(false),
             recorded: AtomicBool::new(false),
             frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
@@ -223,11 +269,16 @@ impl SharedTrip {
         }
     }
 
-    /// One allocation or reallocation of `size` bytes in the group.
-    fn count(&self, size: u64) {
+    /// One allocation or reallocation of `size` bytes in the group, which
+    /// replaced `freed` bytes (a reallocation's old size).
+    fn count_alloc(&self, size: u64, freed: u64) {
         let allocs = self.allocs_total.fetch_add(1, Ordering::Relaxed) + 1;
         let bytes = self.bytes.fetch_add(size, Ordering::Relaxed).wrapping_add(size);
-        if (allocs > self.max_allocs_total || bytes > self.max_bytes) && !self.tripped.swap(true, Ordering::AcqRel) {
+        let delta = (size as i64).wrapping_sub(freed as i64);
+        let live = self.live.fetch_add(delta, Ordering::Relaxed).wrapping_add(delta);
+        self.high.fetch_max(live, Ordering::Relaxed);
+        let crossed = allocs > self.max_allocs_total || bytes > self.max_bytes || live > self.max_live;
+        if crossed && !self.tripped.swap(true, Ordering::AcqRel) {
             let mut frames = [0usize; MAX_FRAMES];
             let n = crate::stack::capture(&mut frames);
             for (cell, &ip) in self.frames.iter().zip(&frames[..n]) {
@@ -236,6 +287,17 @@ impl SharedTrip {
             self.len.store(n, Ordering::Relaxed);
             self.recorded.store(true, Ordering::Release);
         }
+    }
+
+    /// One free of `size` bytes in the group.
+    fn count_free(&self, size: u64) {
+        self.live.fetch_sub(size as i64, Ordering::Relaxed);
+    }
+
+    /// The highest live bytes of the group's work since the budget
+    /// started (0 if they never rose above the start).
+    pub(crate) fn peak_bytes(&self) -> u64 {
+        self.high.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// The first crossing's stack, once recorded (none if nothing crossed).
@@ -251,23 +313,13 @@ impl SharedTrip {
     }
 }
 
-/// What [`watch_shared`] replaced on this thread.
-#[derive(Debug)]
-pub(crate) struct SavedShared {
-    shared: *const SharedTrip,
-    trip_bit: bool,
-}
-
-/// This thread's allocations count against `shared` (and trip mode is on)
-/// until [`unwatch_shared`]. The caller keeps `shared` alive until then.
-pub(crate) fn watch_shared(shared: *const SharedTrip) -> SavedShared {
-    let saved = SavedShared { shared: STATE.with(|t| t.shared.replace(shared)), trip_bit: super::mode_bit(TRIP) };
-    super::set_mode_bit(TRIP, true);
-    saved
-}
-
-/// Undoes [`watch_shared`].
-pub(crate) fn unwatch_shared(saved: SavedShared) {
-    STATE.with(|t| t.shared.set(saved.shared));
-    super::set_mode_bit(TRIP, saved.trip_bit);
+/// Makes `shared` (or nothing, when null) the shared trip this thread
+/// watches: called whenever the thread's innermost group window changes.
+/// The caller keeps `shared` alive until it is replaced.
+pub(crate) fn set_shared(shared: *const SharedTrip) {
+    STATE.with(|trip| {
+        if trip.shared.replace(shared) != shared {
+            update_bit(trip);
+        }
+    });
 }

@@ -42,6 +42,10 @@ impl HeapProfile {
     /// # drop(v);
     /// ```
     pub fn dhat_json(&self, cmd: &str) -> String {
+        crate::counters::sample::paused(|| self.write_dhat_json(cmd))
+    }
+
+    fn write_dhat_json(&self, cmd: &str) -> String {
         let mut ftbl: Vec<String> = vec!["[root]".to_owned()];
         let mut pps = Vec::new();
         for site in &self.sites {

@@ -26,6 +26,10 @@ impl HeapProfile {
     /// # drop(v);
     /// ```
     pub fn flamegraph_svg(&self, title: &str) -> Result<String, std::io::Error> {
+        crate::counters::sample::paused(|| self.write_flamegraph_svg(title))
+    }
+
+    fn write_flamegraph_svg(&self, title: &str) -> Result<String, std::io::Error> {
         let folded = self.folded();
         let mut options = inferno::flamegraph::Options::default();
         options.title = title.to_owned();

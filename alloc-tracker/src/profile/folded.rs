@@ -34,6 +34,10 @@ impl HeapProfile {
     /// # drop(t);
     /// ```
     pub fn folded(&self) -> String {
+        crate::counters::sample::paused(|| self.write_folded())
+    }
+
+    fn write_folded(&self) -> String {
         let mut merged: Vec<(String, f64)> = Vec::new();
         for site in &self.sites {
             let mut names: Vec<String> = site.user_frames().iter().map(|f| label(f).replace(';', ":")).collect();

@@ -192,7 +192,7 @@ impl Site {
     /// # drop(v);
     /// ```
     pub fn user_frames(&self) -> Vec<Frame> {
-        stack::user_frames(&self.addresses)
+        sample::paused(|| stack::user_frames(&self.addresses))
     }
 }
 
@@ -215,7 +215,9 @@ pub struct HeapProfile {
     pub sample_rate: u64,
 }
 
-/// Reads the profile gathered so far by every sampling thread.
+/// Reads the profile gathered so far by every sampling thread. Reading
+/// (and writing the profile out) does not change it: the calling thread's
+/// samples pause meanwhile.
 ///
 /// # Examples
 ///
@@ -227,6 +229,10 @@ pub struct HeapProfile {
 /// assert_eq!(profile.dropped_samples, 0);
 /// ```
 pub fn heap_profile() -> HeapProfile {
+    sample::paused(read_profile)
+}
+
+fn read_profile() -> HeapProfile {
     let sites = sample::stacks()
         .into_iter()
         .map(|s| Site {

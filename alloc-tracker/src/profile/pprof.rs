@@ -219,6 +219,10 @@ impl HeapProfile {
     }
 
     fn gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
+        crate::counters::sample::paused(|| self.write_gzipped(default))
+    }
+
+    fn write_gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
         use std::io::Write;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let raw = encode(self, self.sample_rate, now, default);
@@ -230,6 +234,6 @@ impl HeapProfile {
     /// The uncompressed pprof protobuf (see [`pprof_gz`](Self::pprof_gz)).
     /// Feature `pprof`.
     pub fn pprof_protobuf(&self) -> Vec<u8> {
-        encode(self, self.sample_rate, 0, None)
+        crate::counters::sample::paused(|| encode(self, self.sample_rate, 0, None))
     }
 }

@@ -21,6 +21,10 @@ pub struct Snapshot {
     pub jemalloc: Option<JemallocStats>,
     /// The heap sampler's state.
     pub sampler: SamplerStats,
+    /// What allocscope allocated for itself (groups' counters, budgets'
+    /// state, the tables of names): kept out of every other figure, and
+    /// counted here.
+    pub library: AllocStats,
 }
 
 /// A named group's figures in a [`Snapshot`].
@@ -90,5 +94,6 @@ pub fn snapshot() -> Snapshot {
             dropped_samples: sample::dropped_samples(),
             untracked_live_samples: sample::untracked_live_samples(),
         },
+        library: AllocStats::from_counts(crate::counters::registry::internal_counts()),
     }
 }
