@@ -5,7 +5,7 @@
 #   1. the official Prometheus Python client's parser reads /metrics
 #      (every family with HELP and TYPE);
 #   2. a real Prometheus server (Debian's `prometheus`) scrapes it every
-#      second, and its HTTP API must show allocscope_allocations_total
+#      second, and its HTTP API must show allocscope_allocs_total
 #      rising and the per-operation and per-group series with their labels;
 #   3. `go tool pprof -top` (Debian's `golang-go`) reads
 #      /debug/pprof/heap and must name the workload's allocating function.
@@ -99,16 +99,16 @@ PY
 # after the load are in (at most 20 s).
 rose() { python3 -c "import sys; v='$1'; sys.exit(0 if v != 'none' and float(v) > 0 else 1)"; }
 for _ in $(seq 20); do
-  rise=$(query 'max_over_time(allocscope_allocations_total[5m]) - min_over_time(allocscope_allocations_total[5m])' | value_of)
+  rise=$(query 'max_over_time(allocscope_allocs_total[5m]) - min_over_time(allocscope_allocs_total[5m])' | value_of)
   rose "$rise" && break
   sleep 1
 done
-rose "$rise" || { echo "check-service: allocscope_allocations_total did not rise in Prometheus ($rise)" >&2; exit 1; }
-series=$(curl -sf --get "$prom/api/v1/series" --data-urlencode 'match[]={__name__=~"allocscope_(op|group)_allocations_total"}')
+rose "$rise" || { echo "check-service: allocscope_allocs_total did not rise in Prometheus ($rise)" >&2; exit 1; }
+series=$(curl -sf --get "$prom/api/v1/series" --data-urlencode 'match[]={__name__=~"allocscope_(op|group)_allocs_total"}')
 for label in '"op":"build_report"' '"group":"GET /work"'; do
   grep -q "$label" <<< "$series" || { echo "check-service: no series with $label in Prometheus: $series" >&2; exit 1; }
 done
-echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocations_total rose by $rise over its scrapes; per-op and per-group series present"
+echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocs_total rose by $rise over its scrapes; per-op and per-group series present"
 
 # 3. go tool pprof reads the live heap profile and names the workload.
 top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)

@@ -38,9 +38,9 @@ async fn post_order(body: &'static str) -> usize {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let routes = [
-        ("GET /users/{id}", Group::named("GET /users/{id}")),
-        ("GET /health", Group::named("GET /health")),
-        ("POST /orders", Group::named("POST /orders")),
+        ("GET /users/{id}", Group::listed("GET /users/{id}")),
+        ("GET /health", Group::listed("GET /health")),
+        ("POST /orders", Group::listed("POST /orders")),
     ];
     const REQUESTS: u64 = 3_000;
     let mut tasks = Vec::new();
@@ -65,7 +65,7 @@ async fn main() {
         println!(
             "{route:<18} {requests:>9} {:>10.1} {:>15.2} {:>11}",
             per.bytes_allocated,
-            per.allocs_total,
+            per.allocs,
             group.windows()
         );
     }

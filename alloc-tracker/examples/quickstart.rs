@@ -17,12 +17,12 @@ fn main() {
     }
     for row in allocscope::op_stats() {
         let per = row.per_call();
-        println!("{}: {} B/op, {} allocs/op", row.name, per.bytes_allocated, per.allocs_total);
+        println!("{}: {} B/op, {} allocs/op", row.name, per.bytes_allocated, per.allocs);
     }
 
     // Budgets, for tests: fail with every exceeded limit, the budget's
     // location, and the stack of the first allocation over the limit.
-    Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
+    Budget::new().max_allocs(1).max_bytes_allocated(64).assert(|| vec![0u8; 64]);
     let mut buf = Vec::with_capacity(16);
     assert_no_alloc(|| buf.push(1u8));
 }

@@ -51,7 +51,7 @@ async fn work(Query(params): Query<WorkParams>) -> String {
         cache.push_back(report); // build_report's own allocation stays live
         response
     }
-    .in_group(&Group::named("GET /work"))
+    .in_group(&Group::listed("GET /work"))
     .await
 }
 
@@ -75,8 +75,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if allocscope::process_sample_rate() == 0 {
-        allocscope::start_sampling_process(allocscope::DEFAULT_SAMPLE_RATE);
+    if allocscope::profile::process_sample_rate() == 0 {
+        allocscope::profile::start_process_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async move {

@@ -11,7 +11,7 @@
 //! `dealloc`; inside a [`measure`](crate::measure) scope, `alloc` also
 //! updates a high-water mark of live bytes (five instructions more, still
 //! inline; `realloc` does it out of line). Threads that sample call sites
-//! ([`start_sampling`](crate::start_sampling)) take an out-of-line lane. The
+//! ([`start_thread_sampling`](crate::profile::start_thread_sampling)) take an out-of-line lane. The
 //! measured cost is in `docs/overhead.md` and `docs/heap-profiling.md`.
 //!
 //! What is not seen: memory that does not go through the Rust global

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use crate::counters::sample::{LeakTrace, Survivors};
 use crate::counters::trip::{self, Recorded, Saved, SharedTrip, Thresholds};
 use crate::counters::Counter;
-use crate::{stack, AllocStats, Group, InGroup, Scope};
+use crate::group::{Group, InGroup};
+use crate::scope::Scope;
+use crate::stack;
+use crate::stats::AllocStats;
 
 /// Frames of the first allocation over the limit shown in the message.
 const SITE_FRAMES: usize = 8;
@@ -65,7 +68,11 @@ impl<'g> GroupCheck<'g> {
         crate::install::require_installed("allocscope::Budget::check_group");
         let limit = |max: Option<u64>| max.unwrap_or(u64::MAX);
         let shared = crate::counters::internal(|| {
-            Arc::new(SharedTrip::new(limit(budget.max_allocs), limit(budget.max_bytes), limit(budget.max_peak_bytes)))
+            Arc::new(SharedTrip::new(
+                limit(budget.max_allocs),
+                limit(budget.max_bytes_allocated),
+                limit(budget.max_peak_bytes),
+            ))
         });
         group.start_budget(&shared);
         let before = group.stats();
@@ -118,17 +125,17 @@ impl Drop for GroupCheck<'_> {
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::Budget;
 ///
-/// let id = Budget::new().max_allocs(1).max_bytes(64).assert(|| String::from("message-0001"));
+/// let id = Budget::new().max_allocs(1).max_bytes_allocated(64).assert(|| String::from("message-0001"));
 /// assert_eq!(id, "message-0001");
 ///
 /// let err = Budget::new().max_allocs(2).check(|| vec![vec![1u8]; 3]).unwrap_err();
-/// assert!(err.to_string().starts_with("allocation budget exceeded: allocs+reallocs 4 > 2"));
+/// assert!(err.to_string().starts_with("allocation budget exceeded: allocs 4 > 2"));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[must_use = "a budget does nothing until `check` or `assert` runs a closure"]
 pub struct Budget {
     max_allocs: Option<u64>,
-    max_bytes: Option<u64>,
+    max_bytes_allocated: Option<u64>,
     max_peak_bytes: Option<u64>,
     max_leaked_bytes: Option<u64>,
     warmups: u32,
@@ -147,11 +154,11 @@ impl Budget {
     /// assert!(unlimited.check(|| vec![0u8; 1 << 20]).is_ok());
     /// ```
     pub const fn new() -> Budget {
-        Budget { max_allocs: None, max_bytes: None, max_peak_bytes: None, max_leaked_bytes: None, warmups: 0 }
+        Budget { max_allocs: None, max_bytes_allocated: None, max_peak_bytes: None, max_leaked_bytes: None, warmups: 0 }
     }
 
-    /// At most `n` allocations in Go's sense: `allocs + reallocs`
-    /// ([`AllocStats::allocs_total`]).
+    /// At most `n` allocations ([`AllocStats::allocs`]: blocks handed out,
+    /// reallocations included, as Go counts them).
     ///
     /// # Examples
     ///
@@ -177,12 +184,12 @@ impl Budget {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let budget = allocscope::Budget::new().max_bytes(64);
+    /// let budget = allocscope::Budget::new().max_bytes_allocated(64);
     /// assert!(budget.check(|| vec![0u8; 64]).is_ok());
     /// assert!(budget.check(|| vec![0u8; 65]).is_err());
     /// ```
-    pub const fn max_bytes(mut self, n: u64) -> Budget {
-        self.max_bytes = Some(n);
+    pub const fn max_bytes_allocated(mut self, n: u64) -> Budget {
+        self.max_bytes_allocated = Some(n);
         self
     }
 
@@ -289,7 +296,7 @@ impl Budget {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let budget = allocscope::Budget::new().max_bytes(256);
+    /// let budget = allocscope::Budget::new().max_bytes_allocated(256);
     /// assert!(budget.check(|| vec![0u8; 256]).is_ok());
     /// let err = budget.check(|| vec![0u8; 400]).unwrap_err();
     /// assert_eq!(err.exceeded()[0].actual, 400);
@@ -319,8 +326,8 @@ impl Budget {
         let start = scope.start_counts();
         let limit = |max: Option<u64>, from: u64| max.map_or(u64::MAX, |m| from.saturating_add(m));
         let armed = Armed(Some(trip::arm(Thresholds {
-            allocs_total: limit(self.max_allocs, start[Counter::Allocs].wrapping_add(start[Counter::Reallocs])),
-            bytes: limit(self.max_bytes, start[Counter::BytesAllocated]),
+            allocs: limit(self.max_allocs, start[Counter::Allocs]),
+            bytes: limit(self.max_bytes_allocated, start[Counter::BytesAllocated]),
             // A limit beyond i64::MAX bytes is no limit (as an i64 it would
             // wrap negative and trip at once).
             high_water: self
@@ -413,8 +420,8 @@ impl Budget {
     ) -> Result<(), BudgetExceeded> {
         let leaked = stats.bytes_allocated.saturating_sub(stats.bytes_freed);
         let limits = [
-            (Limit::Allocs, self.max_allocs, stats.allocs_total()),
-            (Limit::Bytes, self.max_bytes, stats.bytes_allocated),
+            (Limit::Allocs, self.max_allocs, stats.allocs),
+            (Limit::BytesAllocated, self.max_bytes_allocated, stats.bytes_allocated),
             (Limit::PeakBytes, self.max_peak_bytes, stats.peak_bytes),
             (Limit::LeakedBytes, self.max_leaked_bytes, leaked),
         ];
@@ -547,6 +554,74 @@ impl Budget {
         }
     }
 
+    /// [`check_group`](Budget::check_group), returning `f`'s value and
+    /// panicking with the [`BudgetExceeded`] message when a limit is
+    /// exceeded.
+    ///
+    /// # Panics
+    ///
+    /// When a limit is exceeded, and as `check_group` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// let job = allocscope::Group::new("doc.assert_group");
+    /// let n = allocscope::Budget::new().max_allocs(1).assert_group(&job, || std::hint::black_box(vec![0u8; 64]).len());
+    /// assert_eq!(n, 64);
+    /// ```
+    #[track_caller]
+    pub fn assert_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> T {
+        match self.check_group(group, f) {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`check_async`](Budget::check_async), resolving to the future's
+    /// output and panicking with the [`BudgetExceeded`] message when a limit
+    /// is exceeded.
+    ///
+    /// # Panics
+    ///
+    /// When a limit is exceeded, and as `check_async` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use std::future::Future;
+    ///
+    /// let request = allocscope::Budget::new().max_allocs(1).assert_async(async { std::hint::black_box(vec![1u8; 8]) });
+    /// // Any executor; a minimal one here.
+    /// struct Noop;
+    /// impl std::task::Wake for Noop {
+    ///     fn wake(self: std::sync::Arc<Self>) {}
+    /// }
+    /// let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    /// let mut request = std::pin::pin!(request);
+    /// let body = loop {
+    ///     if let std::task::Poll::Ready(b) = request.as_mut().poll(&mut std::task::Context::from_waker(&waker)) {
+    ///         break b;
+    ///     }
+    /// };
+    /// assert_eq!(body.len(), 8);
+    /// ```
+    #[track_caller]
+    pub fn assert_async<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        let check = self.check_async(fut);
+        async move {
+            match check.await {
+                Ok(value) => value,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
     /// Runs `f` and returns its value; panics if it went over budget.
     ///
     /// # Panics
@@ -561,7 +636,7 @@ impl Budget {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// allocscope::Budget::new().max_allocs(2).max_bytes(256).assert(|| {
+    /// allocscope::Budget::new().max_allocs(2).max_bytes_allocated(256).assert(|| {
     ///     [vec![0u8; 100], vec![0u8; 100], vec![0u8; 200]]
     /// });
     /// ```
@@ -593,7 +668,7 @@ impl Budget {
 /// ```
 #[track_caller]
 pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
-    Budget::new().max_allocs(0).max_bytes(0).assert(f)
+    Budget::new().max_allocs(0).max_bytes_allocated(0).assert(f)
 }
 
 /// Runs `f` once to warm up, then once measured, and panics if anything
@@ -630,17 +705,17 @@ pub fn assert_no_leaks<T>(f: impl FnMut() -> T) {
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::{Budget, Limit};
-/// let err = Budget::new().max_bytes(8).check(|| vec![0u8; 9]).unwrap_err();
-/// assert_eq!(err.exceeded()[0].limit, Limit::Bytes);
-/// assert_eq!(Limit::Bytes.to_string(), "bytes");
+/// let err = Budget::new().max_bytes_allocated(8).check(|| vec![0u8; 9]).unwrap_err();
+/// assert_eq!(err.exceeded()[0].limit, Limit::BytesAllocated);
+/// assert_eq!(Limit::BytesAllocated.to_string(), "bytes_allocated");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Limit {
-    /// [`Budget::max_allocs`]: allocations plus reallocations.
+    /// [`Budget::max_allocs`]: blocks handed out, reallocations included.
     Allocs,
-    /// [`Budget::max_bytes`]: bytes allocated.
-    Bytes,
+    /// [`Budget::max_bytes_allocated`]: bytes allocated.
+    BytesAllocated,
     /// [`Budget::max_peak_bytes`]: peak live bytes.
     PeakBytes,
     /// [`Budget::max_leaked_bytes`]: bytes still live after the run.
@@ -650,8 +725,8 @@ pub enum Limit {
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Limit::Allocs => "allocs+reallocs",
-            Limit::Bytes => "bytes",
+            Limit::Allocs => "allocs",
+            Limit::BytesAllocated => "bytes_allocated",
             Limit::PeakBytes => "peak_bytes",
             Limit::LeakedBytes => "leaked_bytes",
         })
@@ -686,7 +761,7 @@ pub struct Exceeded {
 /// came from.
 ///
 /// Its `Display` starts with one line, for example
-/// `allocation budget exceeded: allocs+reallocs 3 > 2, bytes 400 > 256 (budget at src/lib.rs:10:5; measured ...)`,
+/// `allocation budget exceeded: allocs 3 > 2, bytes_allocated 400 > 256 (budget at src/lib.rs:10:5; measured ...)`,
 /// followed, when the stack could be resolved, by the first allocation over
 /// the limit, innermost frame first:
 ///
@@ -813,7 +888,7 @@ impl BudgetExceeded {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let err = allocscope::Budget::new().max_allocs(0).max_bytes(0).check(|| vec![1u8]).unwrap_err();
+    /// let err = allocscope::Budget::new().max_allocs(0).max_bytes_allocated(0).check(|| vec![1u8]).unwrap_err();
     /// assert_eq!(err.exceeded().len(), 2);
     /// ```
     pub fn exceeded(&self) -> &[Exceeded] {
@@ -828,7 +903,7 @@ impl BudgetExceeded {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let err = allocscope::Budget::new().max_bytes(10).check(|| vec![0u8; 11]).unwrap_err();
+    /// let err = allocscope::Budget::new().max_bytes_allocated(10).check(|| vec![0u8; 11]).unwrap_err();
     /// assert_eq!(err.stats().bytes_allocated, 11);
     /// ```
     pub fn stats(&self) -> &AllocStats {

@@ -67,7 +67,8 @@ use std::time::{Duration, Instant};
 use ::criterion::measurement::{Measurement, ValueFormatter};
 use ::criterion::{Criterion, Throughput};
 
-use crate::{process_stats, thread_stats, AllocStats};
+use crate::scope::{process_stats, thread_stats};
+use crate::stats::AllocStats;
 
 /// Which threads a measurement counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +89,7 @@ impl Threads {
 }
 
 /// A criterion [`Measurement`]: allocations per iteration, in Go's sense
-/// (allocations plus reallocations, [`AllocStats::allocs_total`]).
+/// ([`AllocStats::allocs`]: reallocations included).
 ///
 /// # Panics
 ///
@@ -182,7 +183,7 @@ impl Measurement for Allocs {
     }
 
     fn end(&self, start: AllocStats) -> u64 {
-        (self.0.read() - start).allocs_total()
+        (self.0.read() - start).allocs
     }
 
     fn add(&self, v1: &u64, v2: &u64) -> u64 {
@@ -299,7 +300,7 @@ pub struct GoLine {
     /// Bytes allocated per iteration ([`AllocStats::bytes_allocated`]).
     pub bytes_per_op: f64,
     /// Allocations per iteration, reallocations included
-    /// ([`AllocStats::allocs_total`]).
+    /// ([`AllocStats::allocs`]).
     pub allocs_per_op: f64,
 }
 
@@ -391,7 +392,7 @@ impl Tally {
             iterations: self.iterations,
             ns_per_op: self.elapsed.as_nanos() as f64 / n,
             bytes_per_op: counted.bytes_allocated as f64 / n,
-            allocs_per_op: counted.allocs_total() as f64 / n,
+            allocs_per_op: counted.allocs as f64 / n,
         })
     }
 }

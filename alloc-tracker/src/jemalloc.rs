@@ -64,8 +64,8 @@ static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
 /// fn main() {
 ///     // SAFETY: tikv-jemalloc-sys 0.6 is the jemalloc under
 ///     // tikv-jemallocator 0.6, the global allocator.
-///     unsafe { allocscope::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
-///     let stats = allocscope::JemallocStats::read().expect("jemalloc answers");
+///     unsafe { allocscope::jemalloc::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
+///     let stats = allocscope::jemalloc::JemallocStats::read().expect("jemalloc answers");
 ///     assert!(stats.allocated > 0);
 /// }
 /// ```
@@ -181,7 +181,7 @@ pub(crate) fn rounded_thread_allocated() -> Option<u64> {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
 /// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
-/// let stats = allocscope::JemallocStats::read().expect("jemalloc is the inner allocator");
+/// let stats = allocscope::jemalloc::JemallocStats::read().expect("jemalloc is the inner allocator");
 /// assert!(stats.allocated <= stats.active && stats.active <= stats.resident);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,8 +1,6 @@
-//! Exact allocation counts for Rust programs, per thread, per scope and per
-//! named operation, cheap enough to leave on; and allocation budgets that
-//! ordinary parallel `cargo test` can assert.
-//!
-//! # Motivation
+//! Exact allocation counts for Rust programs, per thread, per scope, per
+//! named operation and per unit of work, cheap enough to leave on; and
+//! allocation budgets that ordinary parallel `cargo test` can assert.
 //!
 //! Go benchmarks print `B/op` and `allocs/op` beside the time. Rust has no
 //! such figure by default, and the tools that find allocations (dhat,
@@ -13,6 +11,46 @@
 //! its benchmarks and its tests.
 //!
 //! [ga]: std::alloc::GlobalAlloc
+//!
+//! # Five concepts
+//!
+//! | concept | what | entry points |
+//! |---|---|---|
+//! | the counting allocator | installed once, counts every allocation | [`CountingAlloc`], [`Jemalloc`], [`is_installed`] |
+//! | scopes | what one thread did between two points | [`measure`], [`Scope`], [`thread_stats`], [`process_stats`], [`AllocStats`] |
+//! | operations | figures per named operation: `B/op`, `allocs/op` | [`op`], [`op_stats`], [`OpStats`] |
+//! | groups | one unit of work (a request, a job) on every thread and task it uses | [`Group`], [`InGroup`] |
+//! | budgets | limits that tests assert | [`Budget`], [`assert_no_alloc`], [`assert_no_leaks`], [`#[budget]`](macro@budget) |
+//!
+//! The rest is in modules: [`profile`] (sampled heap profiles: where the
+//! bytes come from), [`serve`] (a [`serve::Snapshot`] of everything, in
+//! Prometheus' format, through the `metrics` facade and over HTTP),
+//! [`jemalloc`] (jemalloc's own figures), [`limits`] (the sizes of the
+//! library's fixed tables) and, with its feature, [`criterion`].
+//!
+//! # Vocabulary
+//!
+//! One name per quantity, used alike by the Rust API ([`AllocStats`]), its
+//! JSON form (feature `serde`), budget messages, the bench runner's
+//! reports and the metrics (with Prometheus' suffixes: `_total` for
+//! counters, the unit last).
+//!
+//! | name | what it counts | metric |
+//! |---|---|---|
+//! | `allocs` | blocks handed out: successful `alloc`, `alloc_zeroed` and `realloc` calls (Go's allocations, dhat's blocks) | `allocscope_allocs_total` |
+//! | `reallocs` | of `allocs`, the `realloc` calls | `allocscope_reallocs_total` |
+//! | `deallocs` | `dealloc` calls | `allocscope_deallocs_total` |
+//! | `bytes_allocated` | requested bytes of the blocks handed out (a reallocation's new size) | `allocscope_allocated_bytes_total` |
+//! | `bytes_freed` | bytes of deallocations, plus reallocations' old sizes | `allocscope_freed_bytes_total` |
+//! | `live_bytes` | `bytes_allocated - bytes_freed` | `allocscope_live_bytes` |
+//! | `peak_bytes` | the highest `live_bytes` reached (see [`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
+//! | `rounded_bytes_allocated` | `bytes_allocated` after jemalloc's size-class rounding (Go's `B/op`) | |
+//! | `allocs_per_op`, `bytes_per_op` | per operation (Go's `allocs/op` and `B/op`) | |
+//!
+//! A budget's limits are named after what they limit (`max_allocs`,
+//! `max_bytes_allocated`, `max_peak_bytes`, and `max_leaked_bytes`, the
+//! `live_bytes` left by a measured run); every metric, with its help text,
+//! is listed in [`serve`].
 //!
 //! # Setup
 //!
@@ -44,7 +82,8 @@
 //!     }
 //!     s
 //! });
-//! assert_eq!((stats.allocs, stats.reallocs), (1, 4)); // 8 -> 16 -> 32 -> 64 -> 128
+//! // One allocation, then four reallocations: 8 -> 16 -> 32 -> 64 -> 128.
+//! assert_eq!((stats.allocs, stats.reallocs), (5, 4));
 //! assert_eq!(stats.bytes_allocated, 8 + 16 + 32 + 64 + 128);
 //! drop(text);
 //!
@@ -54,14 +93,13 @@
 //!     std::hint::black_box(vec![i; 8]);
 //! }
 //! let row = allocscope::op_stats().into_iter().find(|r| r.name == "crate.enqueue").unwrap();
-//! assert_eq!((row.calls, row.per_call().allocs_total), (3, 1.0));
+//! assert_eq!((row.calls, row.per_call().allocs), (3, 1.0));
 //! ```
 //!
 //! [`thread_stats`] and [`process_stats`] return cumulative snapshots;
 //! `after - before` of two snapshots of the same thread (or both of the
 //! process) is the difference, and subtracting another thread's snapshot
-//! is refused. [`measure_process`] counts every thread of the process while
-//! a closure runs.
+//! is refused.
 //!
 //! # Work that spans threads and tasks: groups
 //!
@@ -82,14 +120,14 @@
 //!
 //! // A future counts its work in a group on whichever thread polls it:
 //! // `tokio::spawn(handle(request).in_group(&route))`.
-//! let route = Group::named("GET /users");
+//! let route = Group::listed("GET /users");
 //! let _request = async { std::hint::black_box(vec![0u8; 10]) }.in_group(&route);
 //! ```
 //!
 //! See [`Group`] for what is counted where (frees, nesting, peaks) and
-//! `examples/per_request.rs` for a tokio service loop printing B/request
-//! per route; with the `tracing` feature, `GroupLayer` counts each span's
-//! work in a group of its name.
+//! the example `per_request` (in the repository) for a tokio service loop
+//! printing B/request per route; with the `tracing` feature, `GroupLayer`
+//! counts each span's work in a group of its name.
 //!
 //! # Async and thread pools
 //!
@@ -129,9 +167,9 @@
 //! let mut buf = Vec::with_capacity(64);
 //! assert_no_alloc(|| buf.extend_from_slice(&[1, 2, 3]));
 //!
-//! Budget::new().max_allocs(1).max_bytes(64).assert(|| vec![0u8; 64]);
+//! Budget::new().max_allocs(1).max_bytes_allocated(64).assert(|| vec![0u8; 64]);
 //! let err = Budget::new().max_allocs(1).check(|| (vec![1], vec![2])).unwrap_err();
-//! assert!(err.to_string().starts_with("allocation budget exceeded: allocs+reallocs 2 > 1"));
+//! assert!(err.to_string().starts_with("allocation budget exceeded: allocs 2 > 1"));
 //! ```
 //!
 //! Budgets measure the calling thread only, so they hold under the default
@@ -140,7 +178,7 @@
 //! moment (see [`BudgetExceeded::site`]):
 //!
 //! ```text
-//! allocation budget exceeded: allocs+reallocs 4 > 2 (budget at tests/parse.rs:12:5; measured ...)
+//! allocation budget exceeded: allocs 4 > 2 (budget at tests/parse.rs:12:5; measured ...)
 //! first allocation over the limit:
 //!   at my_crate::parse_header (src/parse.rs:41)
 //!   at my_crate::parse (src/parse.rs:12)
@@ -165,7 +203,7 @@
 //! ```
 //!
 //! With the `macros` feature (default), a budget reads as a property of
-//! the test: `#[allocscope::budget(max_allocs = 2, max_bytes = 256)]` (see
+//! the test: `#[allocscope::budget(max_allocs = 2, max_bytes_allocated = 256)]` (see
 //! [`budget`](macro@budget)).
 //!
 //! Every entry point refuses loudly (panics with the
@@ -188,15 +226,16 @@
 //!
 //! The allocator path is a few instructions on thread-local counters: no
 //! lock, no shared atomic, no allocation. See [`CountingAlloc`] and the
-//! measured table in `docs/overhead.md`.
+//! measured table in the repository's `docs/overhead.md`.
 //!
 //! # Feature flags
 //!
 //! - `macros` (default): the [`budget`](macro@budget) test attribute.
 //! - `jemalloc` (default): re-exports [`Jemalloc`] (tikv-jemallocator 0.7)
-//!   and reads the rounded byte counts and [`JemallocStats`] through its
-//!   `mallctl`. Off, wrap any allocator; an application with its own
-//!   tikv-jemallocator hands its `mallctl` to [`use_jemalloc_mallctl`].
+//!   and reads the rounded byte counts and [`jemalloc::JemallocStats`]
+//!   through its `mallctl`. Off, wrap any allocator; an application with
+//!   its own tikv-jemallocator hands its `mallctl` to
+//!   [`jemalloc::use_jemalloc_mallctl`].
 //! - `serde`: `Serialize`/`Deserialize` for [`AllocStats`] and [`PerOp`],
 //!   `Serialize` for [`OpStats`].
 //! - `pprof`: `HeapProfile::pprof_gz` (adds `flate2`).
@@ -204,19 +243,22 @@
 //!   CDDL-1.0 licensed).
 //! - `tracing`: `GroupLayer`, a `tracing_subscriber` layer (adds
 //!   `tracing-core` and `tracing-subscriber`).
-//! - `metrics`: `allocscope::metrics`, snapshots through the `metrics`
-//!   facade (adds `metrics`).
-//! - `serve`: `allocscope::serve`, `/metrics` and `/debug/pprof/heap` over
-//!   HTTP (adds `axum` and `tokio`; implies `pprof`).
+//! - `metrics`: `allocscope::serve::metrics`, snapshots through the
+//!   `metrics` facade (adds `metrics`).
+//! - `serve`: `allocscope::serve::start`, `/metrics` and
+//!   `/debug/pprof/{heap,allocs}` over HTTP (adds `axum` and `tokio`;
+//!   implies `pprof`).
 //! - `criterion`: [`criterion::Allocs`] and [`criterion::Bytes`]
 //!   measurements, and a Go `-benchmem` line beside criterion's time.
 //!
 //! # Heap profiles
 //!
-//! [`start_sampling`] samples the current thread's allocations by bytes, as
-//! Go's `MemProfileRate`; [`heap_profile`] returns the sites with their
-//! estimated allocations and bytes, as folded stacks, pprof, a flame graph
-//! or DHAT JSON. See `docs/heap-profiling.md`.
+//! [`profile::start_thread_sampling`] samples the current thread's
+//! allocations by bytes, as Go's `MemProfileRate`, and
+//! [`profile::start_process_sampling`] every thread's;
+//! [`profile::heap_profile`] returns the sites with their estimated
+//! allocations and bytes, as folded stacks, pprof, a flame graph or DHAT
+//! JSON.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -228,46 +270,42 @@ mod counters;
 pub mod criterion;
 mod group;
 mod install;
-mod jemalloc;
+pub mod jemalloc;
+pub mod limits;
 mod op;
-mod profile;
+pub mod profile;
 mod scope;
-#[path = "serve/mod.rs"]
-mod service;
-mod stack;
-
-#[cfg(feature = "metrics")]
-#[path = "serve/metrics.rs"]
-pub mod metrics;
-#[cfg(feature = "serve")]
-#[path = "serve/http.rs"]
 pub mod serve;
+mod stack;
 mod stats;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 
+// The counting allocator.
 pub use crate::alloc::CountingAlloc;
-pub use crate::budget::{assert_no_alloc, assert_no_leaks, Budget, BudgetExceeded, Exceeded, Limit};
-pub use crate::counters::MAX_THREADS;
-pub use crate::group::{Group, GroupGuard, Grouped, InGroup, MAX_GROUP_OPS, MAX_OPEN_GROUPS};
 pub use crate::install::is_installed;
-pub use crate::jemalloc::{use_jemalloc_mallctl, JemallocStats, Mallctl};
-pub use crate::op::{op, op_stats, reset_op_stats, OpGuard, OpStats, MAX_OPS};
-#[cfg(feature = "pprof")]
-pub use crate::profile::SampleType;
-pub use crate::profile::{
-    heap_profile, process_sample_rate, reset_heap_profile, start_sampling, start_sampling_process, stop_sampling,
-    stop_sampling_process, HeapProfile, Site, DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS,
-};
-pub use crate::scope::{measure, measure_process, process_stats, thread_stats, Scope, MAX_OPEN_SCOPES};
-pub use crate::service::{snapshot, GroupStats, SamplerStats, Snapshot};
-pub use crate::stack::Frame;
+/// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).
+#[cfg(feature = "jemalloc")]
+pub use tikv_jemallocator::Jemalloc;
+
+// Scopes.
+pub use crate::scope::{measure, process_stats, thread_stats, Scope};
 pub use crate::stats::{AllocStats, PerOp};
+
+// Operations.
+pub use crate::op::{op, op_stats, reset_op_stats, OpGuard};
+pub use crate::stats::OpStats;
+
+// Groups.
+pub use crate::group::{Group, GroupGuard, Grouped, InGroup};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::GroupLayer;
+
+// Budgets.
+pub use crate::budget::{assert_no_alloc, assert_no_leaks, Budget, BudgetExceeded, Exceeded, Limit};
 /// Runs a test function's body under an allocation [`Budget`]: the
 /// attribute's arguments are the budget's limits (`max_allocs`,
-/// `max_bytes`, `max_peak_bytes`, `max_leaked_bytes`, and `warmups`), and
+/// `max_bytes_allocated`, `max_peak_bytes`, `max_leaked_bytes`, and `warmups`), and
 /// a failure panics with [`Budget::assert`]'s message, located at the
 /// attribute.
 ///
@@ -288,7 +326,7 @@ pub use crate::tracing_layer::GroupLayer;
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// #[allocscope::budget(max_allocs = 1, max_bytes = 64)]
+/// #[allocscope::budget(max_allocs = 1, max_bytes_allocated = 64)]
 /// fn make_id() -> String {
 ///     format!("message-{:04}", 1)
 /// }
@@ -321,10 +359,6 @@ pub use crate::tracing_layer::GroupLayer;
 #[cfg(feature = "macros")]
 #[doc(inline)]
 pub use allocscope_macros::budget;
-
-/// jemalloc, re-exported from `tikv-jemallocator` (feature `jemalloc`).
-#[cfg(feature = "jemalloc")]
-pub use tikv_jemallocator::Jemalloc;
 
 // The unit tests exercise the counting allocator itself; `.ci/run` also
 // runs them under Miri (`cargo +nightly miri test -p allocscope

@@ -19,7 +19,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use crate::counters::{self, CounterSet, Counts};
-use crate::{AllocStats, Scope};
+use crate::scope::Scope;
+use crate::stats::{AllocStats, OpStats};
 
 /// The most distinct operation names the table holds.
 pub const MAX_OPS: usize = 256;
@@ -57,11 +58,6 @@ thread_local! {
     static CHILDREN: Cell<Counts> = const { Cell::new(Counts::ZERO) };
     /// How many operation guards are open on this thread.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// The name of row `index` (which is filled).
-pub(crate) fn name_of(index: usize) -> &'static str {
-    TABLE[index].name().unwrap_or("")
 }
 
 /// The row of `name`, claiming the first free row for it on its first use.
@@ -127,7 +123,7 @@ fn row_index(name: &'static str) -> usize {
 /// }
 /// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.format_id").unwrap();
 /// assert_eq!(row.calls, 10);
-/// assert_eq!(row.stats.allocs_total(), 10);
+/// assert_eq!(row.stats.allocs, 10);
 /// ```
 #[track_caller]
 pub fn op(name: &'static str) -> OpGuard {
@@ -178,53 +174,9 @@ impl Drop for OpGuard {
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.counts.add(own);
         row.peak_bytes.fetch_max(inclusive.peak_bytes, Ordering::Relaxed);
-        crate::group::add_op(self.row, AllocStats::from_counts(own), inclusive.peak_bytes);
-    }
-}
-
-/// One named operation's figures, summed over all threads and calls.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// drop(allocscope::op("doc.opstats"));
-/// let row: allocscope::OpStats = allocscope::op_stats().into_iter().find(|r| r.name == "doc.opstats").unwrap();
-/// assert_eq!((row.calls, row.stats.allocs), (1, 0));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct OpStats {
-    /// The name given to [`op`].
-    pub name: &'static str,
-    /// Guards created with this name (ended ones only).
-    pub calls: u64,
-    /// What the calls allocated outside nested operations; `peak_bytes` is
-    /// the highest peak of one call, nested operations included.
-    pub stats: AllocStats,
-}
-
-impl OpStats {
-    /// Figures per call: `B/op`, `allocs/op`, ...
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-    /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// for _ in 0..4 {
-    ///     let _op = allocscope::op("doc.per_call");
-    ///     drop(std::hint::black_box(vec![0u8; 64]));
-    /// }
-    /// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.per_call").unwrap();
-    /// assert_eq!(row.per_call().bytes_allocated, 64.0);
-    /// ```
-    pub fn per_call(&self) -> crate::PerOp {
-        self.stats.per_op(self.calls)
+        // The row's name, as interned: a group keys its rows by it.
+        let name = TABLE[self.row].name.load(Ordering::Acquire);
+        crate::group::add_op(name, AllocStats::from_counts(own), inclusive.peak_bytes);
     }
 }
 

@@ -1,5 +1,5 @@
-//! Measurement windows: [`Scope`] guards and the [`measure`] /
-//! [`measure_process`] closures built on them, plus cumulative snapshots.
+//! Measurement windows: [`Scope`] guards and the [`measure`] closure built
+//! on them, plus cumulative snapshots of a thread and of the process.
 //!
 //! A thread scope is the difference of the calling thread's counters between
 //! its start and its end, so it sees exactly what that thread did and
@@ -14,21 +14,18 @@
 //! reallocation is a new block replacing the old one, as the counters see
 //! it).
 //!
-//! # Design for scopes that follow work across threads
-//!
-//! A scope stores only its starting counters and a saved high-water mark:
-//! plain values, no pointer into the thread. A later version can hand such a
-//! start record to a thread the scope spawns (or to the executor polling a
-//! task the scope created), open a child scope there, and add the child's
-//! difference to the parent when it ends, leaving unrelated threads out.
+//! A scope stores only its starting counters and a slot of the thread's
+//! peak marks: plain values, no pointer into the thread. Work that spans
+//! threads and tasks is a [`Group`](crate::Group)'s, whose windows are
+//! scopes of this kind, opened on whichever thread runs the work.
 
 use std::marker::PhantomData;
 
 use crate::counters::{self, registry, Counts};
 use crate::install::require_installed;
 use crate::jemalloc::rounded_thread_allocated;
+use crate::stats::AllocStats;
 use crate::stats::Origin;
-use crate::AllocStats;
 
 /// The calling thread's cumulative figures since it started: a snapshot.
 ///
@@ -153,7 +150,7 @@ impl Scope {
     ///
     /// If [`CountingAlloc`](crate::CountingAlloc) is not the global
     /// allocator, or the thread is beyond
-    /// [`MAX_THREADS`](crate::MAX_THREADS) live threads, or already has
+    /// [`MAX_THREADS`](crate::limits::MAX_THREADS) live threads, or already has
     /// [`MAX_OPEN_SCOPES`] scopes open.
     ///
     /// # Examples
@@ -360,7 +357,8 @@ impl Drop for Scope {
 ///
 /// Other threads, including other tests that `cargo test` runs in parallel,
 /// never leak into the figures. Work that `f` hands to other threads is not
-/// counted; use [`measure_process`] for that.
+/// counted: follow it with a [`Group`](crate::Group), or take the
+/// difference of two [`process_stats`] snapshots.
 ///
 /// # Panics
 ///
@@ -376,45 +374,13 @@ impl Drop for Scope {
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let (len, stats) = allocscope::measure(|| format!("{}-{}", "queue", 7).len());
 /// assert_eq!(len, 7);
-/// assert_eq!(stats.allocs_total(), 1);
+/// assert_eq!(stats.allocs, 1);
 /// ```
 #[track_caller]
 pub fn measure<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
     let scope = Scope::start();
     let value = f();
     (value, scope.finish())
-}
-
-/// Runs `f` and returns its value with what every thread of the process
-/// allocated while it ran.
-///
-/// `peak_bytes` is the net growth clamped at zero (a lower bound of the
-/// process-wide peak, which is not tracked because that would need a shared
-/// counter on every allocation); `rounded_bytes_allocated` is `None`.
-///
-/// # Panics
-///
-/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator,
-/// and if `f` panics.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// let ((), stats) = allocscope::measure_process(|| {
-///     std::thread::spawn(|| drop(std::hint::black_box(vec![0u8; 4096]))).join().unwrap();
-/// });
-/// assert!(stats.bytes_allocated >= 4096);
-/// ```
-#[track_caller]
-pub fn measure_process<T>(f: impl FnOnce() -> T) -> (T, AllocStats) {
-    require_installed("allocscope::measure_process");
-    let before = registry::process_counts();
-    let value = f();
-    let after = registry::process_counts();
-    (value, AllocStats::from_counts(after.wrapping_sub(before)))
 }
 
 #[cfg(test)]

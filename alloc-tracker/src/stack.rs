@@ -85,7 +85,7 @@ pub(crate) fn capture(buf: &mut [usize]) -> usize {
 }
 
 /// One resolved frame of the code under test; see
-/// [`Site::user_frames`](crate::Site::user_frames).
+/// [`Site::user_frames`](crate::profile::Site::user_frames).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Frame {

@@ -1,5 +1,7 @@
-//! [`AllocStats`]: the one vocabulary for allocation figures, used alike by
-//! the Rust API, the JSON it serialises to and the bench runner's reports.
+//! [`AllocStats`]: the one vocabulary for allocation figures (the crate
+//! docs' "Vocabulary" table), used alike by the Rust API, the JSON it
+//! serialises to, budget messages, the metrics and the bench runner's
+//! reports.
 
 use std::fmt;
 use std::ops::{Add, Sub};
@@ -15,12 +17,13 @@ use crate::counters::{Counter, Counts};
 ///
 /// - A successful `alloc` or `alloc_zeroed` counts one `allocs` and adds the
 ///   requested size to `bytes_allocated`.
+/// - A successful `realloc` hands out a block too: it counts one `allocs`
+///   and one `reallocs`, and is treated as a new block of the new size
+///   replacing the old one: the full new size is added to
+///   `bytes_allocated` and the full old size to `bytes_freed`. This is the
+///   rule of Go's `allocs/op` and `B/op`, of dhat's blocks, and of
+///   jemalloc's `thread.allocated`, so the figures can be cross-checked.
 /// - A `dealloc` counts one `deallocs` and adds the size to `bytes_freed`.
-/// - A successful `realloc` counts one `reallocs` and is treated as a new
-///   block of the new size replacing the old one: the full new size is added
-///   to `bytes_allocated` and the full old size to `bytes_freed`. This is the
-///   rule of Go's `B/op`, of jemalloc's `thread.allocated`, and of the
-///   `alloc_tracker` crate, so the figures can be cross-checked.
 /// - A failed allocation or reallocation moves no counter.
 ///
 /// # Examples
@@ -35,17 +38,18 @@ use crate::counters::{Counter, Counts};
 /// let (_, stats) = allocscope::measure(|| drop(std::hint::black_box(Box::new(7u64))));
 /// assert_eq!((stats.allocs, stats.deallocs), (1, 1));
 /// assert_eq!((stats.bytes_allocated, stats.bytes_freed), (8, 8));
-/// assert_eq!(stats.net_bytes(), 0);
+/// assert_eq!(stats.live_bytes(), 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct AllocStats {
-    /// Successful `alloc` and `alloc_zeroed` calls.
+    /// Blocks handed out: successful `alloc`, `alloc_zeroed` and `realloc`
+    /// calls. Go's allocations (`allocs/op`).
     pub allocs: u64,
     /// `dealloc` calls.
     pub deallocs: u64,
-    /// Successful `realloc` calls.
+    /// Of `allocs`, the successful `realloc` calls.
     pub reallocs: u64,
     /// Requested bytes of every allocation, plus the new size of every
     /// reallocation.
@@ -55,9 +59,8 @@ pub struct AllocStats {
     /// For a scope ([`measure`](crate::measure), [`Scope`](crate::Scope), an
     /// operation call): the highest live bytes above the scope's starting
     /// level reached during it, on the measured thread. For a difference of
-    /// two snapshots, and for [`measure_process`](crate::measure_process):
-    /// the net growth clamped at zero, a lower bound of the true peak (which
-    /// only a thread scope tracks). For a snapshot: a lower bound of the
+    /// two snapshots: the growth of `live_bytes` clamped at zero, a lower
+    /// bound of the true peak (which only a thread scope tracks). For a snapshot: a lower bound of the
     /// peak so far, [`thread_stats`](crate::thread_stats)'s being the live
     /// bytes now and [`process_stats`](crate::process_stats)'s the highest
     /// process live bytes any reading has seen; the live bytes themselves
@@ -117,29 +120,12 @@ impl std::hash::Hash for AllocStats {
 }
 
 impl AllocStats {
-    /// Allocations in Go's `allocs/op` sense: `allocs + reallocs`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-    /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let (_, s) = allocscope::measure(|| {
-    ///     let mut text = String::new();
-    ///     for _ in 0..100 {
-    ///         text.push('x'); // grows 8 -> 16 -> 32 -> 64 -> 128
-    ///     }
-    ///     std::hint::black_box(text)
-    /// });
-    /// assert_eq!((s.allocs, s.reallocs, s.allocs_total()), (1, 4, 5));
-    /// ```
-    pub const fn allocs_total(&self) -> u64 {
-        self.allocs.wrapping_add(self.reallocs)
-    }
-
-    /// `bytes_allocated - bytes_freed`: what the measured code left live
-    /// (negative when it freed more than it allocated).
+    /// Live bytes: `bytes_allocated - bytes_freed`. For a snapshot
+    /// ([`thread_stats`](crate::thread_stats),
+    /// [`process_stats`](crate::process_stats)), the bytes live now (a
+    /// thread's can be negative when it frees what others allocated); for a
+    /// scope or a difference, what the measured code left live (negative
+    /// when it freed more than it allocated).
     ///
     /// # Examples
     ///
@@ -148,20 +134,16 @@ impl AllocStats {
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (kept, s) = allocscope::measure(|| std::hint::black_box(vec![0u8; 100]));
-    /// assert_eq!(s.net_bytes(), 100);
+    /// assert_eq!(s.live_bytes(), 100);
     /// let (_, s) = allocscope::measure(|| drop(kept));
-    /// assert_eq!(s.net_bytes(), -100);
+    /// assert_eq!(s.live_bytes(), -100);
     /// ```
-    pub const fn net_bytes(&self) -> i64 {
+    pub const fn live_bytes(&self) -> i64 {
         self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
     }
 
-    /// Live bytes: `bytes_allocated - bytes_freed`. For a snapshot
-    /// ([`thread_stats`](crate::thread_stats),
-    /// [`process_stats`](crate::process_stats)), the bytes live now (a
-    /// thread's can be negative when it frees what others allocated); for a
-    /// scope or a difference, what the measured code left live. The same
-    /// figure as [`net_bytes`](AllocStats::net_bytes), named for snapshots.
+    /// Live blocks: `allocs - reallocs - deallocs` (a reallocation hands out
+    /// a block that replaces one).
     ///
     /// # Examples
     ///
@@ -169,14 +151,18 @@ impl AllocStats {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let before = allocscope::process_stats().live_bytes();
-    /// let kept = std::hint::black_box(vec![0u8; 4096]);
-    /// let after = allocscope::process_stats().live_bytes();
-    /// assert!(after - before >= 4096);
-    /// # drop(kept);
+    /// let (text, s) = allocscope::measure(|| {
+    ///     let mut text = String::new();
+    ///     for _ in 0..100 {
+    ///         text.push('x'); // grows 8 -> 16 -> 32 -> 64 -> 128
+    ///     }
+    ///     std::hint::black_box(text)
+    /// });
+    /// assert_eq!((s.allocs, s.reallocs, s.live_blocks()), (5, 4, 1));
+    /// # drop(text);
     /// ```
-    pub const fn live_bytes(&self) -> i64 {
-        self.net_bytes()
+    pub const fn live_blocks(&self) -> i64 {
+        self.allocs.wrapping_sub(self.reallocs).wrapping_sub(self.deallocs) as i64
     }
 
     /// `after.checked_sub(before)`: the figures between two snapshots of
@@ -250,7 +236,7 @@ impl AllocStats {
     /// assert!(s.is_empty());
     /// ```
     pub const fn is_empty(&self) -> bool {
-        self.allocs == 0 && self.deallocs == 0 && self.reallocs == 0
+        self.allocs == 0 && self.deallocs == 0
     }
 
     /// Figures per operation (`B/op`, `allocs/op`, ...) for `ops` operations.
@@ -273,7 +259,6 @@ impl AllocStats {
         let n = ops.max(1) as f64;
         PerOp {
             allocs: self.allocs as f64 / n,
-            allocs_total: self.allocs_total() as f64 / n,
             deallocs: self.deallocs as f64 / n,
             reallocs: self.reallocs as f64 / n,
             bytes_allocated: self.bytes_allocated as f64 / n,
@@ -309,6 +294,52 @@ impl AllocStats {
     }
 }
 
+/// One named operation's figures, summed over all threads and calls.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// drop(allocscope::op("doc.opstats"));
+/// let row: allocscope::OpStats = allocscope::op_stats().into_iter().find(|r| r.name == "doc.opstats").unwrap();
+/// assert_eq!((row.calls, row.stats.allocs), (1, 0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct OpStats {
+    /// The name given to [`op`](crate::op).
+    pub name: &'static str,
+    /// Guards created with this name (ended ones only).
+    pub calls: u64,
+    /// What the calls allocated outside nested operations; `peak_bytes` is
+    /// the highest peak of one call, nested operations included.
+    pub stats: AllocStats,
+}
+
+impl OpStats {
+    /// Figures per call: `B/op`, `allocs/op`, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// for _ in 0..4 {
+    ///     let _op = allocscope::op("doc.per_call");
+    ///     drop(std::hint::black_box(vec![0u8; 64]));
+    /// }
+    /// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.per_call").unwrap();
+    /// assert_eq!(row.per_call().bytes_allocated, 64.0);
+    /// ```
+    pub fn per_call(&self) -> PerOp {
+        self.stats.per_op(self.calls)
+    }
+}
+
 /// [`AllocStats`] divided by a number of operations; see
 /// [`AllocStats::per_op`].
 ///
@@ -324,16 +355,14 @@ impl AllocStats {
 ///     }
 /// });
 /// let per: allocscope::PerOp = s.per_op(10);
-/// assert_eq!((per.allocs_total, per.bytes_allocated, per.deallocs), (1.0, 100.0, 1.0));
+/// assert_eq!((per.allocs, per.bytes_allocated, per.deallocs), (1.0, 100.0, 1.0));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PerOp {
-    /// `allocs` per operation.
+    /// `allocs` per operation: Go's `allocs/op`.
     pub allocs: f64,
-    /// `allocs + reallocs` per operation: Go's `allocs/op`.
-    pub allocs_total: f64,
     /// `deallocs` per operation.
     pub deallocs: f64,
     /// `reallocs` per operation.

@@ -1,8 +1,8 @@
 //! Feature `tracing`: [`GroupLayer`], a `tracing_subscriber` layer that
 //! counts the work done inside each span in the [`Group`] named after the
 //! span, so `#[instrument]`ed functions get exact allocation figures with
-//! no other change to their code. Read them with [`Group::named`] (the
-//! span's name) or [`Group::all_named`], at any time.
+//! no other change to their code. Read them with [`Group::listed`] (the
+//! span's name) or [`Group::all_listed`], at any time.
 //!
 //! Each enter of a span opens a window of its group on the entering
 //! thread, each exit ends it (see [`Group`] for what that counts), so an
@@ -24,8 +24,8 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::group::Group;
 use crate::group::{enter_raw, exit_raw};
-use crate::Group;
 
 /// A `tracing_subscriber` layer that counts each span's work in the group
 /// named after the span.
@@ -43,7 +43,7 @@ use crate::Group;
 ///     let span = tracing::info_span!("doc.parse");
 ///     span.in_scope(|| std::hint::black_box(vec![0u8; 100]));
 /// });
-/// assert_eq!(allocscope::Group::named("doc.parse").stats().bytes_allocated, 100);
+/// assert_eq!(allocscope::Group::listed("doc.parse").stats().bytes_allocated, 100);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct GroupLayer {
@@ -78,7 +78,7 @@ impl GroupLayer {
 struct SpanGroup(Group);
 
 /// The most spans entered at once on one thread that this layer follows.
-const MAX_ENTERED: usize = crate::MAX_OPEN_GROUPS;
+const MAX_ENTERED: usize = crate::group::MAX_OPEN_GROUPS;
 
 thread_local! {
     /// The spans this layer entered on this thread: (span id, window id).
@@ -96,7 +96,7 @@ where
             return;
         }
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanGroup(Group::named(meta.name())));
+            span.extensions_mut().insert(SpanGroup(Group::listed(meta.name())));
         }
     }
 

@@ -36,13 +36,13 @@ fn an_exceeded_budget_names_the_allocating_function_and_its_callers() {
     assert!(site.contains("tests/budget_site.rs:"), "file and line:\n{site}");
     assert!(!site.contains("allocscope::"), "no allocator machinery:\n{site}");
     let msg = err.to_string();
-    assert!(msg.starts_with("allocation budget exceeded: allocs+reallocs 4 > 2 "), "{msg}");
+    assert!(msg.starts_with("allocation budget exceeded: allocs 4 > 2 "), "{msg}");
     assert!(msg.contains("\nfirst allocation over the limit:\n  at "), "{msg}");
 }
 
 #[test]
 fn the_byte_limit_trips_at_the_allocation_that_crosses_it() {
-    let err = Budget::new().max_bytes(100).check(|| {
+    let err = Budget::new().max_bytes_allocated(100).check(|| {
         let small = black_box(vec![0u8; 60]);
         let crossing = innermost_allocation(); // 60 + 48 > 100
         (small, crossing)

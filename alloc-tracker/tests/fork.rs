@@ -39,18 +39,18 @@ fn failing_budget_message() -> String {
 fn child() -> ! {
     let before = allocscope::process_stats();
     std::thread::spawn(|| drop(black_box(vec![0u8; 100]))).join().unwrap();
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     for depth in 0..20 {
         nested(depth);
     }
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
     let grown = (allocscope::process_stats() - before).allocs > 0;
-    let profile = allocscope::heap_profile();
+    let profile = allocscope::profile::heap_profile();
     let sampled = profile.total_allocs() > 0.0 && profile.folded().contains("nested");
-    let group = allocscope::Group::named("fork.child");
+    let group = allocscope::Group::listed("fork.child");
     group.run(|| drop(black_box(vec![0u8; 10])));
     let counted = group.stats().bytes_allocated >= 10;
-    let snapshot = allocscope::snapshot().groups.iter().any(|g| g.name == "fork.child");
+    let snapshot = allocscope::serve::snapshot().groups.iter().any(|g| g.name == "fork.child");
     let failed = failing_budget_message().contains("nested");
     let sampled = sampled && counted && snapshot && failed;
     // SAFETY: `_exit` ends the child at once, without running the parent's
@@ -81,13 +81,13 @@ fn a_child_forked_while_other_threads_use_every_part_of_the_library_does_not_han
     // Sampling: new stacks written all the time.
     let sampler = Arc::clone(&stop);
     busy.push(std::thread::spawn(move || {
-        allocscope::start_sampling(1);
+        allocscope::profile::start_thread_sampling(1);
         let mut depth = 0;
         while !sampler.load(Ordering::Relaxed) {
             nested(depth % 40);
             depth += 1;
         }
-        allocscope::stop_sampling();
+        allocscope::profile::stop_thread_sampling();
     }));
 
     // Named groups looked up and made, snapshots taken.
@@ -96,8 +96,8 @@ fn a_child_forked_while_other_threads_use_every_part_of_the_library_does_not_han
         let names = ["fork.a", "fork.b", "fork.c", "fork.d"];
         let mut i = 0;
         while !lookups.load(Ordering::Relaxed) {
-            allocscope::Group::named(names[i % names.len()]).run(|| drop(black_box(vec![0u8; 16])));
-            black_box(allocscope::snapshot());
+            allocscope::Group::listed(names[i % names.len()]).run(|| drop(black_box(vec![0u8; 16])));
+            black_box(allocscope::serve::snapshot());
             i += 1;
         }
     }));
@@ -106,7 +106,7 @@ fn a_child_forked_while_other_threads_use_every_part_of_the_library_does_not_han
     busy.push(std::thread::spawn(move || {
         while !symbols.load(Ordering::Relaxed) {
             black_box(failing_budget_message());
-            black_box(allocscope::heap_profile().folded());
+            black_box(allocscope::profile::heap_profile().folded());
         }
     }));
 

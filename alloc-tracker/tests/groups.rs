@@ -63,7 +63,7 @@ fn a_thread_that_exits_inside_a_group_keeps_its_counts_in_it() {
     .join()
     .unwrap();
     let s = group.stats();
-    assert_eq!((s.allocs, s.deallocs, s.bytes_allocated, s.net_bytes()), (11, 10, 180, 100));
+    assert_eq!((s.allocs, s.deallocs, s.bytes_allocated, s.live_bytes()), (11, 10, 180, 100));
 }
 
 #[test]

@@ -31,11 +31,11 @@ fn instrumented_functions_get_exact_figures_per_span() {
         tracing_render(5);
         kept
     });
-    let parse = Group::named("tracing_parse").stats();
-    let render = Group::named("tracing_render").stats();
+    let parse = Group::listed("tracing_parse").stats();
+    let render = Group::listed("tracing_render").stats();
     assert_eq!((parse.allocs, parse.bytes_allocated, parse.deallocs), (3, 300, 0));
     assert_eq!((render.allocs, render.bytes_allocated, render.deallocs), (10, 80, 10));
-    assert_eq!((Group::named("tracing_parse").windows(), Group::named("tracing_render").windows()), (3, 2));
+    assert_eq!((Group::listed("tracing_parse").windows(), Group::listed("tracing_render").windows()), (3, 2));
     drop(kept);
 }
 
@@ -46,6 +46,6 @@ fn a_layer_for_marked_spans_leaves_the_others_alone() {
         tracing::info_span!("tracing.marked", allocscope = true).in_scope(|| drop(black_box(vec![0u8; 9])));
         tracing::info_span!("tracing.unmarked").in_scope(|| drop(black_box(vec![0u8; 9])));
     });
-    assert_eq!(Group::named("tracing.marked").stats().bytes_allocated, 9);
-    assert_eq!(Group::named("tracing.unmarked").windows(), 0);
+    assert_eq!(Group::listed("tracing.marked").stats().bytes_allocated, 9);
+    assert_eq!(Group::listed("tracing.unmarked").windows(), 0);
 }

@@ -6,7 +6,8 @@
 
 use std::hint::black_box;
 
-use allocscope::{heap_profile, measure, start_sampling, stop_sampling, Budget, CountingAlloc, Jemalloc, Scope};
+use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling};
+use allocscope::{measure, Budget, CountingAlloc, Jemalloc, Scope};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -43,18 +44,18 @@ fn after_sampling_started_in_an_op() -> Box<[u8; 40]> {
 
 #[test]
 fn sampling_started_inside_a_scope_stays_on_after_it() {
-    measure(|| start_sampling(1));
+    measure(|| start_thread_sampling(1));
     let kept = after_sampling_started_in_a_scope();
-    stop_sampling();
+    stop_thread_sampling();
     assert_eq!(samples_in("after_sampling_started_in_a_scope"), 1);
     drop(kept);
 }
 
 #[test]
 fn sampling_stopped_inside_a_scope_stays_off_after_it() {
-    start_sampling(1);
+    start_thread_sampling(1);
     let scope = Scope::start();
-    stop_sampling();
+    stop_thread_sampling();
     let _ = scope.finish();
     let kept: Vec<_> = (0..3).map(|_| after_sampling_stopped_in_a_scope()).collect();
     assert_eq!(samples_in("after_sampling_stopped_in_a_scope"), 0);
@@ -63,15 +64,15 @@ fn sampling_stopped_inside_a_scope_stays_off_after_it() {
 
 #[test]
 fn sampling_started_inside_a_budget_or_an_op_stays_on_after_it() {
-    Budget::new().max_allocs(10).assert(|| start_sampling(1));
+    Budget::new().max_allocs(10).assert(|| start_thread_sampling(1));
     let a = after_sampling_started_in_a_budget();
     {
         let _op = allocscope::op("guards.sampling");
-        stop_sampling();
-        start_sampling(1);
+        stop_thread_sampling();
+        start_thread_sampling(1);
     }
     let b = after_sampling_started_in_an_op();
-    stop_sampling();
+    stop_thread_sampling();
     assert_eq!(samples_in("after_sampling_started_in_a_budget"), 1);
     assert_eq!(samples_in("after_sampling_started_in_an_op"), 1);
     drop((a, b));

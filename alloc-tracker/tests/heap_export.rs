@@ -4,7 +4,8 @@
 
 use std::hint::black_box;
 
-use allocscope::{heap_profile, start_sampling, stop_sampling, CountingAlloc, Jemalloc};
+use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling};
+use allocscope::{CountingAlloc, Jemalloc};
 
 #[path = "support/protobuf.rs"]
 mod protobuf;
@@ -25,9 +26,9 @@ fn export_inner() -> Vec<u8> {
 
 #[test]
 fn the_pprof_file_decodes_with_gos_sample_types_and_the_sites() {
-    start_sampling(1);
+    start_thread_sampling(1);
     let kept = export_outer();
-    stop_sampling();
+    stop_thread_sampling();
     let top = fields(&gunzip(&heap_profile().pprof_gz()));
     let strings = strings(&top);
     assert_eq!(strings[0], "", "string_table[0] is empty");
@@ -85,9 +86,9 @@ fn the_pprof_file_decodes_with_gos_sample_types_and_the_sites() {
 
 #[test]
 fn the_flame_graph_is_well_formed_svg_naming_the_sites() {
-    start_sampling(1);
+    start_thread_sampling(1);
     let kept = export_outer();
-    stop_sampling();
+    stop_thread_sampling();
     let svg = heap_profile().flamegraph_svg("test").unwrap();
     assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"), "an SVG document");
     assert!(svg.contains("export_inner") && svg.contains("export_outer"), "names the sites");

@@ -6,7 +6,8 @@
 
 use std::hint::black_box;
 
-use allocscope::{heap_profile, start_sampling, stop_sampling, CountingAlloc, Jemalloc, DEFAULT_SAMPLE_RATE};
+use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling, DEFAULT_SAMPLE_RATE};
+use allocscope::{CountingAlloc, Jemalloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -48,9 +49,9 @@ fn lines_with(name: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn a_known_three_level_chain_is_found_with_exact_counts_at_rate_1() {
-    start_sampling(1);
+    start_thread_sampling(1);
     let boxes = chain_top(100);
-    stop_sampling();
+    stop_thread_sampling();
     let lines = lines_with("chain_bottom");
     assert_eq!(lines.len(), 1, "{lines:?}");
     let (stack, bytes) = &lines[0];
@@ -77,9 +78,9 @@ fn freed_at_once(n: usize) {
 
 #[test]
 fn frees_on_a_sampling_thread_leave_the_live_figures() {
-    start_sampling(1);
+    start_thread_sampling(1);
     freed_at_once(50);
-    stop_sampling();
+    stop_thread_sampling();
     let site = heap_profile()
         .sites
         .into_iter()
@@ -102,9 +103,9 @@ fn sampling_at_the_default_rate_estimates_within_10_percent() {
     // estimate's standard deviation is about 2 %.
     const BLOCKS: usize = 16_384;
     const SIZE: usize = 64 * 1024;
-    start_sampling(DEFAULT_SAMPLE_RATE);
+    start_thread_sampling(DEFAULT_SAMPLE_RATE);
     large_workload(BLOCKS, SIZE);
-    stop_sampling();
+    stop_thread_sampling();
     let truth = (BLOCKS * SIZE) as f64;
     let estimate: u64 = lines_with("large_workload").iter().map(|(_, b)| b).sum();
     let error = (estimate as f64 - truth).abs() / truth;
@@ -119,8 +120,8 @@ fn after_stopping() -> Box<[u8; 24]> {
 
 #[test]
 fn nothing_is_sampled_once_sampling_stops() {
-    start_sampling(1);
-    stop_sampling();
+    start_thread_sampling(1);
+    stop_thread_sampling();
     let b = after_stopping();
     assert!(lines_with("after_stopping").is_empty());
     drop(b);
@@ -133,9 +134,9 @@ fn dhat_site() -> Vec<u8> {
 
 #[test]
 fn the_dhat_json_has_what_the_viewer_requires() {
-    start_sampling(1);
+    start_thread_sampling(1);
     let kept: Vec<Vec<u8>> = (0..5).map(|_| dhat_site()).collect();
-    stop_sampling();
+    stop_thread_sampling();
     let json: serde_json::Value = serde_json::from_str(&heap_profile().dhat_json("the test")).expect("valid JSON");
     assert_eq!(json["dhatFileVersion"], 2);
     for key in ["mode", "verb", "tu", "Mtu", "cmd"] {

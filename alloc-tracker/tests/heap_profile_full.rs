@@ -8,7 +8,9 @@
 
 use std::hint::black_box;
 
-use allocscope::{heap_profile, start_sampling, stop_sampling, CountingAlloc, Jemalloc, MAX_LIVE};
+use allocscope::limits::MAX_LIVE;
+use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling};
+use allocscope::{CountingAlloc, Jemalloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -22,16 +24,16 @@ fn one_of_many() -> Box<[u8; 24]> {
 fn overflowing_the_live_table_is_counted_and_never_leaves_live_bytes_behind() {
     let n = MAX_LIVE + MAX_LIVE / 4;
     let mut kept = Vec::with_capacity(n);
-    start_sampling(1);
+    start_thread_sampling(1);
     for _ in 0..n {
         kept.push(one_of_many());
     }
     // Read with sampling off (reading allocates), then free on a sampling
     // thread again, where frees are matched.
-    stop_sampling();
+    stop_thread_sampling();
     let during = heap_profile();
-    start_sampling(1);
-    let ours = |p: &allocscope::HeapProfile| -> (f64, f64) {
+    start_thread_sampling(1);
+    let ours = |p: &allocscope::profile::HeapProfile| -> (f64, f64) {
         p.sites
             .iter()
             .filter(|s| s.user_frames().first().is_some_and(|f| f.name.ends_with("one_of_many")))
@@ -43,7 +45,7 @@ fn overflowing_the_live_table_is_counted_and_never_leaves_live_bytes_behind() {
     assert_eq!(live + during.untracked_live_samples as f64, n as f64, "followed or counted, never lost");
     assert_eq!(during.dropped_samples, 0);
     drop(kept);
-    stop_sampling();
+    stop_thread_sampling();
     let after = heap_profile();
     assert_eq!(ours(&after).1, 0.0, "every followed block's free was seen; no untracked block was ever live");
 }

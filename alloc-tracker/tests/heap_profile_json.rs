@@ -10,7 +10,8 @@
 #[path = "../benches/overhead/json_doc.rs"]
 mod json_doc;
 
-use allocscope::{heap_profile, reset_heap_profile, start_sampling, stop_sampling, CountingAlloc, Jemalloc};
+use allocscope::profile::{heap_profile, reset_heap_profile, start_thread_sampling, stop_thread_sampling};
+use allocscope::{CountingAlloc, Jemalloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -19,20 +20,20 @@ static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
 fn rate_1_on_a_parsed_json_document_is_exact_and_leaves_nothing_live() {
     let doc = json_doc::document(2_000_000);
     reset_heap_profile();
-    start_sampling(1);
+    start_thread_sampling(1);
     let (value, stats) = allocscope::measure(|| serde_json::from_str::<serde_json::Value>(&doc).unwrap());
     // Read with sampling off (reading allocates), free with it on again
     // (frees are matched on sampling threads).
-    stop_sampling();
+    stop_thread_sampling();
     let parsed = heap_profile();
-    start_sampling(1);
+    start_thread_sampling(1);
     drop(value);
-    stop_sampling();
+    stop_thread_sampling();
     let dropped = heap_profile();
 
-    assert!(stats.allocs_total() > 100_000, "a real workload: {stats}");
+    assert!(stats.allocs > 100_000, "a real workload: {stats}");
     assert_eq!(parsed.dropped_samples, 0);
-    assert_eq!(parsed.total_allocs(), stats.allocs_total() as f64, "every allocation sampled, once");
+    assert_eq!(parsed.total_allocs(), stats.allocs as f64, "every allocation sampled, once");
     assert_eq!(parsed.total_bytes(), stats.bytes_allocated as f64);
     assert!(parsed.live_is_complete(), "{} untracked", parsed.untracked_live_samples);
     assert_eq!(parsed.live_bytes(), stats.live_bytes() as f64, "the live figure is the live bytes");

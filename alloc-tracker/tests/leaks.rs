@@ -75,14 +75,14 @@ fn every_limit_is_checked_against_the_measured_run_only() {
         buf.clear();
         buf.extend_from_slice(&[7u8; 300]);
     };
-    let err = Budget::new().max_allocs(0).max_bytes(0).check_steady(&mut fill).unwrap_err();
-    assert_eq!(err.stats().allocs_total(), 1, "{err}");
+    let err = Budget::new().max_allocs(0).max_bytes_allocated(0).check_steady(&mut fill).unwrap_err();
+    assert_eq!(err.stats().allocs, 1, "{err}");
     assert_eq!(err.stats().bytes_allocated, 300);
     assert!(err
         .to_string()
-        .starts_with("allocation budget exceeded: allocs+reallocs 1 > 0, bytes 300 > 0 (budget at "));
+        .starts_with("allocation budget exceeded: allocs 1 > 0, bytes_allocated 300 > 0 (budget at "));
     // The buffer keeps its capacity: the next runs allocate nothing.
-    Budget::new().max_allocs(0).max_bytes(0).max_leaked_bytes(0).assert_steady(&mut fill);
+    Budget::new().max_allocs(0).max_bytes_allocated(0).max_leaked_bytes(0).assert_steady(&mut fill);
     let msg = catch_unwind(AssertUnwindSafe(|| {
         let mut kept = Vec::with_capacity(8);
         Budget::new().max_leaked_bytes(0).warmups(3).assert_steady(|| kept.push(Box::new(0u64)));
@@ -110,16 +110,16 @@ fn one_shot_checks_refuse_settings_they_cannot_honour() {
 #[test]
 fn a_trace_leaves_the_heap_profile_and_the_threads_own_sampling_as_they_were() {
     // Only this test samples in this binary, on this thread only.
-    allocscope::stop_sampling();
-    let samples = || allocscope::heap_profile().sites.iter().map(|s| s.samples).sum::<u64>();
+    allocscope::profile::stop_thread_sampling();
+    let samples = || allocscope::profile::heap_profile().sites.iter().map(|s| s.samples).sum::<u64>();
     let before = samples();
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     Budget::new().max_leaked_bytes(0).assert_steady(|| drop(black_box(Box::new(5u8))));
     // A panicking run ends its trace too.
     let _ = catch_unwind(|| Budget::new().max_leaked_bytes(0).check_steady(|| panic!("in the run")));
     // Sampling at rate 1 again: this box is the one sample since `before`.
     let kept = black_box(Box::new(6u8));
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
     assert_eq!(samples() - before, 1, "the traced runs took no sample");
     drop(kept);
 }

@@ -19,13 +19,13 @@ fn a_recorder_receives_the_snapshot_in_prometheus_names() {
         let _op = allocscope::op("facade.op");
         drop(black_box(vec![0u8; 30]));
     }
-    Group::named("facade.group").run(|| drop(black_box(vec![0u8; 20])));
-    let snapshot = allocscope::snapshot();
+    Group::listed("facade.group").run(|| drop(black_box(vec![0u8; 20])));
+    let snapshot = allocscope::serve::snapshot();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        allocscope::metrics::describe();
-        allocscope::metrics::record(&snapshot);
+        allocscope::serve::metrics::describe();
+        allocscope::serve::metrics::record(&snapshot);
     });
     let seen: Vec<Recorded> = snapshotter
         .snapshot()
@@ -42,7 +42,7 @@ fn a_recorder_receives_the_snapshot_in_prometheus_names() {
             .map(|(_, _, v)| v)
             .unwrap_or_else(|| panic!("{name} {label:?} not recorded"))
     };
-    assert_eq!(find("allocscope_allocations_total", None), &DebugValue::Counter(snapshot.process.allocs));
+    assert_eq!(find("allocscope_allocs_total", None), &DebugValue::Counter(snapshot.process.allocs));
     assert_eq!(find("allocscope_op_allocated_bytes_total", Some(("op", "facade.op"))), &DebugValue::Counter(30));
     assert_eq!(
         find("allocscope_group_allocated_bytes_total", Some(("group", "facade.group"))),

@@ -20,14 +20,14 @@ fn sampled_work() -> Vec<Box<u32>> {
 
 #[test]
 fn reading_the_profile_on_a_sampling_thread_leaves_it_as_it_was() {
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     let kept = sampled_work();
-    let first = allocscope::heap_profile();
+    let first = allocscope::profile::heap_profile();
     let folded = first.folded(); // resolves every site's symbols
-    let (second, third) = (allocscope::heap_profile(), allocscope::heap_profile());
-    allocscope::stop_sampling();
+    let (second, third) = (allocscope::profile::heap_profile(), allocscope::profile::heap_profile());
+    allocscope::profile::stop_thread_sampling();
     assert!(folded.contains("sampled_work"), "{folded}");
-    let totals = |p: &allocscope::HeapProfile| (p.total_allocs(), p.total_bytes(), p.sites.len());
+    let totals = |p: &allocscope::profile::HeapProfile| (p.total_allocs(), p.total_bytes(), p.sites.len());
     assert_eq!(totals(&first), (4.0, 3.0 * 4.0 + 3.0 * 8.0, first.sites.len()));
     assert_eq!(totals(&second), totals(&first));
     assert_eq!(totals(&third), totals(&first));

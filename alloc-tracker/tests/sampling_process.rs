@@ -7,7 +7,8 @@
 use std::hint::black_box;
 use std::process::Command;
 
-use allocscope::{heap_profile, CountingAlloc, HeapProfile, Jemalloc};
+use allocscope::profile::{heap_profile, HeapProfile};
+use allocscope::{CountingAlloc, Jemalloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -43,8 +44,8 @@ fn from_the_environment() -> Vec<u8> {
 
 #[test]
 fn every_thread_samples_and_frees_anywhere_are_matched() {
-    allocscope::start_sampling_process(1);
-    assert_eq!(allocscope::process_sample_rate(), 1);
+    allocscope::profile::start_process_sampling(1);
+    assert_eq!(allocscope::profile::process_sample_rate(), 1);
 
     // A thread started after the call.
     let kept = std::thread::spawn(on_a_later_thread).join().unwrap();
@@ -67,8 +68,8 @@ fn every_thread_samples_and_frees_anywhere_are_matched() {
     });
     drop(rt);
 
-    allocscope::stop_sampling_process();
-    assert_eq!(allocscope::process_sample_rate(), 0);
+    allocscope::profile::stop_process_sampling();
+    assert_eq!(allocscope::profile::process_sample_rate(), 0);
     let profile = heap_profile();
     assert_eq!(at(&profile, "on_a_later_thread").1, 0.0, "its free, on another thread, was matched");
     assert_eq!(at(&profile, "on_a_worker").1, 0.0, "freed on a worker: matched");
@@ -82,7 +83,7 @@ fn every_thread_samples_and_frees_anywhere_are_matched() {
 #[test]
 fn the_environment_variable_samples_from_the_start() {
     if std::env::var_os("ALLOCSCOPE_TEST_CHILD").is_some() {
-        assert_eq!(allocscope::process_sample_rate(), 1);
+        assert_eq!(allocscope::profile::process_sample_rate(), 1);
         let v = from_the_environment();
         assert_eq!(at(&heap_profile(), "from_the_environment"), (1, 100.0));
         drop(v);

@@ -67,7 +67,7 @@ fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
     let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
     assert!(addr.ip().is_loopback());
-    let route = Group::named("serve.route");
+    let route = Group::listed("serve.route");
     route.run(|| drop(black_box(vec![0u8; 10])));
     drop(allocscope::op("serve.op"));
 
@@ -95,11 +95,11 @@ fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
         assert!(t.elapsed() < Duration::from_secs(10), "answered in time under load");
         let (samples, types) = parse(&String::from_utf8(body).unwrap());
         for must in [
-            "allocscope_allocations_total",
+            "allocscope_allocs_total",
             "allocscope_allocated_bytes_total",
             "allocscope_live_bytes",
             "allocscope_op_calls_total{op=\"serve.op\"}",
-            "allocscope_group_allocations_total{group=\"serve.route\"}",
+            "allocscope_group_allocs_total{group=\"serve.route\"}",
             "allocscope_jemalloc_resident_bytes",
         ] {
             assert!(samples.contains_key(must), "{must} missing");
@@ -112,7 +112,7 @@ fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
                     assert!(*v >= before, "{series} went back: {before} then {v}");
                 }
             }
-            assert!(samples["allocscope_allocations_total"] > last["allocscope_allocations_total"]);
+            assert!(samples["allocscope_allocs_total"] > last["allocscope_allocs_total"]);
         }
         last = Some(samples);
     }
@@ -133,9 +133,9 @@ fn default_sample_type(gz: &[u8]) -> String {
 #[test]
 fn the_heap_endpoints_serve_pprof_with_gos_default_sample_types() {
     let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     let kept = black_box(vec![0u8; 4096]);
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
     for (path, default) in [("/debug/pprof/heap", "inuse_space"), ("/debug/pprof/allocs", "alloc_space")] {
         let (status, body) = get(server.local_addr(), path);
         assert_eq!(status, 200);

@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use allocscope::{measure, measure_process, CountingAlloc, Jemalloc};
+use allocscope::{measure, process_stats, CountingAlloc, Jemalloc};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
@@ -13,7 +13,8 @@ const PAIRS: u64 = 2_500_000;
 
 #[test]
 fn two_threads_ten_million_events_add_up_exactly() {
-    let (per_thread, total) = measure_process(|| {
+    let before = process_stats();
+    let per_thread = {
         let workers: Vec<_> = (0..2u64)
             .map(|t| {
                 std::thread::spawn(move || {
@@ -30,7 +31,8 @@ fn two_threads_ten_million_events_add_up_exactly() {
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect::<Vec<_>>()
-    });
+    };
+    let total = process_stats() - before;
     for (t, s) in per_thread.iter().enumerate() {
         let t = t as u64;
         let bytes: u64 = (0..PAIRS).map(|i| i % 64 + 1 + t).sum();

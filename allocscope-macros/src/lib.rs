@@ -26,7 +26,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ItemFn, Local, MetaNameValue, Pat, Stmt, Token};
 
 /// The arguments the attribute takes, in the order they are applied.
-const KEYS: [&str; 5] = ["max_allocs", "max_bytes", "max_peak_bytes", "max_leaked_bytes", "warmups"];
+const KEYS: [&str; 5] = ["max_allocs", "max_bytes_allocated", "max_peak_bytes", "max_leaked_bytes", "warmups"];
 
 /// Runs the function's body under an allocation budget: see the crate
 /// documentation, and `allocscope::budget` for examples.
@@ -148,12 +148,15 @@ mod tests {
         );
         assert_eq!(
             error(quote!(max_alocs = 1), item.clone()),
-            "unknown budget `max_alocs`: expected one of max_allocs, max_bytes, max_peak_bytes, max_leaked_bytes, warmups"
+            "unknown budget `max_alocs`: expected one of max_allocs, max_bytes_allocated, max_peak_bytes, max_leaked_bytes, warmups"
         );
-        assert_eq!(error(quote!(max_bytes = 1, max_bytes = 2), item.clone()), "`max_bytes` is given twice");
+        assert_eq!(
+            error(quote!(max_bytes_allocated = 1, max_bytes_allocated = 2), item.clone()),
+            "`max_bytes_allocated` is given twice"
+        );
         assert_eq!(
             error(quote!(), item.clone()),
-            "a budget needs at least one limit: max_allocs, max_bytes, max_peak_bytes, max_leaked_bytes"
+            "a budget needs at least one limit: max_allocs, max_bytes_allocated, max_peak_bytes, max_leaked_bytes"
         );
         assert!(error(quote!(max_allocs), item).contains("expected `=`"));
     }
@@ -181,7 +184,7 @@ mod tests {
     #[test]
     fn the_body_becomes_the_budgets_closure() {
         let out = expand(
-            quote!(max_allocs = 2, max_bytes = 64),
+            quote!(max_allocs = 2, max_bytes_allocated = 64),
             quote!(
                 fn t() -> u8 {
                     1
@@ -193,7 +196,7 @@ mod tests {
             compact(out),
             compact(quote!(
                 fn t() -> u8 {
-                    ::allocscope::Budget::new().max_allocs(2).max_bytes(64).assert(move || -> u8 { 1 })
+                    ::allocscope::Budget::new().max_allocs(2).max_bytes_allocated(64).assert(move || -> u8 { 1 })
                 }
             ))
         );

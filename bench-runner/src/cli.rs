@@ -133,7 +133,7 @@ pub struct RunArgs {
     pub dhat: bool,
     /// Heap profile sampling rate: one sample per this many bytes on
     /// average (Go's MemProfileRate; 1 samples every allocation).
-    #[arg(long, value_name = "BYTES", default_value_t = allocscope::DEFAULT_SAMPLE_RATE, value_parser = positive)]
+    #[arg(long, value_name = "BYTES", default_value_t = allocscope::profile::DEFAULT_SAMPLE_RATE, value_parser = positive)]
     pub sample_rate: u64,
 }
 

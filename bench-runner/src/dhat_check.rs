@@ -45,7 +45,7 @@ impl WithQueue for Passes {
         let after = dhat::HeapStats::get();
         drop(profiler);
         Agreement {
-            allocscope_blocks: counted.allocs_total(),
+            allocscope_blocks: counted.allocs,
             allocscope_bytes: counted.bytes_allocated,
             dhat_blocks: after.total_blocks - before.total_blocks,
             dhat_bytes: after.total_bytes - before.total_bytes,

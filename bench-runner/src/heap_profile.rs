@@ -20,19 +20,19 @@ struct ProfiledPass(u64);
 
 impl WithQueue for ProfiledPass {
     /// The profile, and the exact counts of the sampled pass.
-    type Output = (allocscope::HeapProfile, allocscope::AllocStats);
+    type Output = (allocscope::profile::HeapProfile, allocscope::AllocStats);
     fn run<Q: Queue + 'static>(self, h: &Harness<'_>) -> Self::Output {
         let q: Q = h.queue();
         let mut latencies = Latencies::new();
         let mut out = Vec::with_capacity(BATCH);
         h.warm_up_pair(&q, &mut out);
-        allocscope::reset_heap_profile();
-        allocscope::start_sampling(self.0);
+        allocscope::profile::reset_heap_profile();
+        allocscope::profile::start_thread_sampling(self.0);
         let scope = allocscope::Scope::start();
         h.pair(&q, h.workload.warmup, h.workload.messages, &mut latencies, &mut out);
         let exact = scope.finish();
-        allocscope::stop_sampling();
-        (allocscope::heap_profile(), exact)
+        allocscope::profile::stop_thread_sampling();
+        (allocscope::profile::heap_profile(), exact)
     }
 }
 
@@ -63,7 +63,7 @@ pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
         for (name, bytes) in [
             // Opens on what the pass allocated: its blocks are all freed by
             // the end, so Go's default `inuse_space` view would be empty.
-            ("heap.pb.gz", profile.pprof_gz_with_default(allocscope::SampleType::AllocSpace)),
+            ("heap.pb.gz", profile.pprof_gz_with_default(allocscope::profile::SampleType::AllocSpace)),
             ("heap.folded", folded.clone().into_bytes()),
             ("dhat-heap.json", profile.dhat_json(&format!("{} ({v})", plan.command)).into_bytes()),
         ] {
@@ -100,7 +100,7 @@ pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
 /// plus reallocations, and bytes allocated, as the sampler counts them);
 /// the scale factors are returned.
 fn top_sites(
-    profile: &allocscope::HeapProfile,
+    profile: &allocscope::profile::HeapProfile,
     exact: &allocscope::AllocStats,
     messages: u64,
 ) -> (Vec<SiteFigures>, Option<[f64; 2]>) {
@@ -108,7 +108,7 @@ fn top_sites(
     let cwd = std::env::current_dir().unwrap_or_default();
     let (est_allocs, est_bytes) = profile.sites.iter().fold((0.0, 0.0), |(a, b), s| (a + s.allocs, b + s.bytes));
     let scale = (profile.dropped_samples == 0 && est_allocs > 0.0 && est_bytes > 0.0)
-        .then(|| [exact.allocs_total() as f64 / est_allocs, exact.bytes_allocated as f64 / est_bytes]);
+        .then(|| [exact.allocs as f64 / est_allocs, exact.bytes_allocated as f64 / est_bytes]);
     let [sa, sb] = scale.unwrap_or([1.0, 1.0]);
     let mut sites: Vec<SiteFigures> = Vec::new();
     for site in &profile.sites {

@@ -63,27 +63,27 @@ pub fn allocscope_group(body: &dyn Fn()) {
 #[allow(dead_code)]
 pub fn allocscope_sampled(body: &dyn Fn()) {
     let rate = std::env::var("OVERHEAD_SAMPLE_RATE").ok().and_then(|r| r.parse().ok());
-    allocscope::start_sampling(rate.unwrap_or(allocscope::DEFAULT_SAMPLE_RATE));
+    allocscope::profile::start_thread_sampling(rate.unwrap_or(allocscope::profile::DEFAULT_SAMPLE_RATE));
     body();
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
 }
 
 /// The loop with every thread sampled at Go's rate from the start, as a
 /// service does with `ALLOCSCOPE_SAMPLE_RATE` (the `--every-thread` wrapper).
 #[allow(dead_code)]
 pub fn allocscope_every_thread(body: &dyn Fn()) {
-    allocscope::start_sampling_process(allocscope::DEFAULT_SAMPLE_RATE);
+    allocscope::profile::start_process_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
     body();
-    allocscope::stop_sampling_process();
+    allocscope::profile::stop_process_sampling();
 }
 
 /// The loop sampled at rate 1 (every allocation): the sampling program's
 /// `--exact` wrapper.
 #[allow(dead_code)]
 pub fn allocscope_exact(body: &dyn Fn()) {
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     body();
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
 }
 
 /// What wraps the loop on each thread that runs it.

@@ -23,38 +23,39 @@ fn main() {
     let process = args.get(2).is_some_and(|m| m == "process");
     let rounds = number(3, 1.0) as u32;
     let doc = json_doc::document((mb * 1e6) as usize);
-    let (start_sampling, stop_sampling): (fn(u64), fn()) = if process {
-        (allocscope::start_sampling_process, allocscope::stop_sampling_process)
+    use allocscope::profile;
+    let (start_thread_sampling, stop_thread_sampling): (fn(u64), fn()) = if process {
+        (profile::start_process_sampling, profile::stop_process_sampling)
     } else {
-        (allocscope::start_sampling, allocscope::stop_sampling)
+        (profile::start_thread_sampling, profile::stop_thread_sampling)
     };
     let start = Instant::now();
     let (mut value, mut stats, mut profile) = (None, allocscope::AllocStats::default(), None);
     for _ in 0..rounds {
         if rate > 0 {
-            start_sampling(rate);
+            start_thread_sampling(rate);
         }
         let (v, s) = allocscope::measure(|| serde_json::from_str::<serde_json::Value>(&doc).expect("valid JSON"));
         // Read with sampling off (reading allocates), free with it on
         // again (frees are matched on sampling threads).
-        stop_sampling();
-        profile = Some(allocscope::heap_profile());
+        stop_thread_sampling();
+        profile = Some(allocscope::profile::heap_profile());
         if rate > 0 {
-            start_sampling(rate);
+            start_thread_sampling(rate);
         }
         drop(value.replace(v));
         stats = s;
     }
     drop(value);
-    stop_sampling();
+    stop_thread_sampling();
     let elapsed = start.elapsed();
     let profile = profile.expect("at least one round");
-    let after = allocscope::heap_profile();
+    let after = allocscope::profile::heap_profile();
     println!(
         "allocscope rate {rate}: {:.2} s; {} allocations, {} bytes live after parsing; profile: {:.0} allocations, \
          {:.0} bytes live after parsing (complete: {}), {:.0} live after the drop; {} dropped samples",
         elapsed.as_secs_f64(),
-        stats.allocs_total(),
+        stats.allocs,
         stats.live_bytes(),
         profile.total_allocs(),
         profile.live_bytes(),

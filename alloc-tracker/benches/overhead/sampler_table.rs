@@ -49,24 +49,27 @@ fn main() {
         println!("{what}: {median:.0} ns per alloc+free pair (median of {runs} runs of {pairs}; {lo:.0}-{hi:.0})")
     };
 
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     report("rate 1, live table empty", time(pairs, runs));
     let kept = keep_live(70_000);
     report("rate 1, 70,000 live sampled blocks", time(pairs, runs));
-    let more = keep_live(allocscope::MAX_LIVE);
-    allocscope::stop_sampling();
-    let profile = allocscope::heap_profile();
+    let more = keep_live(allocscope::limits::MAX_LIVE);
+    allocscope::profile::stop_thread_sampling();
+    let profile = allocscope::profile::heap_profile();
     println!(
         "  ({} samples so far not followed: the live table is full; live figures flagged incomplete: {})",
         profile.untracked_live_samples,
         !profile.live_is_complete()
     );
-    allocscope::start_sampling(1);
-    report(&format!("rate 1, {} live sampled blocks (table full)", 70_000 + allocscope::MAX_LIVE), time(pairs, runs));
-    allocscope::start_sampling(allocscope::DEFAULT_SAMPLE_RATE);
+    allocscope::profile::start_thread_sampling(1);
+    report(
+        &format!("rate 1, {} live sampled blocks (table full)", 70_000 + allocscope::limits::MAX_LIVE),
+        time(pairs, runs),
+    );
+    allocscope::profile::start_thread_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
     report("default rate, live table full", time(pairs * 50, runs));
     drop((kept, more));
-    allocscope::reset_heap_profile();
+    allocscope::profile::reset_heap_profile();
     report("default rate, live table empty", time(pairs * 50, runs));
-    allocscope::stop_sampling();
+    allocscope::profile::stop_thread_sampling();
 }

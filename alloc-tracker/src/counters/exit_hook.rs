@@ -1,4 +1,7 @@
-//! The thread-exit hook that retires a thread's block, per platform.
+//! The thread-exit hook, per platform: calls a function with a value when
+//! the calling thread exits, after the thread's other thread-local
+//! destructors where the platform allows. A leaf: the registry hands it
+//! the function that retires a thread's block ([`super::registry`]).
 //!
 //! - Unix: a `pthread_key_create` destructor. glibc and the BSDs run key
 //!   destructors after the C++/Rust thread-local destructors, so frees made
@@ -6,40 +9,35 @@
 //!   setting its value never call the Rust global allocator.
 //! - Elsewhere: a `thread_local!` with `Drop` (the portable hook, compiled
 //!   and tested on every platform). Arming it may allocate, to register the
-//!   destructor; registration clears the block's `FRESH` bit before arming,
-//!   so such an allocation is counted in the block and does not recurse.
+//!   destructor; the registry arms it only once the block can count such an
+//!   allocation.
 
-use super::registry::retire;
-use super::ThreadCounters;
+use std::ffi::c_void;
 
-/// Arranges for `block` to be retired when this thread exits; false if the
-/// platform refused. The block is already registered (not `FRESH`), so an
-/// allocation made while arming is counted in it.
-pub(super) fn arm(block: *mut ThreadCounters) -> bool {
-    // SAFETY: `block` is the calling thread's live block.
-    debug_assert!(unsafe { &*block }.mode.get() & super::FRESH == 0, "registered before arming");
+/// What runs at thread exit, with the value given to [`arm`]. One function
+/// for the whole process: the first [`arm`] fixes it.
+pub(super) type OnExit = unsafe extern "C" fn(*mut c_void);
+
+/// Arranges for `on_exit(value)` to run when this thread exits; false if
+/// the platform refused.
+pub(super) fn arm(value: *mut c_void, on_exit: OnExit) -> bool {
     #[cfg(unix)]
-    return pthread_key::arm(block);
+    return pthread_key::arm(value, on_exit);
     #[cfg(not(unix))]
-    return thread_local_drop::arm(block);
+    return thread_local_drop::arm(value, on_exit);
 }
 
 #[cfg(unix)]
 mod pthread_key {
-    use super::{retire, ThreadCounters};
+    use std::ffi::c_void;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::OnExit;
 
     /// `pthread_key_t` plus one, zero until created.
     static KEY: AtomicUsize = AtomicUsize::new(0);
 
-    unsafe extern "C" fn on_exit(block: *mut libc::c_void) {
-        // SAFETY: the value was set by `arm` to this thread's block, which is
-        // still alive: pthread key destructors run before the thread's TLS
-        // memory is released.
-        retire(unsafe { &*block.cast::<ThreadCounters>() });
-    }
-
-    fn key() -> Option<libc::pthread_key_t> {
+    fn key(on_exit: OnExit) -> Option<libc::pthread_key_t> {
         let k = KEY.load(Ordering::Acquire);
         if k != 0 {
             return Some((k - 1) as libc::pthread_key_t);
@@ -61,85 +59,41 @@ mod pthread_key {
         }
     }
 
-    pub(super) fn arm(block: *mut ThreadCounters) -> bool {
-        let Some(key) = key() else { return false };
+    pub(super) fn arm(value: *mut c_void, on_exit: OnExit) -> bool {
+        let Some(key) = key(on_exit) else { return false };
         // SAFETY: `key` is a live key; storing a non-null value makes the
         // destructor run at thread exit. The C library's own allocator backs
         // the key's storage, not the Rust global allocator.
-        unsafe { libc::pthread_setspecific(key, block.cast()) == 0 }
+        unsafe { libc::pthread_setspecific(key, value) == 0 }
     }
 }
 
 /// The portable hook. Used where there is no pthread; compiled everywhere
 /// so that every build checks it, and tested on Unix too.
 #[cfg_attr(unix, allow(dead_code))]
-mod thread_local_drop {
-    use super::{retire, ThreadCounters};
+pub(super) mod thread_local_drop {
     use std::cell::Cell;
+    use std::ffi::c_void;
 
-    struct Retire(Cell<*const ThreadCounters>);
+    use super::OnExit;
 
-    impl Drop for Retire {
+    struct Hook(Cell<Option<(*mut c_void, OnExit)>>);
+
+    impl Drop for Hook {
         fn drop(&mut self) {
-            let block = self.0.get();
-            if !block.is_null() {
-                // SAFETY: set by `arm` to this thread's block, which outlives
-                // its thread-local destructors (`LOCAL` has none).
-                retire(unsafe { &*block });
+            if let Some((value, on_exit)) = self.0.get() {
+                // SAFETY: `arm`'s caller vouched that `on_exit(value)` may
+                // run when the thread exits.
+                unsafe { on_exit(value) };
             }
         }
     }
 
     thread_local! {
-        static HOOK: Retire = const { Retire(Cell::new(std::ptr::null())) };
+        static HOOK: Hook = const { Hook(Cell::new(None)) };
     }
 
-    pub(super) fn arm(block: *mut ThreadCounters) -> bool {
-        HOOK.try_with(|h| h.0.set(block)).is_ok()
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::super::super::{registry, Counter, CounterSet, ThreadCounters, DETACHED, READY};
-        use std::cell::Cell;
-
-        /// The portable hook retires its block when the thread exits: the
-        /// block ends up detached and its counts reach the process totals.
-        /// (A block of its own, so the platform's hook does not interfere.)
-        #[test]
-        fn the_thread_local_hook_retires_its_block_at_thread_exit() {
-            const MARK: u64 = 1 << 40;
-            struct Block(*mut ThreadCounters);
-            // SAFETY: the block is only touched by the spawned thread's hook
-            // until the join, and by this thread after it.
-            unsafe impl Send for Block {}
-            let block = Block(Box::into_raw(Box::new(ThreadCounters {
-                mode: Cell::new(READY),
-                alloc_gate: Cell::new(0),
-                free_gate: Cell::new(0),
-                counts: CounterSet::zero(),
-                high_water: Cell::new(0),
-                until_next: Cell::new(0),
-                slot: Cell::new(usize::MAX),
-                sample_epoch: Cell::new(0),
-                serial: Cell::new(0),
-            })));
-            // SAFETY: `block.0` is the live box created above.
-            unsafe { &*block.0 }.counts[Counter::BytesAllocated].store(MARK, std::sync::atomic::Ordering::Relaxed);
-            let before = registry::process_counts();
-            let block = std::thread::spawn(move || {
-                assert!(super::arm(block.0));
-                block
-            })
-            .join()
-            .unwrap();
-            let after = registry::process_counts();
-            // SAFETY: the hook ran at the thread's exit; nothing else holds
-            // the box, which is freed here.
-            let block = unsafe { Box::from_raw(block.0) };
-            assert_eq!(block.mode.get(), DETACHED);
-            let grown = after[Counter::BytesAllocated].wrapping_sub(before[Counter::BytesAllocated]);
-            assert!((MARK..MARK + (1 << 30)).contains(&grown), "retired exactly once: {grown}");
-        }
+    pub(in crate::counters) fn arm(value: *mut c_void, on_exit: OnExit) -> bool {
+        HOOK.try_with(|h| h.0.set(Some((value, on_exit)))).is_ok()
     }
 }

@@ -28,7 +28,7 @@
 //! | `DETACHED` | the block is not in the registry (no free slot, or the thread is exiting): events go to the shared totals | registration, the exit hook |
 //! | `PEAK` | a scope tracks this thread's peak live bytes | [`crate::Scope`] |
 //! | `TRIP` | a budget watches for its first crossing ([`trip`]) | [`crate::Budget`] |
-//! | `SAMPLE` | the thread samples call sites ([`sample`]) | `start_sampling` |
+//! | `SAMPLE` | the thread samples call sites ([`sample`]) | `profile::start_thread_sampling` |
 //! | `INTERNAL` | the library allocates for itself ([`internal`]): forwarded, counted apart | the library |
 //!
 //! ```text
@@ -119,17 +119,18 @@ const READY: u8 = 0;
 /// free).
 const FREE_SLOW: u8 = FRESH | DETACHED | TRIP | SAMPLE | INTERNAL;
 
-/// The five event counters, by name: the vocabulary of
-/// [`AllocStats`](crate::AllocStats), and the index of each counter in a
-/// [`CounterSet`].
+/// The five counters, by name: the vocabulary of
+/// [`AllocStats`](crate::AllocStats) (see the crate docs' "Vocabulary"),
+/// and the index of each counter in a [`CounterSet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Counter {
-    /// Successful `alloc` and `alloc_zeroed` calls.
+    /// Blocks handed out: successful `alloc`, `alloc_zeroed` and `realloc`
+    /// calls.
     Allocs,
+    /// Of `Allocs`, the successful `realloc` calls.
+    Reallocs,
     /// `dealloc` calls.
     Deallocs,
-    /// Successful `realloc` calls.
-    Reallocs,
     /// Requested bytes of allocations, plus reallocations' new sizes.
     BytesAllocated,
     /// Bytes of frees, plus reallocations' old sizes.
@@ -139,7 +140,7 @@ pub(crate) enum Counter {
 impl Counter {
     /// Every counter, in the order of [`CounterSet`]'s values.
     pub(crate) const ALL: [Counter; 5] =
-        [Counter::Allocs, Counter::Deallocs, Counter::Reallocs, Counter::BytesAllocated, Counter::BytesFreed];
+        [Counter::Allocs, Counter::Reallocs, Counter::Deallocs, Counter::BytesAllocated, Counter::BytesFreed];
 }
 
 /// One value per [`Counter`]: plain counts, or the atomics of a thread's
@@ -444,11 +445,13 @@ pub(crate) fn after_failed_realloc(ptr: *mut u8, followed: Option<sample::Follow
     }
 }
 
-/// Counts one successful `realloc` from `old` to `new` bytes.
+/// Counts one successful `realloc` from `old` to `new` bytes: a block
+/// handed out that replaced one.
 #[inline(always)]
 pub(crate) fn on_realloc(new_ptr: *mut u8, old: usize, new: usize) {
     with_local(|l| {
         if l.alloc_gate.get() < 0 {
+            bump(&l.counts[Counter::Allocs], 1);
             bump(&l.counts[Counter::Reallocs], 1);
             bump(&l.counts[Counter::BytesAllocated], new as u64);
             bump(&l.counts[Counter::BytesFreed], old as u64);
@@ -532,17 +535,20 @@ fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
 /// Hands the thread's figures to the budgets' trip check: an allocation or
 /// reallocation of `size` bytes that replaced `freed` bytes.
 fn check_trip(l: &ThreadCounters, allocated: u64, size: u64, freed: u64) {
-    let total = l.counts[Counter::Allocs]
-        .load(Ordering::Relaxed)
-        .wrapping_add(l.counts[Counter::Reallocs].load(Ordering::Relaxed));
-    trip::check(total, allocated, l.high_water.get(), size, freed);
+    let allocs = l.counts[Counter::Allocs].load(Ordering::Relaxed);
+    trip::check(allocs, allocated, l.high_water.get(), size, freed);
 }
 
 #[cold]
 #[inline(never)]
 fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: u64) {
     let mode = settle(l);
-    let counts = Counts::of(&[(Counter::Reallocs, 1), (Counter::BytesAllocated, new), (Counter::BytesFreed, old)]);
+    let counts = Counts::of(&[
+        (Counter::Allocs, 1),
+        (Counter::Reallocs, 1),
+        (Counter::BytesAllocated, new),
+        (Counter::BytesFreed, old),
+    ]);
     if mode & INTERNAL != 0 {
         registry::count_internal(counts);
         return;
@@ -551,6 +557,7 @@ fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old: u64, new: 
         registry::count_detached(counts);
         return;
     }
+    bump(&l.counts[Counter::Allocs], 1);
     bump(&l.counts[Counter::Reallocs], 1);
     let allocated = bump(&l.counts[Counter::BytesAllocated], new);
     bump(&l.counts[Counter::BytesFreed], old);
@@ -776,7 +783,7 @@ mod tests {
 
     #[test]
     fn the_counter_set_keeps_one_value_per_counter_in_the_vocabulary_order() {
-        let c = Counts::of(&[(Counter::Reallocs, 3), (Counter::BytesFreed, 7)]);
+        let c = Counts::of(&[(Counter::Deallocs, 3), (Counter::BytesFreed, 7)]);
         assert_eq!(c.values, [0, 0, 3, 0, 7]);
         assert_eq!(c.wrapping_add(c)[Counter::BytesFreed], 14);
         assert_eq!(Counts::of(&[(Counter::BytesAllocated, 10), (Counter::BytesFreed, 25)]).live(), -15);

@@ -98,11 +98,18 @@ pub(super) fn register(l: &'static ThreadCounters) {
     l.slot.set(i);
     SLOTS_USED.fetch_max(i + 1, Ordering::SeqCst);
     l.set_mode(mode);
-    if !exit_hook::arm(me) {
+    if !exit_hook::arm(me.cast(), retire_at_exit) {
         // No hook, so no exit: counted from now on in the shared totals.
         retire(l);
         l.set_mode(mode | DETACHED);
     }
+}
+
+/// The exit hook's function: `block` is the exiting thread's block, still
+/// alive (key destructors run before the thread's TLS memory is released).
+unsafe extern "C" fn retire_at_exit(block: *mut std::ffi::c_void) {
+    // SAFETY: set by `register` to this thread's block (see above).
+    retire(unsafe { &*block.cast::<ThreadCounters>() });
 }
 
 /// Called on the exiting thread, after the thread's other thread-local
@@ -229,6 +236,47 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// The portable exit hook retires its block when the thread exits: the
+    /// block ends up detached and its counts reach the process totals. (A
+    /// block of its own, so the platform's hook does not interfere.)
+    #[test]
+    fn the_thread_local_exit_hook_retires_its_block_at_thread_exit() {
+        use super::super::{CounterSet, ThreadCounters, READY};
+        use std::cell::Cell;
+        const MARK: u64 = 1 << 40;
+        struct Block(*mut ThreadCounters);
+        // SAFETY: the block is only touched by the spawned thread's hook
+        // until the join, and by this thread after it.
+        unsafe impl Send for Block {}
+        let block = Block(Box::into_raw(Box::new(ThreadCounters {
+            mode: Cell::new(READY),
+            alloc_gate: Cell::new(0),
+            free_gate: Cell::new(0),
+            counts: CounterSet::zero(),
+            high_water: Cell::new(0),
+            until_next: Cell::new(0),
+            slot: Cell::new(usize::MAX),
+            sample_epoch: Cell::new(0),
+            serial: Cell::new(0),
+        })));
+        // SAFETY: `block.0` is the live box created above.
+        unsafe { &*block.0 }.counts[Counter::BytesAllocated].store(MARK, Ordering::Relaxed);
+        let before = process_counts();
+        let block = std::thread::spawn(move || {
+            assert!(exit_hook::thread_local_drop::arm(block.0.cast(), retire_at_exit));
+            block
+        })
+        .join()
+        .unwrap();
+        let after = process_counts();
+        // SAFETY: the hook ran at the thread's exit; nothing else holds the
+        // box, which is freed here.
+        let block = unsafe { Box::from_raw(block.0) };
+        assert_eq!(block.mode.get(), DETACHED);
+        let grown = after[Counter::BytesAllocated].wrapping_sub(before[Counter::BytesAllocated]);
+        assert!((MARK..MARK + (1 << 30)).contains(&grown), "retired exactly once: {grown}");
     }
 
     /// The handshake between exit hooks and readers: while threads register,

@@ -50,9 +50,9 @@ const MAX_FRAMES: usize = 64;
 /// first crossing recorded.
 struct Trip {
     /// Trips when `allocs + reallocs` exceeds this.
-    max_allocs_total: Cell<u64>,
+    max_allocs: Cell<u64>,
     /// Trips when `bytes_allocated` exceeds this.
-    max_bytes: Cell<u64>,
+    max_bytes_allocated: Cell<u64>,
     /// Trips when the high-water mark of live bytes exceeds this.
     max_high_water: Cell<i64>,
     frames: [Cell<usize>; MAX_FRAMES],
@@ -70,8 +70,8 @@ thread_local! {
     // Const-initialised, no destructor: usable from the allocator.
     static STATE: Trip = const {
         Trip {
-            max_allocs_total: Cell::new(u64::MAX),
-            max_bytes: Cell::new(u64::MAX),
+            max_allocs: Cell::new(u64::MAX),
+            max_bytes_allocated: Cell::new(u64::MAX),
             max_high_water: Cell::new(i64::MAX),
             frames: [const { Cell::new(0) }; MAX_FRAMES],
             len: Cell::new(0),
@@ -85,7 +85,7 @@ thread_local! {
 /// A budget's absolute thresholds, in the thread's cumulative counters.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Thresholds {
-    pub allocs_total: u64,
+    pub allocs: u64,
     pub bytes: u64,
     pub high_water: i64,
 }
@@ -119,15 +119,15 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
     STATE.with(|trip| {
         let saved = Saved {
             thresholds: Thresholds {
-                allocs_total: trip.max_allocs_total.get(),
-                bytes: trip.max_bytes.get(),
+                allocs: trip.max_allocs.get(),
+                bytes: trip.max_bytes_allocated.get(),
                 high_water: trip.max_high_water.get(),
             },
             tripped: trip.tripped.get(),
             recorded: recorded(trip),
         };
-        trip.max_allocs_total.set(t.allocs_total);
-        trip.max_bytes.set(t.bytes);
+        trip.max_allocs.set(t.allocs);
+        trip.max_bytes_allocated.set(t.bytes);
         trip.max_high_water.set(t.high_water);
         trip.tripped.set(false);
         trip.len.set(0);
@@ -142,8 +142,8 @@ pub(crate) fn arm(t: Thresholds) -> Saved {
 pub(crate) fn disarm(saved: Saved) -> Recorded {
     STATE.with(|trip| {
         let frames = if trip.tripped.get() { recorded(trip) } else { Recorded { frames: [0; MAX_FRAMES], len: 0 } };
-        trip.max_allocs_total.set(saved.thresholds.allocs_total);
-        trip.max_bytes.set(saved.thresholds.bytes);
+        trip.max_allocs.set(saved.thresholds.allocs);
+        trip.max_bytes_allocated.set(saved.thresholds.bytes);
         trip.max_high_water.set(saved.thresholds.high_water);
         trip.tripped.set(saved.tripped);
         record(trip, saved.recorded.frames());
@@ -185,7 +185,7 @@ fn record(trip: &Trip, frames: &[usize]) {
 /// the stack at the first crossing of the thread's own budget. Never
 /// allocates through the Rust global allocator.
 #[inline(never)]
-pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, size: u64, freed: u64) {
+pub(super) fn check(allocs: u64, bytes_allocated: u64, high_water: i64, size: u64, freed: u64) {
     STATE.with(|trip| {
         let shared = trip.shared.get();
         if !shared.is_null() {
@@ -198,8 +198,8 @@ pub(super) fn check(allocs_total: u64, bytes_allocated: u64, high_water: i64, si
         if trip.armed.get() == 0 || trip.tripped.get() {
             return;
         }
-        if allocs_total <= trip.max_allocs_total.get()
-            && bytes_allocated <= trip.max_bytes.get()
+        if allocs <= trip.max_allocs.get()
+            && bytes_allocated <= trip.max_bytes_allocated.get()
             && high_water <= trip.max_high_water.get()
         {
             return;
@@ -233,10 +233,10 @@ pub(super) fn on_free(size: u64) {
 /// meanwhile.
 #[derive(Debug)]
 pub(crate) struct SharedTrip {
-    max_allocs_total: u64,
-    max_bytes: u64,
+    max_allocs: u64,
+    max_bytes_allocated: u64,
     max_live: i64,
-    allocs_total: AtomicU64,
+    allocs: AtomicU64,
     bytes: AtomicU64,
     /// Live bytes of the group's work since the budget started, and their
     /// highest value.
@@ -251,14 +251,14 @@ pub(crate) struct SharedTrip {
 }
 
 impl SharedTrip {
-    /// Limits on allocations (`allocs + reallocs`), bytes allocated and
+    /// Limits on allocations (`allocs`), bytes allocated and
     /// live bytes above the start; `u64::MAX` for none.
-    pub(crate) fn new(max_allocs_total: u64, max_bytes: u64, max_live: u64) -> SharedTrip {
+    pub(crate) fn new(max_allocs: u64, max_bytes_allocated: u64, max_live: u64) -> SharedTrip {
         SharedTrip {
-            max_allocs_total,
-            max_bytes,
+            max_allocs,
+            max_bytes_allocated,
             max_live: i64::try_from(max_live).unwrap_or(i64::MAX),
-            allocs_total: AtomicU64::new(0),
+            allocs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             live: AtomicI64::new(0),
             high: AtomicI64::new(0),
@@ -272,12 +272,12 @@ impl SharedTrip {
     /// One allocation or reallocation of `size` bytes in the group, which
     /// replaced `freed` bytes (a reallocation's old size).
     fn count_alloc(&self, size: u64, freed: u64) {
-        let allocs = self.allocs_total.fetch_add(1, Ordering::Relaxed) + 1;
+        let allocs = self.allocs.fetch_add(1, Ordering::Relaxed) + 1;
         let bytes = self.bytes.fetch_add(size, Ordering::Relaxed).wrapping_add(size);
         let delta = (size as i64).wrapping_sub(freed as i64);
         let live = self.live.fetch_add(delta, Ordering::Relaxed).wrapping_add(delta);
         self.high.fetch_max(live, Ordering::Relaxed);
-        let crossed = allocs > self.max_allocs_total || bytes > self.max_bytes || live > self.max_live;
+        let crossed = allocs > self.max_allocs || bytes > self.max_bytes_allocated || live > self.max_live;
         if crossed && !self.tripped.swap(true, Ordering::AcqRel) {
             let mut frames = [0usize; MAX_FRAMES];
             let n = crate::stack::capture(&mut frames);

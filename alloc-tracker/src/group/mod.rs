@@ -60,9 +60,8 @@ use crate::counters::trip::{self, SharedTrip};
 use crate::counters::{self, CounterSet, Counts};
 use crate::install::require_installed;
 use crate::jemalloc::rounded_thread_allocated;
-use crate::op::{self, OpStats};
 use crate::scope::marks;
-use crate::AllocStats;
+use crate::stats::{AllocStats, OpStats};
 
 /// The most distinct group entries open at once on one thread (re-entering
 /// the innermost group takes none).
@@ -99,7 +98,7 @@ pub const MAX_GROUP_OPS: usize = 16;
 /// - Frees count where they happen: a message allocated in a request's
 ///   group and freed by a consumer thread outside it counts as allocated in
 ///   the group and freed outside it, so a group's
-///   [`net_bytes`](AllocStats::net_bytes) is what its own windows left
+///   [`live_bytes`](AllocStats::live_bytes) is what its own windows left
 ///   live, not what is still live of what it allocated.
 /// - [`Group::stats`] has every window that has ended (every poll that
 ///   returned, every wrapped closure that returned, every guard dropped,
@@ -186,8 +185,9 @@ struct Shard {
 
 /// A group's row for one named operation.
 struct OpRow {
-    /// The operation's index in the process-wide table, plus one; 0 free.
-    op: AtomicUsize,
+    /// The operation's name as the process-wide table interned it (one
+    /// address per name), or null while the row is free.
+    op: AtomicPtr<&'static str>,
     calls: AtomicU64,
     counts: CounterSet<AtomicU64>,
     peak_bytes: AtomicU64,
@@ -241,7 +241,7 @@ impl GroupShared {
             late_windows: AtomicU64::new(0),
             ops: [const {
                 OpRow {
-                    op: AtomicUsize::new(0),
+                    op: AtomicPtr::new(ptr::null_mut()),
                     calls: AtomicU64::new(0),
                     counts: CounterSet::zero(),
                     peak_bytes: AtomicU64::new(0),
@@ -330,8 +330,9 @@ impl fmt::Debug for Group {
 }
 
 impl Group {
-    /// A new group with no counts. Its memory is the library's own: no
-    /// thread, scope or group of the program counts it.
+    /// A new group with no counts, the caller's alone: not listed in
+    /// snapshots or metrics (see [`Group::listed`]). Its memory is the
+    /// library's own: no thread, scope or group of the program counts it.
     ///
     /// # Examples
     ///
@@ -348,9 +349,11 @@ impl Group {
 
     /// The process-wide group called `name`, created on first use: the
     /// same group for every caller (the tracing layer keys its groups this
-    /// way), listed by [`Group::all_named`] and in
-    /// [`snapshot`](crate::snapshot). Lock-free: callable in a `fork`ed
-    /// child whatever the parent's other threads were doing.
+    /// way), listed by [`Group::all_listed`], in
+    /// [`serve::snapshot`](crate::serve::snapshot) and in the metrics. A
+    /// group made by [`Group::new`] is the caller's alone, and listed
+    /// nowhere. Lock-free: callable in a `fork`ed child whatever the
+    /// parent's other threads were doing.
     ///
     /// # Examples
     ///
@@ -358,15 +361,15 @@ impl Group {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// let a = allocscope::Group::named("doc.route");
+    /// let a = allocscope::Group::listed("doc.route");
     /// a.run(|| std::hint::black_box(Box::new(1u8)));
-    /// assert_eq!(allocscope::Group::named("doc.route").stats().allocs, 1);
+    /// assert_eq!(allocscope::Group::listed("doc.route").stats().allocs, 1);
     /// ```
-    pub fn named(name: &'static str) -> Group {
-        named::get_or_insert(name)
+    pub fn listed(name: &'static str) -> Group {
+        listed::get_or_insert(name)
     }
 
-    /// Every group made by [`Group::named`], in the order they were made.
+    /// Every group made by [`Group::listed`], in the order they were made.
     ///
     /// # Examples
     ///
@@ -374,11 +377,11 @@ impl Group {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// allocscope::Group::named("doc.listed");
-    /// assert!(allocscope::Group::all_named().iter().any(|g| g.name() == "doc.listed"));
+    /// allocscope::Group::listed("doc.listed");
+    /// assert!(allocscope::Group::all_listed().iter().any(|g| g.name() == "doc.listed"));
     /// ```
-    pub fn all_named() -> Vec<Group> {
-        named::all()
+    pub fn all_listed() -> Vec<Group> {
+        listed::all()
     }
 
     /// The name given to [`Group::new`].
@@ -594,10 +597,11 @@ impl Group {
             .ops
             .iter()
             .filter_map(|r| {
-                let index = r.op.load(Ordering::Acquire).checked_sub(1)?;
+                // SAFETY: a claimed row holds an interned name, never freed.
+                let name = *unsafe { r.op.load(Ordering::Acquire).as_ref() }?;
                 let mut stats = AllocStats::from_counts(r.counts.load());
                 stats.peak_bytes = r.peak_bytes.load(Ordering::Relaxed);
-                Some(OpStats { name: op::name_of(index), calls: r.calls.load(Ordering::Relaxed), stats })
+                Some(OpStats { name, calls: r.calls.load(Ordering::Relaxed), stats })
             })
             .collect()
     }
@@ -919,19 +923,19 @@ fn own_open_window(g: &GroupShared) -> Option<(AllocStats, &Shard)> {
 }
 
 /// Called when an `op` guard ends: adds its figures to the row of the
-/// innermost group this thread is in, if any.
-pub(crate) fn add_op(op: usize, own: AllocStats, peak_bytes: u64) {
+/// innermost group this thread is in, if any. `name` is the operation's
+/// name as the operation table interned it.
+pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) {
     let Some(top) = STACK.with(Stack::top) else { return };
     // SAFETY: the top entry's group is alive (see `Group::current`).
     let g = unsafe { &*top.group };
-    let key = op + 1;
     let row = g.ops.iter().find(|r| {
         let cur = r.op.load(Ordering::Acquire);
-        cur == key
-            || (cur == 0
+        cur == name
+            || (cur.is_null()
                 && r.op
-                    .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
-                    .map_or_else(|seen| seen == key, |_| true))
+                    .compare_exchange(ptr::null_mut(), name, Ordering::AcqRel, Ordering::Acquire)
+                    .map_or_else(|seen| seen == name, |_| true))
     });
     if let Some(row) = row {
         row.calls.fetch_add(1, Ordering::Relaxed);
@@ -946,7 +950,7 @@ pub(crate) fn add_op(op: usize, own: AllocStats, peak_bytes: u64) {
 /// span is then not counted).
 #[cfg(feature = "tracing")]
 pub(crate) fn enter_raw(group: &Group) -> Option<u64> {
-    crate::is_installed().then(|| push(&group.0, Hold::Counted, Fresh::No, None)).flatten()
+    crate::install::is_installed().then(|| push(&group.0, Hold::Counted, Fresh::No, None)).flatten()
 }
 
 /// Ends an entry made by [`enter_raw`].
@@ -1056,10 +1060,10 @@ impl<F: Future> Future for Grouped<F> {
     }
 }
 
-/// The process-wide table of [`Group::named`] groups: a list that only
+/// The process-wide list of [`Group::listed`] groups: a list that only
 /// grows, pushed with a compare-and-swap, so that no lock can be left held
 /// by a thread that vanished in a `fork`.
-mod named {
+mod listed {
     use std::sync::atomic::{AtomicPtr, Ordering};
 
     use super::Group;
@@ -1108,7 +1112,7 @@ mod named {
         }
     }
 
-    /// Every named group, oldest first.
+    /// Every listed group, oldest first.
     pub(super) fn all() -> Vec<Group> {
         let mut all: Vec<Group> = nodes().map(|n| n.group.clone()).collect();
         all.reverse();

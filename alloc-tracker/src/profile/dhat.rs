@@ -34,10 +34,10 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// allocscope::start_sampling(1);
+    /// allocscope::profile::start_thread_sampling(1);
     /// let v = std::hint::black_box(vec![0u8; 100]);
-    /// allocscope::stop_sampling();
-    /// let json = allocscope::heap_profile().dhat_json("doc-test");
+    /// allocscope::profile::stop_thread_sampling();
+    /// let json = allocscope::profile::heap_profile().dhat_json("doc-test");
     /// assert!(json.starts_with("{\"dhatFileVersion\":2,"));
     /// # drop(v);
     /// ```

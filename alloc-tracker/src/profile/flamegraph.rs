@@ -18,10 +18,10 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// allocscope::start_sampling(1);
+    /// allocscope::profile::start_thread_sampling(1);
     /// let v = std::hint::black_box(vec![0u8; 100]);
-    /// allocscope::stop_sampling();
-    /// let svg = allocscope::heap_profile().flamegraph_svg("bytes allocated").unwrap();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let svg = allocscope::profile::heap_profile().flamegraph_svg("bytes allocated").unwrap();
     /// assert!(svg.starts_with("<?xml"));
     /// # drop(v);
     /// ```

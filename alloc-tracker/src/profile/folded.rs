@@ -1,7 +1,7 @@
 //! [`HeapProfile::folded`]: folded stacks, the input of flame graph tools.
 
 use super::HeapProfile;
-use crate::Frame;
+use crate::stack::Frame;
 
 impl HeapProfile {
     /// The profile in folded-stack form, one line per site: the frames of
@@ -26,10 +26,10 @@ impl HeapProfile {
     /// fn make_table() -> Vec<u64> {
     ///     std::hint::black_box(vec![0u64; 512])
     /// }
-    /// allocscope::start_sampling(1);
+    /// allocscope::profile::start_thread_sampling(1);
     /// let t = make_table();
-    /// allocscope::stop_sampling();
-    /// let folded = allocscope::heap_profile().folded();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let folded = allocscope::profile::heap_profile().folded();
     /// assert!(folded.lines().any(|l| l.contains("make_table") && l.ends_with(" 4096")), "{folded}");
     /// # drop(t);
     /// ```

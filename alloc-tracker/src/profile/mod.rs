@@ -1,13 +1,14 @@
 //! Sampled heap profiles: where the bytes come from. The public API
-//! ([`start_sampling`], [`heap_profile`], [`HeapProfile`]) and every writer
+//! ([`start_thread_sampling`], [`heap_profile`], [`HeapProfile`]) and every writer
 //! of the profile: folded stacks, pprof (feature `pprof`), DHAT's JSON and
 //! a flame graph (feature `flamegraph`). The allocator-side lane that takes
-//! the samples is [`crate::counters::sample`]; symbols are resolved here,
+//! the samples runs in the allocator (`counters::sample`); symbols are resolved here,
 //! when a profile is read, never in the allocator.
 //!
 //! # Limits
 //!
-//! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
+//! - At most [`MAX_STACKS`](crate::limits::MAX_STACKS) distinct stacks and
+//!   [`MAX_LIVE`](crate::limits::MAX_LIVE) live sampled
 //!   blocks, found within a bounded number of probes so that every
 //!   allocation and free costs a bounded time. A sample whose stack finds
 //!   no slot is counted in [`HeapProfile::dropped_samples`] (it is missing
@@ -30,12 +31,13 @@ mod pprof;
 pub use pprof::SampleType;
 
 use crate::counters::sample;
-pub use crate::counters::sample::{DEFAULT_SAMPLE_RATE, MAX_LIVE, MAX_STACKS};
-use crate::stack::{self, Frame};
+pub use crate::counters::sample::{Site, DEFAULT_SAMPLE_RATE};
+use crate::stack;
+pub use crate::stack::Frame;
 
 /// Starts sampling the current thread's allocations, one sample per `rate`
 /// bytes on average (`1`: every allocation, exact figures). Sampling stays
-/// on until [`stop_sampling`]; samples go to the process-wide profile that
+/// on until [`stop_thread_sampling`]; samples go to the process-wide profile that
 /// [`heap_profile`] reads.
 ///
 /// # Panics
@@ -48,22 +50,22 @@ use crate::stack::{self, Frame};
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(1); // exact
+/// allocscope::profile::start_thread_sampling(1); // exact
 /// let v = std::hint::black_box(vec![0u8; 1000]);
-/// allocscope::stop_sampling();
-/// let profile = allocscope::heap_profile();
+/// allocscope::profile::stop_thread_sampling();
+/// let profile = allocscope::profile::heap_profile();
 /// assert!(profile.total_bytes() >= 1000.0);
 /// # drop(v);
 /// ```
 #[track_caller]
-pub fn start_sampling(rate: u64) {
-    crate::install::require_installed("allocscope::start_sampling");
-    assert!(rate > 0, "allocscope::start_sampling: the rate must be at least 1 byte");
+pub fn start_thread_sampling(rate: u64) {
+    crate::install::require_installed("allocscope::profile::start_thread_sampling");
+    assert!(rate > 0, "allocscope::profile::start_thread_sampling: the rate must be at least 1 byte");
     sample::start(rate);
 }
 
 /// Stops sampling the current thread (it goes on at the process-wide rate
-/// if [`start_sampling_process`] set one).
+/// if [`start_process_sampling`] set one).
 ///
 /// # Examples
 ///
@@ -71,17 +73,17 @@ pub fn start_sampling(rate: u64) {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(allocscope::DEFAULT_SAMPLE_RATE);
-/// allocscope::stop_sampling();
+/// allocscope::profile::start_thread_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
+/// allocscope::profile::stop_thread_sampling();
 /// ```
-pub fn stop_sampling() {
+pub fn stop_thread_sampling() {
     sample::stop();
 }
 
 /// Samples every thread of the process, one sample per `rate` bytes on
 /// average: the threads running now (each applies it at its next
 /// allocation or free) and every thread started later, runtime workers
-/// included, as a service wants. A thread that called [`start_sampling`]
+/// included, as a service wants. A thread that called [`start_thread_sampling`]
 /// keeps its own rate. The environment variable `ALLOCSCOPE_SAMPLE_RATE`
 /// (bytes per sample, for example `524288`), read when the process starts,
 /// does the same without code. Sampling costs allocations and frees a lane
@@ -101,22 +103,22 @@ pub fn stop_sampling() {
 /// fn on_a_worker() -> Vec<u8> {
 ///     std::hint::black_box(vec![0u8; 4096])
 /// }
-/// allocscope::start_sampling_process(1);
+/// allocscope::profile::start_process_sampling(1);
 /// let kept = std::thread::spawn(on_a_worker).join().unwrap();
-/// allocscope::stop_sampling_process();
-/// let found = allocscope::heap_profile().sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("on_a_worker")));
+/// allocscope::profile::stop_process_sampling();
+/// let found = allocscope::profile::heap_profile().sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("on_a_worker")));
 /// assert!(found);
 /// # drop(kept);
 /// ```
 #[track_caller]
-pub fn start_sampling_process(rate: u64) {
-    crate::install::require_installed("allocscope::start_sampling_process");
-    assert!(rate > 0, "allocscope::start_sampling_process: the rate must be at least 1 byte");
+pub fn start_process_sampling(rate: u64) {
+    crate::install::require_installed("allocscope::profile::start_process_sampling");
+    assert!(rate > 0, "allocscope::profile::start_process_sampling: the rate must be at least 1 byte");
     sample::set_process_rate(rate);
 }
 
-/// Stops process-wide sampling ([`start_sampling_process`] or
-/// `ALLOCSCOPE_SAMPLE_RATE`); threads that called [`start_sampling`] go on.
+/// Stops process-wide sampling ([`start_process_sampling`] or
+/// `ALLOCSCOPE_SAMPLE_RATE`); threads that called [`start_thread_sampling`] go on.
 ///
 /// # Examples
 ///
@@ -124,11 +126,11 @@ pub fn start_sampling_process(rate: u64) {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling_process(allocscope::DEFAULT_SAMPLE_RATE);
-/// allocscope::stop_sampling_process();
-/// assert_eq!(allocscope::process_sample_rate(), 0);
+/// allocscope::profile::start_process_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
+/// allocscope::profile::stop_process_sampling();
+/// assert_eq!(allocscope::profile::process_sample_rate(), 0);
 /// ```
-pub fn stop_sampling_process() {
+pub fn stop_process_sampling() {
     sample::set_process_rate(0);
 }
 
@@ -140,32 +142,12 @@ pub fn stop_sampling_process() {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling_process(65536);
-/// assert_eq!(allocscope::process_sample_rate(), 65536);
-/// allocscope::stop_sampling_process();
+/// allocscope::profile::start_process_sampling(65536);
+/// assert_eq!(allocscope::profile::process_sample_rate(), 65536);
+/// allocscope::profile::stop_process_sampling();
 /// ```
 pub fn process_sample_rate() -> u64 {
     sample::process_rate()
-}
-
-/// One allocation site: a call stack and what the samples taken there
-/// stand for. Figures are estimates scaled from the samples (exact at rate
-/// 1).
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Site {
-    /// Return addresses, innermost first.
-    pub addresses: Vec<usize>,
-    /// Samples taken at this site.
-    pub samples: u64,
-    /// Estimated allocations made here.
-    pub allocs: f64,
-    /// Estimated bytes allocated here.
-    pub bytes: f64,
-    /// Estimated allocations made here and not freed (by a sampling thread).
-    pub live_allocs: f64,
-    /// Estimated bytes made here and not freed.
-    pub live_bytes: f64,
 }
 
 impl Site {
@@ -183,10 +165,10 @@ impl Site {
     /// fn make_index() -> Vec<u32> {
     ///     std::hint::black_box(vec![0u32; 64])
     /// }
-    /// allocscope::start_sampling(1);
+    /// allocscope::profile::start_thread_sampling(1);
     /// let v = make_index();
-    /// allocscope::stop_sampling();
-    /// let profile = allocscope::heap_profile();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let profile = allocscope::profile::heap_profile();
     /// let found = profile.sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("make_index")));
     /// assert!(found);
     /// # drop(v);
@@ -211,7 +193,7 @@ pub struct HeapProfile {
     /// The sampling rate, in bytes, that every sample was taken at (pprof's
     /// `period`); 0 when threads sampled at different rates (each sample's
     /// estimate still uses its own rate); the rate last given to
-    /// [`start_sampling`] before any sample.
+    /// [`start_thread_sampling`] before any sample.
     pub sample_rate: u64,
 }
 
@@ -225,7 +207,7 @@ pub struct HeapProfile {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// let profile = allocscope::heap_profile();
+/// let profile = allocscope::profile::heap_profile();
 /// assert_eq!(profile.dropped_samples, 0);
 /// ```
 pub fn heap_profile() -> HeapProfile {
@@ -233,19 +215,8 @@ pub fn heap_profile() -> HeapProfile {
 }
 
 fn read_profile() -> HeapProfile {
-    let sites = sample::stacks()
-        .into_iter()
-        .map(|s| Site {
-            addresses: s.addresses,
-            samples: s.samples,
-            allocs: s.allocs,
-            bytes: s.bytes,
-            live_allocs: s.live_allocs,
-            live_bytes: s.live_bytes,
-        })
-        .collect();
     HeapProfile {
-        sites,
+        sites: sample::sites(),
         dropped_samples: sample::dropped_samples(),
         untracked_live_samples: sample::untracked_live_samples(),
         sample_rate: sample::sample_rate(),
@@ -262,11 +233,11 @@ fn read_profile() -> HeapProfile {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// allocscope::start_sampling(1);
+/// allocscope::profile::start_thread_sampling(1);
 /// drop(std::hint::black_box(vec![0u8; 10]));
-/// allocscope::stop_sampling();
-/// allocscope::reset_heap_profile();
-/// assert!(allocscope::heap_profile().sites.is_empty());
+/// allocscope::profile::stop_thread_sampling();
+/// allocscope::profile::reset_heap_profile();
+/// assert!(allocscope::profile::heap_profile().sites.is_empty());
 /// ```
 pub fn reset_heap_profile() {
     sample::reset();
@@ -282,7 +253,7 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert_eq!(allocscope::HeapProfile::default().total_bytes(), 0.0);
+    /// assert_eq!(allocscope::profile::HeapProfile::default().total_bytes(), 0.0);
     /// ```
     pub fn total_bytes(&self) -> f64 {
         self.sites.iter().map(|s| s.bytes).sum::<f64>() + 0.0
@@ -296,7 +267,7 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert_eq!(allocscope::HeapProfile::default().total_allocs(), 0.0);
+    /// assert_eq!(allocscope::profile::HeapProfile::default().total_allocs(), 0.0);
     /// ```
     pub fn total_allocs(&self) -> f64 {
         self.sites.iter().map(|s| s.allocs).sum::<f64>() + 0.0
@@ -310,7 +281,7 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert_eq!(allocscope::HeapProfile::default().live_bytes(), 0.0);
+    /// assert_eq!(allocscope::profile::HeapProfile::default().live_bytes(), 0.0);
     /// ```
     pub fn live_bytes(&self) -> f64 {
         self.sites.iter().map(|s| s.live_bytes).sum::<f64>() + 0.0
@@ -326,7 +297,7 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert!(allocscope::heap_profile().live_is_complete());
+    /// assert!(allocscope::profile::heap_profile().live_is_complete());
     /// ```
     pub fn live_is_complete(&self) -> bool {
         self.untracked_live_samples == 0

@@ -61,7 +61,7 @@ impl Strings {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(allocscope::SampleType::InuseSpace.name(), "inuse_space");
+/// assert_eq!(allocscope::profile::SampleType::InuseSpace.name(), "inuse_space");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -188,10 +188,10 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// allocscope::start_sampling(1);
+    /// allocscope::profile::start_thread_sampling(1);
     /// let v = std::hint::black_box(vec![0u8; 100]);
-    /// allocscope::stop_sampling();
-    /// let gz = allocscope::heap_profile().pprof_gz();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let gz = allocscope::profile::heap_profile().pprof_gz();
     /// assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
     /// # drop(v);
     /// ```
@@ -210,8 +210,8 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// use allocscope::SampleType;
-    /// let gz = allocscope::heap_profile().pprof_gz_with_default(SampleType::AllocSpace);
+    /// use allocscope::profile::SampleType;
+    /// let gz = allocscope::profile::heap_profile().pprof_gz_with_default(SampleType::AllocSpace);
     /// assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
     /// ```
     pub fn pprof_gz_with_default(&self, default: SampleType) -> Vec<u8> {

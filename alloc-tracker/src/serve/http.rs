@@ -1,26 +1,5 @@
-//! Feature `serve`: allocscope's figures and heap profiles over HTTP, as Go
-//! services expose theirs (`net/http/pprof`):
-//!
-//! - `GET /metrics`: [`Snapshot::prometheus_text`], for Prometheus;
-//! - `GET /debug/pprof/heap`: the sampled heap profile, gzipped pprof with
-//!   Go's four sample types, `inuse_space` shown first (Go's default), for
-//!   `go tool pprof`, Pyroscope or Parca;
-//! - `GET /debug/pprof/allocs`: the same data, `alloc_space` first.
-//!
-//! [`router`] gives these routes as an `axum::Router` to mount on the
-//! application's own server; [`start`] serves them on a thread of their
-//! own, on loopback. The profiles are as complete as the sampling: turn it
-//! on for every thread with
-//! [`start_sampling_process`](crate::start_sampling_process) or
-//! `ALLOCSCOPE_SAMPLE_RATE`.
-//!
-//! # Security
-//!
-//! Like Go's `net/http/pprof`, these endpoints expose the program's
-//! internals: function names, source paths, allocation patterns. [`start`]
-//! binds to loopback (`127.0.0.1`); bind elsewhere, or mount the router on
-//! a public server, only behind the authentication the rest of the service
-//! has.
+//! The HTTP endpoints (feature `serve`): [`router`] and [`start`]; see the
+//! module docs of [`serve`](super).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -30,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::profile::SampleType;
+use super::snapshot::snapshot;
+use crate::profile::{heap_profile, SampleType};
 
 /// The conventional address of Go's profiling endpoints, on loopback.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
@@ -38,9 +18,9 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:6060";
 /// The body of `/metrics`: [`Snapshot::prometheus_text`] of a fresh
 /// snapshot, for any web framework.
 ///
-/// [`Snapshot::prometheus_text`]: crate::Snapshot::prometheus_text
+/// [`Snapshot::prometheus_text`]: super::Snapshot::prometheus_text
 pub fn metrics_text() -> String {
-    crate::snapshot().prometheus_text()
+    snapshot().prometheus_text()
 }
 
 /// The body of `/debug/pprof/heap` (`InuseSpace`) or `/debug/pprof/allocs`
@@ -48,7 +28,7 @@ pub fn metrics_text() -> String {
 /// (the first call loads the program's debug info: run it off the async
 /// runtime's threads).
 pub fn heap_pprof(default: SampleType) -> Vec<u8> {
-    crate::heap_profile().pprof_gz_with_default(default)
+    heap_profile().pprof_gz_with_default(default)
 }
 
 async fn metrics() -> impl IntoResponse {
@@ -131,7 +111,7 @@ pub fn start() -> io::Result<Server> {
 }
 
 /// Serves [`router`] on `addr`; see [`start`] and the security note in the
-/// [module docs](self).
+/// [module docs](super).
 ///
 /// # Errors
 ///

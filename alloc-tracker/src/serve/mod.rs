@@ -1,11 +1,76 @@
 //! The service surface: a [`Snapshot`] of everything allocscope knows,
-//! readable from any thread at any time, rendered in Prometheus' text
-//! exposition format ([`Snapshot::prometheus_text`]). Published through
-//! the `metrics` facade by `metrics.rs` (the public module
-//! `allocscope::metrics`, feature `metrics`) and served over HTTP with the
-//! heap profile by `http.rs` (`allocscope::serve`, feature `serve`).
+//! readable from any thread at any time ([`snapshot`]); the same figures in
+//! Prometheus' text exposition format ([`Snapshot::prometheus_text`]),
+//! through the `metrics` facade ([`metrics`], feature `metrics`), and over
+//! HTTP with the heap profile ([`router`] and [`start`], feature `serve`),
+//! as Go services expose theirs (`net/http/pprof`):
+//!
+//! - `GET /metrics`: [`Snapshot::prometheus_text`], for Prometheus;
+//! - `GET /debug/pprof/heap`: the sampled heap profile, gzipped pprof with
+//!   Go's four sample types, `inuse_space` shown first (Go's default), for
+//!   `go tool pprof`, Pyroscope or Parca;
+//! - `GET /debug/pprof/allocs`: the same data, `alloc_space` first.
+//!
+//! The profiles are as complete as the sampling: turn it on for every
+//! thread with
+//! [`start_process_sampling`](crate::profile::start_process_sampling) or
+//! `ALLOCSCOPE_SAMPLE_RATE`.
+//!
+//! # Metrics
+//!
+//! One table, which every exporter reads: names, kinds and labels are the
+//! same in the text exposition and through the `metrics` facade.
+//!
+//! | metric | kind | label | what |
+//! |---|---|---|---|
+//! | `allocscope_allocs_total` | counter |  | every thread, since the process started: blocks handed out: `alloc`, `alloc_zeroed` and `realloc` calls |
+//! | `allocscope_reallocs_total` | counter |  | every thread, since the process started: of those, the `realloc` calls |
+//! | `allocscope_deallocs_total` | counter |  | every thread, since the process started: `dealloc` calls |
+//! | `allocscope_allocated_bytes_total` | counter |  | every thread, since the process started: requested bytes of the blocks handed out |
+//! | `allocscope_freed_bytes_total` | counter |  | every thread, since the process started: bytes of deallocations, plus reallocations' old sizes |
+//! | `allocscope_live_bytes` | gauge |  | bytes allocated and not freed yet, every thread |
+//! | `allocscope_peak_bytes` | gauge |  | the highest live bytes any reading has seen (a lower bound of the peak) |
+//! | `allocscope_op_calls_total` | counter | `op` | calls of the named operation |
+//! | `allocscope_op_allocs_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
+//! | `allocscope_op_reallocs_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
+//! | `allocscope_op_deallocs_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
+//! | `allocscope_op_allocated_bytes_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
+//! | `allocscope_op_freed_bytes_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
+//! | `allocscope_group_windows_total` | counter | `group` | ended windows of the listed group (polls, closures, guards) |
+//! | `allocscope_group_allocs_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_reallocs_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_deallocs_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_allocated_bytes_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_freed_bytes_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_peak_bytes` | gauge | `group` | the group's peak (see `Group`) |
+//! | `allocscope_jemalloc_allocated_bytes` | gauge |  | jemalloc's `stats.allocated`, when jemalloc serves the allocations |
+//! | `allocscope_jemalloc_active_bytes` | gauge |  | jemalloc's `stats.active`, when jemalloc serves the allocations |
+//! | `allocscope_jemalloc_resident_bytes` | gauge |  | jemalloc's `stats.resident`, when jemalloc serves the allocations |
+//! | `allocscope_jemalloc_mapped_bytes` | gauge |  | jemalloc's `stats.mapped`, when jemalloc serves the allocations |
+//! | `allocscope_jemalloc_retained_bytes` | gauge |  | jemalloc's `stats.retained`, when jemalloc serves the allocations |
+//! | `allocscope_jemalloc_metadata_bytes` | gauge |  | jemalloc's `stats.metadata`, when jemalloc serves the allocations |
+//! | `allocscope_sampler_rate_bytes` | gauge |  | the process-wide heap sampling rate (0: off) |
+//! | `allocscope_sampler_samples_total` | counter |  | heap profile samples taken |
+//! | `allocscope_sampler_dropped_samples_total` | counter |  | samples that found the stack table full |
+//! | `allocscope_sampler_untracked_live_samples_total` | counter |  | samples whose block could not be followed |
+//! | `allocscope_library_live_bytes` | gauge |  | what allocscope allocated for itself and has not freed, in no other figure |
+//!
+//! # Security
+//!
+//! Like Go's `net/http/pprof`, the endpoints expose the program's
+//! internals: function names, source paths, allocation patterns. [`start`]
+//! binds to loopback (`127.0.0.1`); bind elsewhere, or mount the router on
+//! a public server, only behind the authentication the rest of the service
+//! has.
 
+mod catalogue;
+#[cfg(feature = "serve")]
+mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod prometheus;
 mod snapshot;
 
-pub use snapshot::{snapshot, GroupStats, SamplerStats, Snapshot};
+#[cfg(feature = "serve")]
+pub use http::{heap_pprof, metrics_text, router, start, start_on, Server, DEFAULT_ADDR};
+pub use snapshot::{snapshot, ListedGroup, SamplerStats, Snapshot};

@@ -1,8 +1,11 @@
 //! [`snapshot`]: process totals, operations, groups, jemalloc's figures
 //! and the sampler's state, in one value.
 
-use crate::counters::sample;
-use crate::{AllocStats, Group, JemallocStats, OpStats};
+use crate::counters::{registry, sample};
+use crate::group::Group;
+use crate::jemalloc::JemallocStats;
+use crate::scope::process_stats;
+use crate::stats::{AllocStats, OpStats};
 
 /// Everything allocscope knows about the process now; see [`snapshot`].
 #[derive(Clone, Debug)]
@@ -15,8 +18,8 @@ pub struct Snapshot {
     pub process: AllocStats,
     /// Every named operation ([`op_stats`](crate::op_stats)).
     pub ops: Vec<OpStats>,
-    /// Every named group ([`Group::named`]).
-    pub groups: Vec<GroupStats>,
+    /// Every listed group ([`Group::listed`]).
+    pub groups: Vec<ListedGroup>,
     /// jemalloc's own figures, when jemalloc serves the allocations.
     pub jemalloc: Option<JemallocStats>,
     /// The heap sampler's state.
@@ -27,10 +30,11 @@ pub struct Snapshot {
     pub library: AllocStats,
 }
 
-/// A named group's figures in a [`Snapshot`].
+/// A listed group ([`Group::listed`]) in a [`Snapshot`]: its name, ended
+/// windows and figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct GroupStats {
+pub struct ListedGroup {
     /// The group's name.
     pub name: &'static str,
     /// [`Group::stats`].
@@ -44,10 +48,10 @@ pub struct GroupStats {
 #[non_exhaustive]
 pub struct SamplerStats {
     /// The process-wide rate in bytes per sample (0: off); see
-    /// [`start_sampling_process`](crate::start_sampling_process).
+    /// [`start_process_sampling`](crate::profile::start_process_sampling).
     pub process_rate: u64,
     /// Samples taken so far (since the last
-    /// [`reset_heap_profile`](crate::reset_heap_profile)).
+    /// [`reset_heap_profile`](crate::profile::reset_heap_profile)).
     pub samples: u64,
     /// Samples that found the stack table full.
     pub dropped_samples: u64,
@@ -72,20 +76,20 @@ pub struct SamplerStats {
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let kept = std::hint::black_box(vec![0u8; 4096]);
-/// let s = allocscope::snapshot();
+/// let s = allocscope::serve::snapshot();
 /// assert!(s.process.live_bytes() >= 4096);
-/// assert!(s.prometheus_text().contains("# TYPE allocscope_allocations_total counter"));
+/// assert!(s.prometheus_text().contains("# TYPE allocscope_allocs_total counter"));
 /// # drop(kept);
 /// ```
 #[track_caller]
 pub fn snapshot() -> Snapshot {
-    let process = crate::process_stats();
+    let process = process_stats();
     Snapshot {
         process,
-        ops: crate::op_stats(),
-        groups: Group::all_named()
+        ops: crate::op::op_stats(),
+        groups: Group::all_listed()
             .into_iter()
-            .map(|g| GroupStats { name: g.name(), stats: g.stats(), windows: g.windows() })
+            .map(|g| ListedGroup { name: g.name(), stats: g.stats(), windows: g.windows() })
             .collect(),
         jemalloc: JemallocStats::read(),
         sampler: SamplerStats {
@@ -94,6 +98,6 @@ pub fn snapshot() -> Snapshot {
             dropped_samples: sample::dropped_samples(),
             untracked_live_samples: sample::untracked_live_samples(),
         },
-        library: AllocStats::from_counts(crate::counters::registry::internal_counts()),
+        library: AllocStats::from_counts(registry::internal_counts()),
     }
 }

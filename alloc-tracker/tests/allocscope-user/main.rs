@@ -52,11 +52,11 @@ fn a_budget_site_in_a_folder_named_allocscope_dash_names_the_users_frames() {
 
 #[test]
 fn heap_profile_frames_in_a_folder_named_allocscope_dash_are_kept() {
-    allocscope::start_sampling(1);
+    allocscope::profile::start_thread_sampling(1);
     let kept = user_outer(2);
-    allocscope::stop_sampling();
-    let frames: Vec<allocscope::Frame> =
-        allocscope::heap_profile().sites.iter().flat_map(|s| s.user_frames()).collect();
+    allocscope::profile::stop_thread_sampling();
+    let frames: Vec<allocscope::profile::Frame> =
+        allocscope::profile::heap_profile().sites.iter().flat_map(|s| s.user_frames()).collect();
     assert!(frames.iter().any(|f| f.name.ends_with("user_inner")), "{frames:#?}");
     if frames.iter().any(|f| f.line != 0) {
         assert!(frames.iter().any(|f| f.file.ends_with("allocscope-user/main.rs")), "{frames:#?}");

@@ -52,7 +52,7 @@ pub struct Surroundings {
 }
 
 fn heap_figures() -> Option<HeapFigures> {
-    allocscope::JemallocStats::read().map(|s| HeapFigures {
+    allocscope::jemalloc::JemallocStats::read().map(|s| HeapFigures {
         allocated: s.allocated,
         active: s.active,
         resident: s.resident,
@@ -88,7 +88,7 @@ impl Before {
         Surroundings {
             heap: self.heap.zip(heap_figures()).map(|(before, after)| BeforeAfter { before, after }),
             rss: self.rss.zip(rss_bytes()).map(|(before, after)| BeforeAfter { before, after }),
-            live_after_drain: (process - self.process).net_bytes(),
+            live_after_drain: (process - self.process).live_bytes(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn run<Q: Queue>(h: &Harness<'_>) -> Vec<OpFigures> {
                 name: r.name.to_owned(),
                 calls: r.calls,
                 bytes_per_op: per.bytes_allocated,
-                allocs_per_op: per.allocs_total,
+                allocs_per_op: per.allocs,
                 deallocs_per_op: per.deallocs,
             }
         })

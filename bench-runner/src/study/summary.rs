@@ -58,7 +58,7 @@ pub fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops
         ns_per_op: Spread::of(ns),
         bytes_per_op: per.bytes_allocated,
         rounded_bytes_per_op: per.rounded_bytes_allocated,
-        allocs_per_op: per.allocs_total,
+        allocs_per_op: per.allocs,
         reallocs_per_op: per.reallocs,
         deallocs_per_op: per.deallocs,
         alloc_rate_mb_per_sec: Spread::of(rate).median,

@@ -24,7 +24,7 @@ fn per_message(name: &str, group: &Group, messages: u64) -> OpFigures {
         name: name.to_owned(),
         calls: messages,
         bytes_per_op: per.bytes_allocated,
-        allocs_per_op: per.allocs_total,
+        allocs_per_op: per.allocs,
         deallocs_per_op: per.deallocs,
     }
 }
@@ -114,7 +114,7 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
         let (stop, peak) = (&stop, &peak);
         let sampler = s.spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let live = (allocscope::process_stats() - live_start).net_bytes();
+                let live = (allocscope::process_stats() - live_start).live_bytes();
                 peak.fetch_max(live, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -11,7 +11,7 @@ static GLOBAL: allocscope::CountingAlloc<tikv_jemallocator::Jemalloc> =
 fn hand_over_mallctl() {
     // SAFETY: tikv-jemalloc-sys 0.6 is the jemalloc under tikv-jemallocator
     // 0.6, the global allocator.
-    unsafe { allocscope::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
+    unsafe { allocscope::jemalloc::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
 }
 
 #[test]
@@ -33,6 +33,6 @@ fn jemalloc_figures_come_through_the_applications_mallctl() {
     // jemalloc's small size classes around 100 bytes are 96, 112, 128.
     let ((), s) = allocscope::measure(|| drop(black_box(Box::new([0u8; 100]))));
     assert_eq!((s.bytes_allocated, s.rounded_bytes_allocated), (100, Some(112)));
-    let stats = allocscope::JemallocStats::read().expect("jemalloc 0.6 answers");
+    let stats = allocscope::jemalloc::JemallocStats::read().expect("jemalloc 0.6 answers");
     assert!(stats.allocated > 0 && stats.allocated <= stats.active && stats.active <= stats.resident, "{stats:?}");
 }
