@@ -18,6 +18,9 @@
 //! (`let body = async { .. };`) and wraps that, so the runtime's own set-up
 //! is never counted.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};

@@ -1,12 +1,17 @@
 //! Command-line definitions (clap derive): the low-level arguments, as
-//! parsed. [`crate::plan::Plan`] turns them into what a run does.
+//! parsed, and [`RunArgs::plan`], which turns them into the [`Plan`] of
+//! what a run does, once (ripgrep's low-level flags into high-level
+//! arguments). Nothing below this module sees clap.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use queue::Variant;
 
-use crate::plan::{Format, Mode, Sizes};
+use crate::error::BadInput;
+use crate::plan::{Format, Mode, Plan, PlanError, Sizes, WorkloadPlan};
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 regression found, 2 bad input.";
 
@@ -66,7 +71,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Variant to run (repeatable); all of them when absent.
-    #[arg(long = "variant", value_name = "NAME", value_parser = parse_variant)]
+    #[arg(long = "variant", value_name = "NAME", value_parser = one_of::<Variant>(Variant::ALL.iter().map(|v| v.name())))]
     pub variants: Vec<Variant>,
     /// Measured messages per run.
     #[arg(long, value_name = "N", default_value_t = 500_000, value_parser = positive)]
@@ -98,7 +103,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub in_process: bool,
     /// Which modes to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["pair", "threads"])]
+    #[arg(long, value_delimiter = ',', default_values = ["pair", "threads"], value_parser = one_of::<Mode>(Mode::ALL.map(Mode::name)))]
     pub mode: Vec<Mode>,
     /// Queue capacity.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
@@ -107,7 +112,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "reports/latest")]
     pub out: PathBuf,
     /// Report formats, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values = ["json", "md", "html", "benchfmt"])]
+    #[arg(long, value_delimiter = ',', default_values = ["json", "md", "html", "benchfmt"], value_parser = one_of::<Format>(Format::ALL.map(Format::name)))]
     pub format: Vec<Format>,
     /// Compare with this report.json after the run; exit 1 on a regression.
     #[arg(long, value_name = "FILE")]
@@ -148,6 +153,53 @@ pub struct CompareArgs {
     pub max_regression: f64,
 }
 
+impl RunArgs {
+    /// The plan of `bench-runner run` with these arguments; `command` is
+    /// the command line, for the report.
+    ///
+    /// # Errors
+    ///
+    /// When the arguments ask for what this build cannot do.
+    pub fn plan(&self, command: String) -> Result<Plan, PlanError> {
+        let args = self;
+        let variants = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
+        let dhat = if args.dhat {
+            if cfg!(not(feature = "dhat")) {
+                return Err(PlanError::DhatNotBuilt);
+            }
+            match args.variants.as_slice() {
+                [v] => Some(*v),
+                other => return Err(PlanError::DhatVariants(other.len())),
+            }
+        } else {
+            None
+        };
+        Ok(Plan {
+            variants,
+            modes: args.mode.clone(),
+            workload: WorkloadPlan {
+                messages: args.messages,
+                warmup: args.warmup,
+                producers: args.producers,
+                consumers: args.consumers,
+                id_bytes: args.id_bytes,
+                payload_bytes: args.payload_bytes,
+                capacity: args.capacity,
+            },
+            repeats: args.repeat,
+            separate_processes: !args.in_process && args.repeat > 1,
+            out: args.out.clone(),
+            formats: args.format.clone(),
+            baseline: args.baseline.clone(),
+            max_regression: args.max_regression,
+            verbose: !args.quiet,
+            heap_profile: args.heap_profile.then_some(args.sample_rate),
+            dhat,
+            command,
+        })
+    }
+}
+
 /// The committed reference run, the default baseline of `compare`.
 pub const DEFAULT_BASELINE: &str = "reports/baseline/report.json";
 
@@ -160,7 +212,7 @@ impl CompareArgs {
     /// # Errors
     ///
     /// When neither exists, naming both places.
-    pub fn pair(&self) -> Result<(PathBuf, PathBuf), crate::BadInput> {
+    pub fn pair(&self) -> Result<(PathBuf, PathBuf), BadInput> {
         match self.files.as_slice() {
             [new] => {
                 let here = std::env::current_dir().unwrap_or_default().join(DEFAULT_BASELINE);
@@ -170,7 +222,7 @@ impl CompareArgs {
                 let found = [&here, &built].into_iter().find(|p| p.is_file());
                 match found {
                     Some(base) => Ok((base.clone(), new.clone())),
-                    None => Err(crate::BadInput(format!(
+                    None => Err(BadInput(format!(
                         "no baseline report at {} or {}: give the reference report.json as the first FILE",
                         here.display(),
                         built.display()
@@ -183,8 +235,14 @@ impl CompareArgs {
     }
 }
 
-fn parse_variant(s: &str) -> Result<Variant, String> {
-    s.parse().map_err(|e: queue::UnknownVariant| e.to_string())
+/// A parser for one of `names`, which clap lists in the help and in the
+/// error for any other value; each name parses with `T`'s `FromStr`.
+fn one_of<T>(names: impl IntoIterator<Item = &'static str>) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    PossibleValuesParser::new(names).try_map(|name| T::from_str(&name).map_err(|e| e.to_string()))
 }
 
 fn positive(s: &str) -> Result<u64, String> {

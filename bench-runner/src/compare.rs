@@ -22,93 +22,25 @@
 //! while repeats within one process agreed closely. The baseline variant's own time is shown, not gated;
 //! reports without a baseline variant fall back to absolute times.
 
-use std::fmt::Write;
-
 use queue::Variant;
 
 use crate::plan::Mode;
 use crate::report::num::{change, sig};
+use crate::report::table::{Align, Table};
 use crate::report::{Report, VariantResult};
+use crate::stats::{holm, mann_whitney_p};
 
 /// Allowed growth of allocs/op in `threads` mode; see the module docs.
 pub const THREADS_ALLOCS_SLACK: f64 = 0.01;
 /// Allowed growth of B/op in `threads` mode; see the module docs.
 pub const THREADS_BYTES_SLACK: f64 = 1.0;
 
-/// The outcome: a table to print and the regressions found.
+/// The outcome: a table to print (through the report's table model) and
+/// the regressions found.
 #[derive(Debug)]
 pub struct Comparison {
-    pub table: String,
+    pub table: Table,
     pub regressions: Vec<String>,
-}
-
-/// Two-sided p-value of the Mann-Whitney U test for samples `a` and `b`.
-pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len(), b.len());
-    if n1 == 0 || n2 == 0 {
-        return 1.0;
-    }
-    // U for `a`: pairs where a wins, ties counting one half (doubled to stay
-    // in integers).
-    let u2: usize = a
-        .iter()
-        .map(|x| {
-            b.iter()
-                .map(|y| {
-                    if x > y {
-                        2
-                    } else if x == y {
-                        1
-                    } else {
-                        0
-                    }
-                })
-                .sum::<usize>()
-        })
-        .sum();
-    let u = u2 as f64 / 2.0;
-    let mean = (n1 * n2) as f64 / 2.0;
-    if n1 * n2 <= 400 {
-        // Exact distribution of U without ties: count rank arrangements by
-        // the number of wins (dynamic programming over (i, j) -> counts).
-        let max_u = n1 * n2;
-        let mut dp = vec![vec![vec![0f64; max_u + 1]; n2 + 1]; n1 + 1];
-        for row in &mut dp[0] {
-            row[0] = 1.0;
-        }
-        for i in 1..=n1 {
-            dp[i][0][0] = 1.0;
-            for j in 1..=n2 {
-                for k in 0..=i * j {
-                    // The largest value is from `a` (it beats all j of `b`)
-                    // or from `b`.
-                    let from_a = if k >= j { dp[i - 1][j][k - j] } else { 0.0 };
-                    dp[i][j][k] = from_a + dp[i][j - 1][k];
-                }
-            }
-        }
-        let total: f64 = dp[n1][n2].iter().sum();
-        let extreme = (u - mean).abs();
-        let p: f64 = dp[n1][n2]
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| (*k as f64 - mean).abs() >= extreme - 1e-9)
-            .map(|(_, c)| c)
-            .sum::<f64>()
-            / total;
-        return p.min(1.0);
-    }
-    let sd = ((n1 * n2 * (n1 + n2 + 1)) as f64 / 12.0).sqrt();
-    let z = ((u - mean).abs() - 0.5).max(0.0) / sd;
-    (2.0 * normal_tail(z)).min(1.0)
-}
-
-/// P(Z > z) for the standard normal (Abramowitz and Stegun 7.1.26).
-fn normal_tail(z: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * z / std::f64::consts::SQRT_2);
-    let poly =
-        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    0.5 * poly * (-(z * z) / 2.0).exp()
 }
 
 /// Per-repeat time of `r` relative to the baseline variant of the same
@@ -204,37 +136,38 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         rows.push(row(metric, old_m, new_m, String::new(), false, Some((p, (new_m / old_m - 1.0) * 100.0))));
     }
 
-    // Holm's step-down correction over the timing tests: with m tests at
-    // level 0.05, the i-th smallest p-value is compared with 0.05 / (m - i),
-    // stopping at the first that fails. Without it, eight tests per report
-    // would raise a false alarm about one comparison in five.
-    let mut order: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].test.is_some()).collect();
-    order.sort_by(|&x, &y| rows[x].test.unwrap().0.total_cmp(&rows[y].test.unwrap().0));
-    let m = order.len();
-    let mut still_rejecting = true;
-    for (rank, &i) in order.iter().enumerate() {
+    // Holm's step-down correction over the timing tests (see
+    // `stats::holm`).
+    let timing: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].test.is_some()).collect();
+    let p: Vec<f64> = timing.iter().map(|&i| rows[i].test.unwrap().0).collect();
+    for (&i, (rejects, level)) in timing.iter().zip(holm(&p, 0.05)) {
         let (p, slower) = rows[i].test.unwrap();
-        let level = 0.05 / (m - rank) as f64;
-        still_rejecting &= p < level;
-        let regressed = still_rejecting && slower > max_regression_pct;
+        let regressed = rejects && slower > max_regression_pct;
         rows[i].regressed = regressed;
-        rows[i].noise = !still_rejecting;
+        rows[i].noise = !rejects;
         rows[i].note = format!(
             "p={} vs {}{}{}",
             sig(p),
             sig(level),
-            if still_rejecting { "" } else { " (not significant)" },
+            if rejects { "" } else { " (not significant)" },
             if regressed { format!(", slower than the {max_regression_pct}% threshold") } else { String::new() }
         );
     }
 
-    let mut table = String::new();
+    let mut table = Table {
+        heading: String::new(),
+        columns: vec![
+            ("variant", Align::Left),
+            ("mode", Align::Left),
+            ("metric", Align::Left),
+            ("old", Align::Right),
+            ("new", Align::Right),
+            ("delta", Align::Right),
+            ("note", Align::Left),
+        ],
+        rows: Vec::new(),
+    };
     let mut regressions = Vec::new();
-    let _ = writeln!(
-        table,
-        "{:<10} {:<8} {:<14} {:>10} {:>10} {:>11}  note",
-        "variant", "mode", "metric", "old", "new", "delta"
-    );
     for r in &rows {
         let Row { variant, mode, metric, old, new, note, .. } = r;
         let delta = if old.is_nan() || new.is_nan() {
@@ -246,10 +179,10 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         };
         let (variant, mode) = (variant.to_string(), mode.to_string());
         let (o, n) = (sig(*old), sig(*new));
-        let _ = writeln!(table, "{variant:<10} {mode:<8} {metric:<14} {o:>10} {n:>10} {delta:>11}  {note}");
         if r.regressed {
             regressions.push(format!("{variant} ({mode}): {metric} {o} -> {n} ({delta}) {note}"));
         }
+        table.rows.push(vec![variant, mode, (*metric).to_owned(), o, n, delta, note.clone()]);
     }
     // benchstat's geomean row: the geometric mean of the timing medians,
     // old and new, over the rows where both are positive.
@@ -259,17 +192,15 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
         let geomean =
             |f: fn(&(f64, f64)) -> f64| (timed.iter().map(|t| f(t).ln()).sum::<f64>() / timed.len() as f64).exp();
         let (o, n) = (geomean(|t| t.0), geomean(|t| t.1));
-        let _ = writeln!(
-            table,
-            "{:<10} {:<8} {:<14} {:>10} {:>10} {:>11}  over the {} timing rows",
-            "geomean",
-            "",
-            "timing",
+        table.rows.push(vec![
+            "geomean".into(),
+            String::new(),
+            "timing".into(),
             sig(o),
             sig(n),
             change(o, n),
-            timed.len()
-        );
+            format!("over the {} timing rows", timed.len()),
+        ]);
     }
     Comparison { table, regressions }
 }
@@ -277,21 +208,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fully_separated_samples_of_five_are_significant() {
-        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
-        let b = [6.0, 7.0, 8.0, 9.0, 10.0];
-        // Exact two-sided p for complete separation, n = 5 + 5: 2 / C(10, 5).
-        assert!((mann_whitney_p(&a, &b) - 2.0 / 252.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn interleaved_samples_are_not_significant() {
-        let a = [1.0, 3.0, 5.0, 7.0, 9.0];
-        let b = [2.0, 4.0, 6.0, 8.0, 10.0];
-        assert!(mann_whitney_p(&a, &b) > 0.5);
-    }
+    use crate::report::text;
 
     fn report(ns: &[(&str, [f64; 7])]) -> Report {
         let mut r: Report = serde_json::from_str(include_str!("../../reports/baseline/report.json")).unwrap();
@@ -316,7 +233,7 @@ mod tests {
             report(&[("baseline", scaled(k)), ("pooled", scaled(k)), ("batched", scaled(k)), ("lockfree", scaled(k))])
         };
         let c = compare(&all(1.0), &all(1.3), 10.0);
-        assert!(c.regressions.is_empty(), "{:?}\n{}", c.regressions, c.table);
+        assert!(c.regressions.is_empty(), "{:?}\n{}", c.regressions, text::render(&c.table));
     }
 
     #[test]
@@ -330,9 +247,10 @@ mod tests {
             ["lockfree (pair): ns/op vs base 1 -> 1.25 (+25%) p=0.000583 vs 0.0167, slower than the 10% threshold"]
         );
         // The unchanged variants' deltas are noise: benchstat's `~`.
-        let pooled = c.table.lines().find(|l| l.starts_with("pooled") && l.contains("ns/op vs base")).unwrap();
+        let table = text::render(&c.table);
+        let pooled = table.lines().find(|l| l.starts_with("pooled") && l.contains("ns/op vs base")).unwrap();
         assert!(pooled.contains(" ~  p=1 vs "), "{pooled}");
-        let geomean = c.table.lines().last().unwrap();
+        let geomean = table.lines().last().unwrap();
         assert_eq!(
             geomean.split_whitespace().collect::<Vec<_>>(),
             ["geomean", "timing", "1", "1.08", "+7.72%", "over", "the", "3", "timing", "rows"]
@@ -346,13 +264,5 @@ mod tests {
         new.results[1].allocs_per_op = 4.0;
         let c = compare(&old, &new, 10.0);
         assert_eq!(c.regressions, ["pooled (pair): allocs/op 0 -> 4 (+Inf%) grew (exact comparison)"]);
-    }
-
-    #[test]
-    fn large_samples_use_the_normal_approximation() {
-        let a: Vec<f64> = (0..40).map(f64::from).collect();
-        let b: Vec<f64> = (100..140).map(f64::from).collect();
-        assert!(mann_whitney_p(&a, &b) < 1e-6);
-        assert!(mann_whitney_p(&a, &a) > 0.9);
     }
 }

@@ -1,5 +1,5 @@
-//! The plan: what a run will do, built once from the command line
-//! ([`Plan::from_args`]) and read by everything below it (the study, the
+//! The plan: what a run will do, built once from the command line (by
+//! [`crate::cli`]) and read by everything below it (the study, the
 //! heap profiler, the dhat check, the report). As ripgrep turns its
 //! low-level flags into high-level arguments once, nothing below `main`
 //! looks at the command line again, and a repeat running in a child
@@ -8,14 +8,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use queue::Variant;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::RunArgs;
-
 /// How producers and consumers are arranged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One thread enqueues then dequeues each message: the stable figure.
@@ -24,18 +23,35 @@ pub enum Mode {
     Threads,
 }
 
-impl fmt::Display for Mode {
+impl Mode {
+    /// Every mode, in the order a run takes them.
+    pub const ALL: [Mode; 2] = [Mode::Pair, Mode::Threads];
+
     /// The spelling of `report.json`, `report.md` and the command line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    pub const fn name(self) -> &'static str {
+        match self {
             Mode::Pair => "pair",
             Mode::Threads => "threads",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Mode::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| format!("unknown mode {s:?}"))
     }
 }
 
 /// A report file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `report.json` (schema in `reports/README.md`).
@@ -46,6 +62,29 @@ pub enum Format {
     Html,
     /// `bench.txt`, Go's benchmark format.
     Benchfmt,
+}
+
+impl Format {
+    /// Every format, in the order they are written.
+    pub const ALL: [Format; 4] = [Format::Json, Format::Md, Format::Html, Format::Benchfmt];
+
+    /// The spelling of the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Md => "md",
+            Format::Html => "html",
+            Format::Benchfmt => "benchfmt",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| format!("unknown format {s:?}"))
+    }
 }
 
 /// Payload sizes: fixed, or spread evenly over an inclusive range.
@@ -118,45 +157,6 @@ pub enum PlanError {
 }
 
 impl Plan {
-    /// The plan for `bench-runner run` with these arguments.
-    pub fn from_args(args: &RunArgs, command: String) -> Result<Plan, PlanError> {
-        let variants = if args.variants.is_empty() { Variant::ALL.to_vec() } else { args.variants.clone() };
-        let dhat = if args.dhat {
-            if cfg!(not(feature = "dhat")) {
-                return Err(PlanError::DhatNotBuilt);
-            }
-            match args.variants.as_slice() {
-                [v] => Some(*v),
-                other => return Err(PlanError::DhatVariants(other.len())),
-            }
-        } else {
-            None
-        };
-        Ok(Plan {
-            variants,
-            modes: args.mode.clone(),
-            workload: WorkloadPlan {
-                messages: args.messages,
-                warmup: args.warmup,
-                producers: args.producers,
-                consumers: args.consumers,
-                id_bytes: args.id_bytes,
-                payload_bytes: args.payload_bytes,
-                capacity: args.capacity,
-            },
-            repeats: args.repeat,
-            separate_processes: !args.in_process && args.repeat > 1,
-            out: args.out.clone(),
-            formats: args.format.clone(),
-            baseline: args.baseline.clone(),
-            max_regression: args.max_regression,
-            verbose: !args.quiet,
-            heap_profile: args.heap_profile.then_some(args.sample_rate),
-            dhat,
-            command,
-        })
-    }
-
     /// The plan of one repeat of this plan, run in a child process: the
     /// same work once, in that process, with nothing written but its
     /// figures.

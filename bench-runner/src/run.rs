@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::error::BadInput;
 use crate::plan::{Format, Mode, Plan};
 use crate::report::{self, Report, GO_REFERENCE, SCHEMA};
-use crate::{compare, heap_profile, study, BadInput};
+use crate::study::heap_profile;
+use crate::{compare, study};
 
 /// Runs the study of `plan`, writes its reports and, with a baseline,
 /// gates on regressions.
@@ -92,7 +94,7 @@ pub fn compare_files(base: &Path, new: &Path, max_regression: f64) -> anyhow::Re
 
 fn gate(base: &Report, new: &Report, max_regression: f64) -> ExitCode {
     let c = compare::compare(base, new, max_regression);
-    print!("{}", c.table);
+    print!("{}", report::text::render(&c.table));
     if c.regressions.is_empty() {
         println!("no regression");
         ExitCode::SUCCESS
@@ -131,7 +133,7 @@ fn dhat_notes(plan: &Plan) -> anyhow::Result<Vec<String>> {
          timings are not comparable with other builds"
         .to_owned()];
     if let Some(v) = plan.dhat {
-        let a = crate::dhat_check::run(plan, v).context("running the dhat check")?;
+        let a = crate::study::dhat_check::run(plan, v).context("running the dhat check")?;
         let agree = a.dhat_blocks == a.allocscope_blocks && a.dhat_bytes == a.allocscope_bytes;
         let line = format!(
             "dhat check, {v} in pair mode, {} messages: dhat counted {} blocks and {} bytes, allocscope {} \

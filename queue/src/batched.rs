@@ -120,6 +120,10 @@ impl Batched {
 impl Queue for Batched {
     type Received<'q> = PooledMessage<'q>;
 
+    /// 64 messages per lock: enough to amortise the lock and the wake-up
+    /// to a few nanoseconds per message, small enough to stay in cache.
+    const BATCH: usize = 64;
+
     fn from_config(config: QueueConfig) -> Batched {
         Batched::new(config)
     }

@@ -179,6 +179,13 @@ pub trait Queue: Send + Sync {
         Ok(msgs.len())
     }
 
+    /// Messages this queue moves per call at its best: callers that can
+    /// batch send and receive this many at a time with
+    /// [`enqueue_batch`](Queue::enqueue_batch) and
+    /// [`dequeue_batch`](Queue::dequeue_batch); 1 for a queue that moves
+    /// one message per call.
+    const BATCH: usize = 1;
+
     /// Blocks until at least one message is available, then moves up to
     /// `max` messages into `out` (appending; `out` keeps its capacity, so a
     /// reused buffer allocates nothing). Returns how many were moved.
@@ -222,32 +229,72 @@ pub trait Queue: Send + Sync {
     }
 }
 
-/// The four variants, by name, for command lines and reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Variant {
-    /// [`Baseline`].
-    Baseline,
-    /// [`Pooled`].
-    Pooled,
-    /// [`Batched`].
-    Batched,
-    /// [`LockFree`].
-    LockFree,
+/// Declares the variants once: the [`Variant`] enum, its names, its list
+/// ([`Variant::ALL`]), the names an unknown name is told about, and the
+/// dispatch from a variant to its queue type ([`Variant::visit`]) all
+/// derive from this one table, so a new variant is a line here and a type.
+macro_rules! variants {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal,)*) => {
+        /// The variants, by name, for command lines and reports.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Variant {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Variant {
+            /// Every variant, baseline first.
+            pub const ALL: &'static [Variant] = &[$(Variant::$variant),*];
+
+            /// The name used on command lines and in reports.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Variant::$variant => $name,)*
+                }
+            }
+
+            /// Runs `visitor` with this variant's queue type.
+            pub fn visit<V: VariantVisitor>(self, visitor: V) -> V::Output {
+                match self {
+                    $(Variant::$variant => visitor.visit::<$ty>(),)*
+                }
+            }
+        }
+    };
 }
 
-impl Variant {
-    /// Every variant, baseline first.
-    pub const ALL: [Variant; 4] = [Variant::Baseline, Variant::Pooled, Variant::Batched, Variant::LockFree];
+variants! {
+    /// [`Baseline`].
+    Baseline(Baseline) = "baseline",
+    /// [`Pooled`].
+    Pooled(Pooled) = "pooled",
+    /// [`Batched`].
+    Batched(Batched) = "batched",
+    /// [`LockFree`].
+    LockFree(LockFree) = "lockfree",
+}
 
-    /// The name used on command lines and in reports.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Variant::Baseline => "baseline",
-            Variant::Pooled => "pooled",
-            Variant::Batched => "batched",
-            Variant::LockFree => "lockfree",
-        }
-    }
+/// Code generic over the queue type, run for a [`Variant`] by
+/// [`Variant::visit`]: the one place where a variant meets its type.
+///
+/// # Examples
+///
+/// ```
+/// use queue::{Queue, QueueConfig, Variant, VariantVisitor};
+///
+/// struct Capacity;
+/// impl VariantVisitor for Capacity {
+///     type Output = usize;
+///     fn visit<Q: Queue + 'static>(self) -> usize {
+///         Q::from_config(QueueConfig { capacity: 8, ..QueueConfig::default() }).capacity()
+///     }
+/// }
+/// assert!(Variant::ALL.iter().all(|v| v.visit(Capacity) == 8));
+/// ```
+pub trait VariantVisitor {
+    /// What the code returns.
+    type Output;
+    /// Runs the code with queue type `Q`.
+    fn visit<Q: Queue + 'static>(self) -> Self::Output;
 }
 
 impl fmt::Display for Variant {
@@ -256,11 +303,18 @@ impl fmt::Display for Variant {
     }
 }
 
-/// A name that is not a variant; its `Display` quotes it and lists the
-/// valid names.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown queue variant {0:?} (expected one of: baseline, pooled, batched, lockfree)")]
+/// A variant name that names none, quoting it and listing the valid ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownVariant(pub String);
+
+impl fmt::Display for UnknownVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+        write!(f, "unknown queue variant {:?} (expected one of: {})", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownVariant {}
 
 #[cfg(feature = "serde")]
 impl serde::Serialize for Variant {
@@ -291,6 +345,6 @@ impl FromStr for Variant {
     /// );
     /// ```
     fn from_str(s: &str) -> Result<Variant, UnknownVariant> {
-        Variant::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| UnknownVariant(s.to_owned()))
+        Variant::ALL.iter().copied().find(|v| v.name() == s).ok_or_else(|| UnknownVariant(s.to_owned()))
     }
 }

@@ -1,19 +1,18 @@
 //! The report: one model ([`Report`]), serialised as `report.json` (schema
-//! 1, documented in `reports/README.md`) and rendered as Markdown, HTML and
-//! Go benchmark format. Markdown and HTML render the same tables
-//! ([`table::Document`]). Files are written atomically.
+//! [`SCHEMA`], documented in `reports/README.md`) and rendered as Markdown,
+//! HTML, Go benchmark format and plain text, all from the same tables
+//! ([`table`]). Files are written all or nothing ([`crate::output`]).
 
 pub mod benchfmt;
 pub mod html;
 pub mod markdown;
 pub mod num;
 pub mod table;
+pub mod text;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use queue::Variant;
@@ -21,7 +20,10 @@ use queue::Variant;
 use crate::plan::{Format, Mode, Sizes};
 
 /// The version of the JSON layout; bumped on any incompatible change.
-pub const SCHEMA: u32 = 1;
+/// Schema 2: `ops[].allocs_per_op` counts every block handed out,
+/// reallocations included, as `allocs_per_op` of the results always did
+/// (allocscope's one vocabulary); schema 1 counted them apart there.
+pub const SCHEMA: u32 = 2;
 
 /// The Go MemoryQueue figures from the source material: the reference row.
 pub const GO_REFERENCE: GoReference =
@@ -285,7 +287,10 @@ pub enum ReadError {
     Io { path: PathBuf, cause: std::io::Error },
     #[error("{path} is not a bench-runner report: {cause}")]
     Parse { path: PathBuf, cause: serde_json::Error },
-    #[error("{path} has report schema {found}; this bench-runner reads schema {SCHEMA}")]
+    #[error(
+        "{path} has report schema {found}; this bench-runner reads schema {SCHEMA} (in schema 1 the per-operation \
+         allocs_per_op left reallocations out): run the study again with this bench-runner to compare with it"
+    )]
     Schema { path: PathBuf, found: u64 },
 }
 
@@ -308,41 +313,20 @@ impl Report {
         serde_json::from_value(value).map_err(|cause| ReadError::Parse { path: path.into(), cause })
     }
 
-    /// Writes the requested formats into `dir`, atomically: every file is
-    /// first written in full under a temporary name, and only when all are
-    /// complete are they renamed over the previous ones.
+    /// Writes the requested formats into `dir`, all or nothing
+    /// ([`crate::output`]).
     pub fn write(&self, dir: &Path, formats: &[Format]) -> anyhow::Result<Vec<PathBuf>> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        let mut staged = Vec::new();
-        let result = (|| {
-            for &format in formats {
-                let (name, body) = match format {
-                    Format::Json => ("report.json", serde_json::to_string_pretty(self)? + "\n"),
-                    Format::Md => ("report.md", markdown::render(&table::Document::of(self))),
-                    Format::Html => ("report.html", html::render(self)),
-                    Format::Benchfmt => ("bench.txt", benchfmt::render(self)),
-                };
-                let target = dir.join(name);
-                let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-                staged.push((tmp.clone(), target));
-                let mut f = fs::File::create(&tmp).with_context(|| format!("cannot write to {}", dir.display()))?;
-                f.write_all(body.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
-                f.sync_all().with_context(|| format!("cannot write {}", tmp.display()))?;
-            }
-            anyhow::Ok(())
-        })();
-        if let Err(e) = result {
-            for (tmp, _) in &staged {
-                let _ = fs::remove_file(tmp);
-            }
-            return Err(e);
+        let mut files = Vec::new();
+        for &format in formats {
+            files.push(match format {
+                Format::Json => ("report.json", serde_json::to_string_pretty(self)? + "\n"),
+                Format::Md => ("report.md", markdown::render(&table::Document::of(self))),
+                Format::Html => ("report.html", html::render(self)),
+                Format::Benchfmt => ("bench.txt", benchfmt::render(self)),
+            });
         }
-        let mut written = Vec::new();
-        for (tmp, target) in staged {
-            fs::rename(&tmp, &target).with_context(|| format!("cannot replace {}", target.display()))?;
-            written.push(target);
-        }
-        Ok(written)
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
+        crate::output::write_all_or_nothing(dir, &files)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::num::{change, rate, sig, time};
 use super::{Report, VariantResult, GO_REFERENCE};
-use crate::compare::mann_whitney_p;
+use crate::stats::mann_whitney_p;
 
 /// How a column's cells are aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,19 +6,21 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use queue::{Baseline, Batched, LockFree, MessageRef, Pooled, Queue, QueueConfig, Variant};
+use queue::{MessageRef, Queue, QueueConfig, QueueError, Variant, VariantVisitor};
 
 use crate::plan::{Sizes, WorkloadPlan};
 
 /// Every this many messages, the latency is timed.
 pub const LATENCY_SAMPLE_EVERY: u64 = 8;
-/// Batch size of the batched variant.
+/// The most messages one batch call takes here: room for any queue's
+/// [`Queue::BATCH`], and the capacity of the callers' receive buffers.
 pub const BATCH: usize = 64;
 /// Marks the end of the warm-up in `threads` mode.
 pub const MARKER: u64 = u64::MAX;
 
-/// Code generic over the queue type, run for one [`Variant`] by
-/// [`with_queue`]: the only place that matches a variant to its type.
+/// Code generic over the queue type, run for one [`Variant`] with its
+/// harness by [`with_queue`] (through [`Variant::visit`], the queue crate's
+/// one place that matches a variant to its type).
 pub trait WithQueue {
     type Output;
     fn run<Q: Queue + 'static>(self, harness: &Harness<'_>) -> Self::Output;
@@ -26,12 +28,14 @@ pub trait WithQueue {
 
 /// Runs `work` with `variant`'s queue type.
 pub fn with_queue<W: WithQueue>(variant: Variant, harness: &Harness<'_>, work: W) -> W::Output {
-    match variant {
-        Variant::Baseline => work.run::<Baseline>(harness),
-        Variant::Pooled => work.run::<Pooled>(harness),
-        Variant::Batched => work.run::<Batched>(harness),
-        Variant::LockFree => work.run::<LockFree>(harness),
+    struct Visit<'h, 'w, W>(&'h Harness<'w>, W);
+    impl<W: WithQueue> VariantVisitor for Visit<'_, '_, W> {
+        type Output = W::Output;
+        fn visit<Q: Queue + 'static>(self) -> W::Output {
+            self.1.run::<Q>(self.0)
+        }
     }
+    variant.visit(Visit(harness, work))
 }
 
 /// Nanoseconds since the study started; never 0 (0 means "not timed").
@@ -49,6 +53,12 @@ pub fn histogram() -> Histogram<u64> {
 pub struct Latencies {
     pub enqueue: Histogram<u64>,
     pub end_to_end: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        Latencies::new()
+    }
 }
 
 impl Latencies {
@@ -74,18 +84,15 @@ pub struct Harness<'a> {
     id: String,
     payload: Vec<u8>,
     sizes: Sizes,
-    /// The batched variant sends and receives 64 messages per call.
-    pub batched: bool,
 }
 
 impl<'a> Harness<'a> {
-    pub fn new(workload: &'a WorkloadPlan, variant: Variant) -> Harness<'a> {
+    pub fn new(workload: &'a WorkloadPlan) -> Harness<'a> {
         Harness {
             workload,
             id: "m".repeat(workload.id_bytes),
             payload: vec![0xA5; workload.payload_bytes.max],
             sizes: workload.payload_bytes,
-            batched: variant == Variant::Batched,
         }
     }
 
@@ -108,38 +115,34 @@ impl<'a> Harness<'a> {
         Q::from_config(c)
     }
 
-    /// Enqueues `n` messages from `first`, timing every sampled one.
+    /// Enqueues `n` messages from `first`, [`Queue::BATCH`] per call,
+    /// timing every call that carries a sampled message.
     pub fn produce<Q: Queue>(&self, q: &Q, first: u64, n: u64, enqueue: &mut Histogram<u64>) {
+        debug_assert!((1..=BATCH).contains(&Q::BATCH));
         let end = first + n;
-        if self.batched {
-            let mut seq = first;
-            while seq < end {
-                let k = ((end - seq) as usize).min(BATCH);
-                let t0 = now_ns();
-                let batch: [MessageRef<'_>; BATCH] = std::array::from_fn(|i| {
-                    let s = seq + i as u64;
-                    self.message(s, if s % LATENCY_SAMPLE_EVERY == 0 { t0 } else { 0 })
-                });
-                q.enqueue_batch(&batch[..k]).expect("queue open while producing");
+        let mut seq = first;
+        while seq < end {
+            let k = ((end - seq) as usize).min(Q::BATCH);
+            let timed = (seq..seq + k as u64).any(|s| s % LATENCY_SAMPLE_EVERY == 0);
+            let t0 = if timed { now_ns() } else { 0 };
+            let message = |s: u64| self.message(s, if s % LATENCY_SAMPLE_EVERY == 0 { t0 } else { 0 });
+            let sent = if k == 1 {
+                q.enqueue(&message(seq))
+            } else {
+                let batch: [MessageRef<'_>; BATCH] = std::array::from_fn(|i| message(seq + i as u64));
+                q.enqueue_batch(&batch[..k]).map(drop)
+            };
+            sent.expect("queue open while producing");
+            if timed {
                 enqueue.saturating_record((now_ns() - t0) / k as u64);
-                seq += k as u64;
             }
-        } else {
-            for seq in first..end {
-                if seq % LATENCY_SAMPLE_EVERY == 0 {
-                    let t0 = now_ns();
-                    q.enqueue(&self.message(seq, t0)).expect("queue open while producing");
-                    enqueue.saturating_record(now_ns() - t0);
-                } else {
-                    q.enqueue(&self.message(seq, 0)).expect("queue open while producing");
-                }
-            }
+            seq += k as u64;
         }
     }
 
-    /// Each message enqueued then dequeued on this thread (the batched
-    /// variant: 64 at a time). `out` is the batch buffer, allocated by the
-    /// caller outside any measured window.
+    /// Each message enqueued then dequeued on this thread,
+    /// [`Queue::BATCH`] at a time. `out` is the receive buffer, allocated by
+    /// the caller outside any measured window.
     pub fn pair<'q, Q: Queue>(
         &self,
         q: &'q Q,
@@ -148,20 +151,11 @@ impl<'a> Harness<'a> {
         latencies: &mut Latencies,
         out: &mut Vec<Q::Received<'q>>,
     ) {
-        let step = if self.batched { BATCH as u64 } else { 1 };
         let mut seq = first;
         while seq < first + n {
-            let k = step.min(first + n - seq);
+            let k = (Q::BATCH as u64).min(first + n - seq);
             self.produce(q, seq, k, &mut latencies.enqueue);
-            if self.batched {
-                q.dequeue_batch(out, k as usize).expect("queue open");
-                for m in out.drain(..) {
-                    received(&m, &mut latencies.end_to_end);
-                }
-            } else {
-                let m = q.dequeue().expect("queue open");
-                received(&m, &mut latencies.end_to_end);
-            }
+            receive(q, k as usize, out, &mut latencies.end_to_end).expect("queue open");
             seq += k;
         }
     }
@@ -171,6 +165,31 @@ impl<'a> Harness<'a> {
     pub fn warm_up_pair<'q, Q: Queue>(&self, q: &'q Q, out: &mut Vec<Q::Received<'q>>) {
         self.pair(q, 0, self.workload.warmup, &mut Latencies::new(), out);
     }
+}
+
+/// Receives up to `max` messages (at least one: blocks for it), one call
+/// for a queue that moves one message per call, a batch call otherwise,
+/// recording their end-to-end latencies. `out` is the receive buffer.
+///
+/// # Errors
+///
+/// [`QueueError::Closed`] once the queue is closed and drained.
+pub fn receive<'q, Q: Queue>(
+    q: &'q Q,
+    max: usize,
+    out: &mut Vec<Q::Received<'q>>,
+    end_to_end: &mut Histogram<u64>,
+) -> Result<(), QueueError> {
+    if max == 1 {
+        let m = q.dequeue()?;
+        received(&m, end_to_end);
+    } else {
+        q.dequeue_batch(out, max)?;
+        for m in out.drain(..) {
+            received(&m, end_to_end);
+        }
+    }
+    Ok(())
 }
 
 /// Records a received message's end-to-end latency; returns false for the

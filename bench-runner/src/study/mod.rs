@@ -6,7 +6,9 @@
 //! - [`pair`] and [`threads`]: one measured run in each mode;
 //! - [`per_op`]: the untimed pass of per-operation figures;
 //! - [`repeats`]: repeats in child processes, and merging their figures;
-//! - [`summary`]: runs into a report's per-variant results.
+//! - [`summary`]: runs into a report's per-variant results;
+//! - [`heap_profile`]: the `--heap-profile` pass and its files;
+//! - `dhat_check`: the `--dhat` cross-check (feature `dhat`).
 //!
 //! For each repeat, variants run one after another (baseline, pooled, ...
 //! then again), so that drift on a shared machine hits them alike.
@@ -15,7 +17,10 @@
 //! clock for every message would cost more than some variants' whole
 //! operation.
 
+#[cfg(feature = "dhat")]
+pub mod dhat_check;
 pub mod harness;
+pub mod heap_profile;
 mod pair;
 mod per_op;
 pub mod repeats;
@@ -126,7 +131,7 @@ pub fn run(plan: &Plan, mut tick: impl FnMut(&str)) -> (Workload, Vec<VariantRes
     for repeat in 0..plan.repeats {
         for (i, &(v, m)) in cells.iter().enumerate() {
             tick(&format!("repeat {}/{} {v} {m}", repeat + 1, plan.repeats));
-            runs[i].push(with_queue(v, &Harness::new(&plan.workload, v), MeasuredRun(m)));
+            runs[i].push(with_queue(v, &Harness::new(&plan.workload), MeasuredRun(m)));
         }
     }
     // Pair mode's per-operation figures come from an untimed pass with op
@@ -137,7 +142,7 @@ pub fn run(plan: &Plan, mut tick: impl FnMut(&str)) -> (Workload, Vec<VariantRes
         .filter(|_| plan.modes.contains(&Mode::Pair))
         .map(|&v| {
             tick(&format!("per-operation pass {v}"));
-            (v, with_queue(v, &Harness::new(&plan.workload, v), PerOpPass))
+            (v, with_queue(v, &Harness::new(&plan.workload), PerOpPass))
         })
         .collect();
     let mut results: Vec<VariantResult> = cells

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use allocscope::{AllocStats, Group};
 use queue::{MessageRef, Queue};
 
-use super::harness::{received, Harness, Latencies, BATCH, MARKER};
+use super::harness::{receive, received, Harness, Latencies, BATCH, MARKER};
 use super::RunFigures;
 use crate::report::OpFigures;
 
@@ -76,23 +76,7 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
                     latencies.reset();
                     go.wait();
                     let in_group = group.enter();
-                    loop {
-                        if h.batched {
-                            if q.dequeue_batch(&mut out, BATCH).is_err() {
-                                break;
-                            }
-                            for m in out.drain(..) {
-                                received(&m, &mut latencies.end_to_end);
-                            }
-                        } else {
-                            match q.dequeue() {
-                                Ok(m) => {
-                                    received(&m, &mut latencies.end_to_end);
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                    while receive(&*q, Q::BATCH, &mut out, &mut latencies.end_to_end).is_ok() {}
                     drop(in_group);
                     latencies
                 })

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use queue::{Queue, Variant};
 
+use super::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
+use crate::output::write_all_or_nothing;
 use crate::plan::Plan;
 use crate::report::{ProfileFigures, SiteFigures};
-use crate::study::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 
 /// Sites kept in the report per variant.
 const TOP_SITES: usize = 8;
@@ -37,13 +38,6 @@ impl WithQueue for ProfiledPass {
 }
 
 /// Writes `bytes` to `path` via a temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
-}
-
-/// One variant's profile: its top sites and the files written.
 pub struct Profiled {
     pub variant: Variant,
     pub sites: Vec<SiteFigures>,
@@ -55,28 +49,21 @@ pub struct Profiled {
 pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
     let mut results = Vec::new();
     for &v in &plan.variants {
-        let (profile, exact) = with_queue(v, &Harness::new(&plan.workload, v), ProfiledPass(rate));
-        let dir = plan.out.join(v.name());
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut written = Vec::new();
+        let (profile, exact) = with_queue(v, &Harness::new(&plan.workload), ProfiledPass(rate));
         let folded = profile.folded();
-        for (name, bytes) in [
-            // Opens on what the pass allocated: its blocks are all freed by
-            // the end, so Go's default `inuse_space` view would be empty.
+        let mut files = vec![
             ("heap.pb.gz", profile.pprof_gz_with_default(allocscope::profile::SampleType::AllocSpace)),
             ("heap.folded", folded.clone().into_bytes()),
             ("dhat-heap.json", profile.dhat_json(&format!("{} ({v})", plan.command)).into_bytes()),
-        ] {
-            write_atomically(&dir.join(name), &bytes)?;
-            written.push(dir.join(name));
-        }
+        ];
         if !folded.is_empty() {
             let svg = profile
                 .flamegraph_svg(&format!("{v}: bytes allocated, 1 sample per {rate} bytes"))
                 .context("drawing the flame graph")?;
-            write_atomically(&dir.join("flamegraph.svg"), svg.as_bytes())?;
-            written.push(dir.join("flamegraph.svg"));
+            files.push(("flamegraph.svg", svg.into_bytes()));
         }
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let written = write_all_or_nothing(&plan.out.join(v.name()), &files)?;
         let mut figures = ProfileFigures {
             sample_rate: profile.sample_rate,
             samples: profile.sites.iter().map(|s| s.samples).sum(),

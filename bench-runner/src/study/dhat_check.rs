@@ -7,16 +7,16 @@
 //! measured by allocscope with dhat's profiler off (dhat's own bookkeeping,
 //! which goes through the global allocator, would be counted otherwise),
 //! once under `dhat::Profiler`, whose totals over the window must equal
-//! allocscope's: blocks = allocs + reallocs, bytes = bytes allocated (both
-//! count a reallocation as a new block of the new size).
+//! allocscope's: blocks = allocs, bytes = bytes allocated (both count a
+//! reallocation as a new block of the new size).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use queue::{Queue, Variant};
 
+use super::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 use crate::plan::Plan;
-use crate::study::harness::{with_queue, Harness, Latencies, WithQueue, BATCH};
 
 /// Both tools' figures for the measured window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,5 +58,5 @@ impl WithQueue for Passes {
 pub fn run(plan: &Plan, variant: Variant) -> anyhow::Result<Agreement> {
     let dir = plan.out.join(variant.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(with_queue(variant, &Harness::new(&plan.workload, variant), Passes(dir.join("dhat-crate.json"))))
+    Ok(with_queue(variant, &Harness::new(&plan.workload), Passes(dir.join("dhat-crate.json"))))
 }
