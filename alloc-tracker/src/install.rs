@@ -13,6 +13,7 @@ static PROBE: AtomicU8 = AtomicU8::new(0);
 const NOT_INSTALLED: u8 = 1;
 const INSTALLED: u8 = 2;
 
+#[cold]
 fn probe() -> u8 {
     let known = PROBE.load(Ordering::Relaxed);
     if known != 0 {
@@ -56,8 +57,13 @@ fn probe() -> u8 {
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// assert!(allocscope::is_installed());
 /// ```
+#[inline]
 pub fn is_installed() -> bool {
-    probe() != NOT_INSTALLED
+    match PROBE.load(Ordering::Relaxed) {
+        INSTALLED => true,
+        NOT_INSTALLED => false,
+        _ => probe() != NOT_INSTALLED,
+    }
 }
 
 /// The install line, shown in every refusal.

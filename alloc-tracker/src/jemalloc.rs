@@ -9,8 +9,8 @@
 //! hands its `mallctl` over with [`use_jemalloc_mallctl`] instead, so that
 //! one jemalloc serves the allocations and answers the questions. Without
 //! a `mallctl`, or when jemalloc does not serve the program's allocations,
-//! the figures are absent (`None`), never zero. A leaf: it uses nothing
-//! else of the crate.
+//! the figures are absent (`None`), never zero. It uses nothing else of
+//! the crate but the counters' `internal` mode, for its one probe block.
 //!
 //! [`Jemalloc`]: crate::Jemalloc
 
@@ -73,9 +73,16 @@ static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
 /// [`AllocStats::rounded_bytes_allocated`]: crate::AllocStats::rounded_bytes_allocated
 pub unsafe fn use_jemalloc_mallctl(mallctl: Mallctl) {
     HANDED_OVER.store(mallctl as usize, Ordering::SeqCst);
-    // Whether jemalloc serves the allocations is asked again, through it.
+    // Whether jemalloc serves the allocations is asked again, through it,
+    // and every thread looks its counter up again.
     SERVES.store(0, Ordering::SeqCst);
+    GENERATION.fetch_add(1, Ordering::SeqCst);
 }
+
+/// Bumped whenever the `mallctl` to read through changes: a thread's
+/// cached counter pointer ([`rounded_thread_allocated`]) is good while its
+/// generation is the current one.
+static GENERATION: AtomicUsize = AtomicUsize::new(1);
 
 /// The `mallctl` to read through, if any.
 fn mallctl() -> Option<Mallctl> {
@@ -112,29 +119,19 @@ fn read<T: Copy + Default>(name: &[u8]) -> Option<T> {
     (rc == 0 && len == std::mem::size_of::<T>()).then_some(value)
 }
 
-/// jemalloc's cumulative `thread.allocated` for the current thread: bytes
-/// handed out, rounded up to size classes. `None` without jemalloc.
+/// Where jemalloc keeps the current thread's cumulative
+/// `thread.allocated` (bytes handed out, rounded up to size classes), from
+/// `thread.allocatedp`. `None` without jemalloc.
+fn thread_allocated_pointer() -> Option<*mut u64> {
+    read::<usize>(b"thread.allocatedp\0").filter(|&p| p != 0).map(|p| p as *mut u64)
+}
+
+/// jemalloc's cumulative `thread.allocated` for the current thread, read
+/// now. `None` without jemalloc.
 fn thread_allocated() -> Option<u64> {
-    use std::cell::Cell;
-    thread_local! {
-        // `thread.allocatedp` returns a pointer into jemalloc's per-thread
-        // data; look it up once per thread (and again if a `mallctl` is
-        // handed over later).
-        static ALLOCATEDP: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    }
-    let handed_over = HANDED_OVER.load(Ordering::Relaxed);
-    let p = match ALLOCATEDP.get() {
-        (source, p) if p != 0 && source == handed_over => p as *const u64,
-        _ => {
-            let p = read::<usize>(b"thread.allocatedp\0").filter(|&p| p != 0)?;
-            ALLOCATEDP.set((handed_over, p));
-            p as *const u64
-        }
-    };
-    // SAFETY: jemalloc keeps this thread's counter at `p` for the thread's
-    // life; only this thread reads it, and only this thread's allocations
-    // write it.
-    Some(unsafe { p.read_volatile() })
+    // SAFETY: jemalloc keeps this thread's counter there for the thread's
+    // life; only this thread's allocations write it.
+    thread_allocated_pointer().map(|p| unsafe { p.read_volatile() })
 }
 
 /// Whether jemalloc serves the program's global allocations: 0 not yet
@@ -157,19 +154,42 @@ pub(crate) fn probe_with(size: usize, allocate_and_free: impl FnOnce()) {
 /// [`CountingAlloc`](crate::CountingAlloc) or not); see [`probe_with`].
 fn serves_global_allocator() -> bool {
     if SERVES.load(Ordering::Relaxed) == 0 {
-        probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24]))));
+        // The library's own block: in no figure of the program's (this can
+        // run inside a scope or a group window).
+        crate::counters::internal(|| probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24])))));
     }
     SERVES.load(Ordering::Relaxed) == 2
 }
 
+std::thread_local! {
+    /// This thread's answer to [`rounded_thread_allocated`], looked up once
+    /// per generation: the generation, and jemalloc's counter of this
+    /// thread (null: no figure).
+    static ROUNDED: std::cell::Cell<(usize, *const u64)> = const { std::cell::Cell::new((0, std::ptr::null())) };
+}
+
 /// The current thread's cumulative rounded bytes, when jemalloc serves the
-/// program's allocations.
+/// program's allocations: a thread-local read and one load once looked up
+/// (every scope's and group window's start and end reads it).
+#[inline]
 pub(crate) fn rounded_thread_allocated() -> Option<u64> {
-    if serves_global_allocator() {
-        thread_allocated()
-    } else {
-        None
+    let (generation, p) = ROUNDED.get();
+    if generation == GENERATION.load(Ordering::Relaxed) {
+        // SAFETY: jemalloc keeps this thread's counter at `p` for the
+        // thread's life; only this thread reads it, and only this thread's
+        // allocations write it.
+        return (!p.is_null()).then(|| unsafe { p.read_volatile() });
     }
+    rounded_thread_allocated_slow()
+}
+
+#[cold]
+fn rounded_thread_allocated_slow() -> Option<u64> {
+    let generation = GENERATION.load(Ordering::SeqCst);
+    let p = if serves_global_allocator() { thread_allocated_pointer() } else { None };
+    ROUNDED.set((generation, p.map_or(std::ptr::null(), |p| p.cast_const())));
+    // SAFETY: as above.
+    p.map(|p| unsafe { p.read_volatile() })
 }
 
 /// Allocator-wide figures from jemalloc's `stats.*` (bytes).

@@ -303,18 +303,6 @@ pub(crate) mod marks {
         })
     }
 
-    /// Panics, as [`open`] would, when every slot is taken: for callers
-    /// that must not change anything before a scope can open.
-    #[track_caller]
-    pub(crate) fn assert_room() {
-        let full = MARKS.with(|m| m.open.get() == u64::MAX);
-        assert!(
-            !full,
-            "allocscope: more than {MAX_OPEN_SCOPES} scopes (measure, Scope, op guards, budgets, group windows) open \
-             at once on this thread"
-        );
-    }
-
     /// The highest live bytes reached so far while `slot`'s scope is open.
     pub(crate) fn peak(slot: usize, live_now: i64) -> i64 {
         MARKS.with(|m| {

@@ -323,15 +323,34 @@ const fn alloc_gate(mode: u8) -> i8 {
     }
 }
 
+/// Every mode bit; modes are below `MODES`.
+const MODES: usize = 64;
+const _: () = assert!((PEAK | FRESH | DETACHED | TRIP | SAMPLE | INTERNAL) as usize == MODES - 1);
+
+/// The gates of every mode, `(alloc_gate, free_gate)`, computed once: a
+/// mode change (every scope's and group window's start and end) looks them
+/// up instead of deciding them again.
+static GATES: [(i8, i8); MODES] = {
+    let mut gates = [(0, 0); MODES];
+    let mut mode = 0;
+    while mode < MODES {
+        gates[mode] = (alloc_gate(mode as u8), free_gate(mode as u8));
+        mode += 1;
+    }
+    gates
+};
+
 impl ThreadCounters {
     /// Sets the mode and the gates the allocator path tests, then applies a
     /// process-wide sampling change made since this thread last looked
     /// ([`sample::reconcile`]): every guard's start and end, and every cold
     /// path, passes here.
+    #[inline(always)]
     fn set_mode(&self, mode: u8) {
+        let (alloc, free) = GATES[mode as usize % MODES];
         self.mode.set(mode);
-        self.alloc_gate.set(alloc_gate(mode));
-        self.free_gate.set(free_gate(mode));
+        self.alloc_gate.set(alloc);
+        self.free_gate.set(free);
         if sample::epoch() != self.sample_epoch.get() {
             sample::reconcile(self);
         }
@@ -646,6 +665,16 @@ pub(crate) fn own_counts() -> Counts {
 #[inline]
 pub(crate) fn is_detached() -> bool {
     with_local(|l| l.mode.get() & DETACHED != 0)
+}
+
+/// The current thread's slot in the registry if it is registered (and not
+/// detached): one thread-local read, no registration.
+#[inline]
+pub(crate) fn registered_slot() -> Option<usize> {
+    with_local(|l| {
+        let slot = l.slot.get();
+        (slot != usize::MAX).then_some(slot)
+    })
 }
 
 /// The current thread's slot in the registry, or `None` when it is

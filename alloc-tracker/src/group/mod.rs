@@ -44,15 +44,23 @@
 //! A group's shared block, its shards and the budget state are the
 //! library's own memory ([`counters::internal`]): no thread, scope, group or
 //! profile of the program counts them.
+//!
+//! A [`Group`] handle is a reference count of its own (as `Arc`'s), but no
+//! entry on a thread's stack holds one: entering and leaving writes nothing
+//! that another thread writes. Instead each shard counts its thread's
+//! entries of the group (`open`, a plain add by the owner), and when the
+//! last handle goes, the memory is freed only if no shard has an entry
+//! left. An entry whose guard was forgotten (`std::mem::forget`) keeps its
+//! group's memory for the life of the process, so no entry can ever point
+//! at freed memory, whatever safe code does with its guards.
 
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::ptr;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{fence, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -118,9 +126,12 @@ pub const MAX_GROUP_OPS: usize = 16;
 ///
 /// Outside any group, nothing. In a group, an allocation takes the peak
 /// path of a scope (+12 instructions per allocate+free pair against +7
-/// outside); entering and leaving reads the thread's counters and adds
-/// their difference to the thread's own shard of the group: that is what
-/// [`InGroup::in_group`] adds to each poll (`docs/overhead.md`).
+/// outside). Entering and leaving reads the thread's counters and adds
+/// their difference to the thread's own shard of the group, writing
+/// nothing that another thread writes: about 15 ns on the project's
+/// machine, and about 12 ns over a bare tokio poll for
+/// [`InGroup::in_group`], whether every task has a group of its own or all
+/// share one (the repository's `docs/overhead.md`, "Groups per poll").
 ///
 /// # Examples
 ///
@@ -140,10 +151,21 @@ pub const MAX_GROUP_OPS: usize = 16;
 /// let stats = job.stats();
 /// assert_eq!((stats.allocs, stats.bytes_allocated), (4, 400));
 /// ```
-pub struct Group(ManuallyDrop<Arc<GroupShared>>);
+pub struct Group {
+    shared: NonNull<GroupShared>,
+}
+
+// SAFETY: a handle only reads the shared block through `&GroupShared`,
+// whose fields are atomics or fixed after creation, and its count is an
+// atomic: handles may move to and be used from any thread.
+unsafe impl Send for Group {}
+// SAFETY: as above.
+unsafe impl Sync for Group {}
 
 /// What the handles of one group share.
 struct GroupShared {
+    /// Handles alive (as `Arc`'s strong count).
+    refs: AtomicUsize,
     name: &'static str,
     /// A number no other group of the process has had: tells a group from
     /// an earlier one at the same address.
@@ -181,6 +203,9 @@ struct Shard {
     peak: AtomicI64,
     /// Ended windows.
     windows: AtomicU64,
+    /// The owning thread's entries of the group now (see the module docs'
+    /// "Memory").
+    open: AtomicU64,
 }
 
 /// A group's row for one named operation.
@@ -210,16 +235,19 @@ impl Shard {
             unrounded_windows: AtomicU64::new(0),
             peak: AtomicI64::new(0),
             windows: AtomicU64::new(0),
+            open: AtomicU64::new(0),
         }
     }
 
     /// Adds a window that ended (or was suspended) on the owning thread.
+    #[inline]
     fn commit(&self, diff: Counts, peak_above: u64, rounded: Option<u64>) {
-        let before = self.counts.load().live();
+        // Read once, written back once: the owner is the only writer.
+        let old = self.counts.load();
         for c in counters::Counter::ALL {
-            add_owned(&self.counts[c], diff[c]);
+            self.counts[c].store(old[c].wrapping_add(diff[c]), Ordering::Relaxed);
         }
-        let level = before.saturating_add(peak_above as i64);
+        let level = old.live().saturating_add(peak_above as i64);
         if level > self.peak.load(Ordering::Relaxed) {
             self.peak.store(level, Ordering::Relaxed);
         }
@@ -234,6 +262,7 @@ impl GroupShared {
     fn new(name: &'static str) -> GroupShared {
         static SERIALS: AtomicU64 = AtomicU64::new(1);
         GroupShared {
+            refs: AtomicUsize::new(1),
             name,
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             shards: AtomicPtr::new(ptr::null_mut()),
@@ -286,7 +315,7 @@ impl GroupShared {
 }
 
 impl Drop for GroupShared {
-    /// Runs inside [`counters::internal`] (see [`release`]).
+    /// Runs inside [`counters::internal`] (see [`Group`]'s `Drop`).
     fn drop(&mut self) {
         let mut p = *self.shards.get_mut();
         while !p.is_null() {
@@ -304,28 +333,61 @@ impl Drop for GroupShared {
     }
 }
 
-/// Drops one strong count of a group; the last one frees the library's
-/// own memory, so it runs as the library's.
-fn release(shared: Arc<GroupShared>) {
-    counters::internal(|| drop(shared));
+impl Group {
+    fn shared(&self) -> &GroupShared {
+        // SAFETY: a handle holds a count, so the block is alive.
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// A new handle of the group at `shared`, taking a count.
+    ///
+    /// # Safety
+    ///
+    /// `shared` must point to a group's block that is not freed: one that a
+    /// handle or an entry on a thread's stack keeps.
+    unsafe fn from_shared(shared: *const GroupShared) -> Group {
+        // SAFETY: the caller's contract.
+        let g = unsafe { &*shared };
+        if g.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            // As `Arc`: a count this high means handles were leaked in a
+            // loop; wrapping would free the block under live handles.
+            std::process::abort();
+        }
+        Group { shared: NonNull::from(g) }
+    }
 }
 
 impl Clone for Group {
     fn clone(&self) -> Group {
-        Group(ManuallyDrop::new(Arc::clone(&self.0)))
+        // SAFETY: this handle keeps the block alive.
+        unsafe { Group::from_shared(self.shared.as_ptr()) }
     }
 }
 
 impl Drop for Group {
+    /// The last handle frees the group's memory (the library's own), unless
+    /// an entry on some thread's stack still points at it (see the module
+    /// docs).
     fn drop(&mut self) {
-        // SAFETY: taken once, here; the field is not used afterwards.
-        release(unsafe { ManuallyDrop::take(&mut self.0) });
+        let g = self.shared();
+        if g.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Every handle's and every owner's writes happen before this (as
+        // `Arc`'s drop does).
+        fence(Ordering::Acquire);
+        if g.shards().any(|s| s.open.load(Ordering::Relaxed) != 0) {
+            return;
+        }
+        // SAFETY: no handle is left, and no entry points at the block; it
+        // was made by `Box::into_raw` in `Group::new`.
+        counters::internal(|| drop(unsafe { Box::from_raw(self.shared.as_ptr()) }));
     }
 }
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Group").field("name", &self.0.name).field("stats", &self.stats()).finish()
+        f.debug_struct("Group").field("name", &self.shared().name).field("stats", &self.stats()).finish()
     }
 }
 
@@ -344,7 +406,9 @@ impl Group {
     /// assert_eq!((g.name(), g.stats().allocs, made.allocs), ("request", 0, 0));
     /// ```
     pub fn new(name: &'static str) -> Group {
-        Group(ManuallyDrop::new(counters::internal(|| Arc::new(GroupShared::new(name)))))
+        let shared = counters::internal(|| Box::into_raw(Box::new(GroupShared::new(name))));
+        // SAFETY: just made, not null.
+        Group { shared: unsafe { NonNull::new_unchecked(shared) } }
     }
 
     /// The process-wide group called `name`, created on first use: the
@@ -386,7 +450,7 @@ impl Group {
 
     /// The name given to [`Group::new`].
     pub fn name(&self) -> &'static str {
-        self.0.name
+        self.shared().name
     }
 
     /// Enters the group on this thread until the guard is dropped: this
@@ -417,18 +481,21 @@ impl Group {
     /// ```
     #[track_caller]
     pub fn enter(&self) -> GroupGuard {
-        require_installed("allocscope::Group::enter");
-        let id = push(&self.0, Hold::Counted, Fresh::No, None).unwrap_or_else(|| too_many());
-        GroupGuard { id, _not_send: PhantomData }
+        self.enter_with(Fresh::No, None)
     }
 
-    /// Enters the group for as long as the caller borrows it: the entry
-    /// holds no count of the group, and the guard must not be forgotten
-    /// (only the crate's scoped callers use this).
+    /// Enters the group: a window of its own when `fresh`, and with a
+    /// future's shard cache when polled.
     #[track_caller]
-    fn enter_scoped(&self, fresh: Fresh, cache: Option<&mut ShardCache>) -> GroupGuard {
-        require_installed("allocscope::Group::enter");
-        let id = push(&self.0, Hold::Borrowed, fresh, cache).unwrap_or_else(|| too_many());
+    fn enter_with(&self, fresh: Fresh, cache: Option<&mut ShardCache>) -> GroupGuard {
+        let slot = match counters::registered_slot() {
+            Some(slot) if crate::install::is_installed() => slot,
+            _ => {
+                require_installed("allocscope::Group::enter");
+                counters::thread_slot().expect("registered by require_installed")
+            }
+        };
+        let id = push(self.shared(), slot, fresh, cache).unwrap_or_else(|| too_many());
         GroupGuard { id, _not_send: PhantomData }
     }
 
@@ -451,7 +518,7 @@ impl Group {
     /// ```
     #[track_caller]
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _in_group = self.enter_scoped(Fresh::No, None);
+        let _in_group = self.enter_with(Fresh::No, None);
         f()
     }
 
@@ -460,7 +527,7 @@ impl Group {
     /// watch it.
     #[track_caller]
     pub(crate) fn run_in_new_window<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _in_group = self.enter_scoped(Fresh::Yes, None);
+        let _in_group = self.enter_with(Fresh::Yes, None);
         f()
     }
 
@@ -503,13 +570,9 @@ impl Group {
     /// ```
     pub fn current() -> Option<Group> {
         let top = STACK.with(Stack::top)?;
-        // SAFETY: the top entry's group is alive: the entry holds a count,
-        // or its holder borrows the group and is still running (it is on
-        // this thread's stack, below this call).
-        unsafe {
-            Arc::increment_strong_count(top.group);
-            Some(Group(ManuallyDrop::new(Arc::from_raw(top.group))))
-        }
+        // SAFETY: an entry's group is never freed while the entry exists
+        // (see the module docs).
+        Some(unsafe { Group::from_shared(top.group) })
     }
 
     /// Exact totals of what the group's windows counted: every window that
@@ -531,7 +594,7 @@ impl Group {
     /// # drop(v);
     /// ```
     pub fn stats(&self) -> AllocStats {
-        let g = &*self.0;
+        let g = self.shared();
         let mut counts = g.late.load();
         let (mut peak, mut rounded, mut unrounded) = (0i64, 0u64, g.late_windows.load(Ordering::Relaxed));
         for shard in g.shards() {
@@ -568,7 +631,7 @@ impl Group {
     /// assert_eq!(g.windows(), 2);
     /// ```
     pub fn windows(&self) -> u64 {
-        let g = &*self.0;
+        let g = self.shared();
         g.shards().map(|s| s.windows.load(Ordering::Relaxed)).sum::<u64>() + g.late_windows.load(Ordering::Relaxed)
     }
 
@@ -593,7 +656,7 @@ impl Group {
     /// assert_eq!((row.calls, row.per_call().bytes_allocated), (3, 16.0));
     /// ```
     pub fn op_stats(&self) -> Vec<OpStats> {
-        self.0
+        self.shared()
             .ops
             .iter()
             .filter_map(|r| {
@@ -616,10 +679,10 @@ impl Group {
     #[track_caller]
     pub(crate) fn start_budget(&self, shared: &Arc<SharedTrip>) {
         let raw = Arc::into_raw(Arc::clone(shared)).cast_mut();
-        if self.0.budget.compare_exchange(ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if self.shared().budget.compare_exchange(ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             // SAFETY: `raw` was made just above and not handed out.
             drop(unsafe { Arc::from_raw(raw) });
-            panic!("allocscope: a budget already checks group {:?}; budgets over one group cannot nest", self.0.name);
+            panic!("allocscope: a budget already checks group {:?}; budgets over one group cannot nest", self.name());
         }
     }
 
@@ -627,7 +690,7 @@ impl Group {
     /// windows that open from now on no longer watch it (those open now go
     /// on watching it until they end, holding a count of it).
     pub(crate) fn end_budget(&self) {
-        let g = &*self.0;
+        let g = self.shared();
         let raw = g.budget.swap(ptr::null_mut(), Ordering::SeqCst);
         // A window between reading the pointer and taking its count
         // finishes first (see `watch_budget`).
@@ -678,16 +741,6 @@ fn unwatch_budget(budget: *const SharedTrip) {
 // ---------------------------------------------------------------------------
 // The thread's group stack.
 
-/// Whether an entry holds a strong count of its group.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Hold {
-    /// A [`GroupGuard`] the user holds (and may forget).
-    Counted,
-    /// The caller borrows the group until the entry is left (`run`, a
-    /// poll).
-    Borrowed,
-}
-
 /// Whether entering the innermost group again opens a window of its own.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fresh {
@@ -706,15 +759,13 @@ struct Entry {
     id: u64,
     /// Guards of this entry alive (re-entries of the innermost group).
     depth: u32,
-    /// Whether the entry holds a strong count of its group.
-    counted: bool,
 }
 
-const NO_ENTRY: Entry =
-    Entry { group: ptr::null(), shard: ptr::null(), budget: ptr::null(), id: 0, depth: 0, counted: false };
+const NO_ENTRY: Entry = Entry { group: ptr::null(), shard: ptr::null(), budget: ptr::null(), id: 0, depth: 0 };
 
-/// A (group address, group serial, shard) the thread found last.
-type CacheLine = (usize, u64, *const Shard);
+/// A (group serial, shard) the thread found last: serials are never
+/// reused, so a matching serial is that group's shard.
+type CacheLine = (u64, *const Shard);
 const CACHE_LINES: usize = 8;
 
 struct Stack {
@@ -741,7 +792,7 @@ thread_local! {
             start: Cell::new(Counts::ZERO),
             rounded_start: Cell::new(None),
             mark: Cell::new(usize::MAX),
-            cache: [const { Cell::new((0, 0, ptr::null())) }; CACHE_LINES],
+            cache: [const { Cell::new((0, ptr::null())) }; CACHE_LINES],
         }
     };
 }
@@ -760,28 +811,35 @@ impl Stack {
         (len > 0).then(|| self.entries[len - 1].get())
     }
 
-    /// Opens a window for the (new) top entry.
-    fn open_window(&self) {
-        let start = counters::own_counts();
-        self.start.set(start);
-        self.rounded_start.set(rounded_thread_allocated());
-        self.mark.set(marks::open(start.live()));
-    }
-
-    /// Ends the top entry `top`'s window and adds it to the group.
-    fn close_window(&self, top: &Entry) {
-        let end = counters::own_counts();
-        let start = self.start.get();
-        let high = marks::close(self.mark.replace(usize::MAX), end.live());
-        let peak_above = high.wrapping_sub(start.live()).max(0) as u64;
-        let rounded = self.rounded_start.get().zip(rounded_thread_allocated()).map(|(a, b)| b.wrapping_sub(a));
-        let diff = end.wrapping_sub(start);
-        if counters::is_detached() {
-            // SAFETY: the entry's group is alive (see `Group::current`).
-            unsafe { &*top.group }.late.add(diff);
-        } else {
-            // SAFETY: the shard lives as long as its group.
-            unsafe { &*top.shard }.commit(diff, peak_above, rounded);
+    /// Ends the window of `from` (the entry that stops being the top), if
+    /// any, and opens one for the new top when `open`, both at the same
+    /// moment. The new window's peak mark is taken first: on a thread with
+    /// every mark taken this panics before anything changed (and with the
+    /// old mark still held, the thread's peak tracking never stops in
+    /// between).
+    #[inline(always)]
+    fn switch(&self, from: Option<&Entry>, open: bool) {
+        let now = counters::own_counts();
+        let rounded_now = rounded_thread_allocated();
+        let new_mark = open.then(|| marks::open(now.live()));
+        if let Some(top) = from {
+            let start = self.start.get();
+            let high = marks::close(self.mark.get(), now.live());
+            let peak_above = high.wrapping_sub(start.live()).max(0) as u64;
+            let rounded = self.rounded_start.get().zip(rounded_now).map(|(a, b)| b.wrapping_sub(a));
+            let diff = now.wrapping_sub(start);
+            if counters::is_detached() {
+                // SAFETY: the entry's group is alive (see `Group::current`).
+                unsafe { &*top.group }.late.add(diff);
+            } else {
+                // SAFETY: the shard lives as long as its group.
+                unsafe { &*top.shard }.commit(diff, peak_above, rounded);
+            }
+        }
+        if let Some(mark) = new_mark {
+            self.start.set(now);
+            self.rounded_start.set(rounded_now);
+            self.mark.set(mark);
         }
     }
 
@@ -793,13 +851,13 @@ impl Stack {
                 return c.shard as *const Shard;
             }
         }
-        let line = &self.cache[(ptr::from_ref(g) as usize >> 7) % CACHE_LINES];
-        let (addr, serial, cached) = line.get();
-        let shard = if addr == ptr::from_ref(g) as usize && serial == g.serial {
+        let line = &self.cache[g.serial as usize % CACHE_LINES];
+        let (serial, cached) = line.get();
+        let shard = if serial == g.serial {
             cached
         } else {
             let shard = ptr::from_ref(g.shard(slot));
-            line.set((ptr::from_ref(g) as usize, g.serial, shard));
+            line.set((g.serial, shard));
             shard
         };
         if let Some(c) = cache {
@@ -809,20 +867,16 @@ impl Stack {
     }
 }
 
-/// Enters `group` on this thread; returns the entry's id, or `None` when
-/// the stack is full. The caller checked that the tracker is installed.
-fn push(group: &Arc<GroupShared>, hold: Hold, fresh: Fresh, cache: Option<&mut ShardCache>) -> Option<u64> {
-    let g: &GroupShared = group;
+/// Enters `g` on this thread, which holds registry slot `slot`; returns
+/// the entry's id, or `None` when the stack is full. The caller checked
+/// that the tracker is installed.
+fn push(g: &GroupShared, slot: usize, fresh: Fresh, cache: Option<&mut ShardCache>) -> Option<u64> {
     STACK.with(|st| {
         let len = st.len.get();
-        if let Some(mut top) = st.top() {
-            let same = ptr::eq(top.group, g) && fresh == Fresh::No;
-            if same && top.budget == g.budget.load(Ordering::Acquire) {
-                if hold == Hold::Counted && !top.counted {
-                    // SAFETY: `group` is a live `Arc`.
-                    unsafe { Arc::increment_strong_count(Arc::as_ptr(group)) };
-                    top.counted = true;
-                }
+        let budget = g.budget.load(Ordering::Acquire);
+        let top = (len > 0).then(|| st.entries[len - 1].get());
+        if let Some(mut top) = top {
+            if ptr::eq(top.group, g) && fresh == Fresh::No && top.budget == budget {
                 top.depth += 1;
                 st.entries[len - 1].set(top);
                 return Some(top.id);
@@ -831,28 +885,24 @@ fn push(group: &Arc<GroupShared>, hold: Hold, fresh: Fresh, cache: Option<&mut S
         if len == MAX_OPEN_GROUPS {
             return None;
         }
-        if len == 0 {
-            // Nothing changes before the window can open (a panic below
-            // would leave an entry that nothing removes).
-            marks::assert_room();
-        }
-        let slot = counters::thread_slot()?;
         let shard = st.shard_for(g, slot, cache);
-        let budget = watch_budget(g);
-        if hold == Hold::Counted {
-            // SAFETY: `group` is a live `Arc`.
-            unsafe { Arc::increment_strong_count(Arc::as_ptr(group)) };
+        // The window first: it is what may panic (every peak mark taken).
+        // (Two calls, so that each is compiled for its case.)
+        match &top {
+            None => st.switch(None, true),
+            Some(top) => st.switch(Some(top), true),
         }
-        if let Some(top) = st.top() {
-            st.close_window(&top); // suspended
-        }
+        let budget = if budget.is_null() { budget } else { watch_budget(g) };
+        // SAFETY: the shard lives as long as its group; only this thread
+        // (its slot's holder) writes `open`.
+        add_owned(&unsafe { &*shard }.open, 1);
         let id = st.next_id.get();
         st.next_id.set(id + 1);
-        let counted = hold == Hold::Counted;
-        st.entries[len].set(Entry { group: Arc::as_ptr(group), shard, budget, id, depth: 1, counted });
+        st.entries[len].set(Entry { group: g, shard, budget, id, depth: 1 });
         st.len.set(len + 1);
-        st.open_window();
-        trip::set_shared(budget);
+        if !(budget.is_null() && top.is_none_or(|t| t.budget.is_null())) {
+            trip::set_shared(budget);
+        }
         Some(id)
     })
 }
@@ -862,7 +912,11 @@ fn push(group: &Arc<GroupShared>, hold: Hold, fresh: Fresh, cache: Option<&mut S
 fn pop(id: u64) {
     let left = STACK.with(|st| {
         let len = st.len.get();
-        let at = (0..len).rev().find(|&i| st.entries[i].get().id == id)?;
+        let at = if len > 0 && st.entries[len - 1].get().id == id {
+            len - 1
+        } else {
+            (0..len).rev().find(|&i| st.entries[i].get().id == id)?
+        };
         let mut e = st.entries[at].get();
         if e.depth > 1 {
             e.depth -= 1;
@@ -870,38 +924,44 @@ fn pop(id: u64) {
             return None;
         }
         let was_top = at + 1 == len;
-        if was_top {
-            st.close_window(&e);
+        if was_top && len > 1 {
+            st.switch(Some(&e), true);
+        } else if was_top {
+            st.switch(Some(&e), false);
         }
         if counters::is_detached() {
+            // The slot may be another thread's by now, whose plain writes
+            // to the shard an atomic decrement can only lose (the count then
+            // stays too high: the group's memory is kept, never freed
+            // early); its windows are counted apart.
             // SAFETY: the entry's group is alive (see `Group::current`).
             unsafe { &*e.group }.late_windows.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the shard lives as long as its group.
+            unsafe { &*e.shard }.open.fetch_sub(1, Ordering::Relaxed);
         } else {
             // SAFETY: the shard lives as long as its group.
-            add_owned(&unsafe { &*e.shard }.windows, 1);
+            let shard = unsafe { &*e.shard };
+            add_owned(&shard.windows, 1);
+            add_owned(&shard.open, u64::MAX); // - 1
         }
-        for i in at..len - 1 {
-            st.entries[i].set(st.entries[i + 1].get());
+        if !was_top {
+            for i in at..len - 1 {
+                st.entries[i].set(st.entries[i + 1].get());
+            }
         }
-        st.entries[len - 1].set(NO_ENTRY);
         st.len.set(len - 1);
         if was_top {
-            match st.top() {
-                Some(top) => {
-                    st.open_window();
-                    trip::set_shared(top.budget);
-                }
-                None => trip::set_shared(ptr::null()),
+            let below = if len > 1 { st.entries[len - 2].get().budget } else { ptr::null() };
+            if !(e.budget.is_null() && below.is_null()) {
+                trip::set_shared(below);
             }
         }
         Some(e)
     });
-    // Counts are released once the thread no longer refers to them.
+    // The budget's count is released once the thread no longer watches it.
     if let Some(e) = left {
-        unwatch_budget(e.budget);
-        if e.counted {
-            // SAFETY: the count taken when the entry was made counted.
-            release(unsafe { Arc::from_raw(e.group) });
+        if !e.budget.is_null() {
+            unwatch_budget(e.budget);
         }
     }
 }
@@ -950,7 +1010,10 @@ pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) 
 /// span is then not counted).
 #[cfg(feature = "tracing")]
 pub(crate) fn enter_raw(group: &Group) -> Option<u64> {
-    crate::install::is_installed().then(|| push(&group.0, Hold::Counted, Fresh::No, None)).flatten()
+    if !crate::install::is_installed() {
+        return None;
+    }
+    push(group.shared(), counters::thread_slot()?, Fresh::No, None)
 }
 
 /// Ends an entry made by [`enter_raw`].
@@ -1055,7 +1118,7 @@ impl<F: Future> Future for Grouped<F> {
             let this = self.get_unchecked_mut();
             (Pin::new_unchecked(&mut this.future), &this.group, &mut this.cache)
         };
-        let _in_group = group.enter_scoped(Fresh::No, Some(cache));
+        let _in_group = group.enter_with(Fresh::No, Some(cache));
         future.poll(cx)
     }
 }

@@ -79,6 +79,30 @@ fn a_guard_dropped_by_a_thread_local_destructor_ends_quietly() {
     assert_eq!((g.stats().allocs, g.windows()), (1, 1));
 }
 
+/// A guard that is forgotten keeps its entry, and so its group's memory,
+/// after the group's last handle is gone: the entry, `Group::current` and
+/// the window's end never touch freed memory (Miri checks it; the group is
+/// leaked on purpose, so Miri runs this one alone, with its leak check off:
+/// `.ci/run`).
+#[test]
+#[cfg_attr(miri, ignore = "leaks on purpose: run alone with -Zmiri-ignore-leaks")]
+fn a_forgotten_guard_keeps_its_groups_memory() {
+    std::thread::spawn(|| {
+        let g = Group::new("unit.forgotten");
+        std::mem::forget(g.enter());
+        drop(g); // the last handle
+        drop(black_box(Box::new(1u8)));
+        let current = Group::current().expect("still in the group");
+        assert_eq!((current.name(), current.stats().allocs), ("unit.forgotten", 1));
+        drop(current);
+        // A scope of the thread still works around the leaked entry.
+        let ((), s) = crate::scope::measure(|| drop(black_box(Box::new(2u8))));
+        assert_eq!(s.allocs, 1);
+    })
+    .join()
+    .unwrap();
+}
+
 /// A panicking body ends its check and its window.
 #[test]
 fn a_panicking_budget_body_ends_its_check_and_its_window() {

@@ -233,6 +233,8 @@ pub(super) fn read_environment() {
 
 /// Applies the sampling this thread should do now (its own, or the
 /// process-wide rate) to its mode.
+#[cold]
+#[inline(never)]
 pub(super) fn reconcile(l: &ThreadCounters) {
     let mode = l.mode.get();
     if mode & FRESH != 0 {
