@@ -170,15 +170,20 @@ struct GroupShared {
     /// A number no other group of the process has had: tells a group from
     /// an earlier one at the same address.
     serial: u64,
-    /// The shards of the slots that worked in the group: a list that only
-    /// grows (one node per slot), freed with the group.
+    /// The first slot's shard, inside the block: a group that one thread
+    /// at a time works in (a task's, a request's) needs no other.
+    first: Shard,
+    /// The shards of the other slots that worked in the group: a list that
+    /// only grows (one node per slot), freed with the group.
     shards: AtomicPtr<Shard>,
     /// Windows that ended on a thread after its exit hook had run (its slot
     /// may belong to another thread by then): counted here, with atomic
     /// adds.
     late: CounterSet<AtomicU64>,
     late_windows: AtomicU64,
-    ops: [OpRow; MAX_GROUP_OPS],
+    /// The rows of named operations, made when an operation first ends in
+    /// the group (most groups have none: no room taken for them).
+    ops: AtomicPtr<OpRows>,
     /// The shared trip of a budget checking this group, or null; holds one
     /// strong count of an `Arc<SharedTrip>` while set.
     budget: AtomicPtr<SharedTrip>,
@@ -191,7 +196,9 @@ struct GroupShared {
 /// holds the slot. Aligned so that no two threads' shards share a line.
 #[repr(align(128))]
 struct Shard {
-    slot: usize,
+    /// The slot, fixed once claimed; [`UNCLAIMED`] for a group's inline
+    /// shard that no slot took yet.
+    slot: AtomicUsize,
     /// The next shard of the group's list; fixed once the shard is pushed.
     next: *mut Shard,
     counts: CounterSet<AtomicU64>,
@@ -207,6 +214,12 @@ struct Shard {
     /// "Memory").
     open: AtomicU64,
 }
+
+/// The slot of an inline shard no thread has claimed.
+const UNCLAIMED: usize = usize::MAX;
+
+/// A group's rows of named operations.
+struct OpRows([OpRow; MAX_GROUP_OPS]);
 
 /// A group's row for one named operation.
 struct OpRow {
@@ -226,9 +239,9 @@ fn add_owned(field: &AtomicU64, v: u64) {
 }
 
 impl Shard {
-    fn new(slot: usize) -> Shard {
+    const fn new(slot: usize) -> Shard {
         Shard {
-            slot,
+            slot: AtomicUsize::new(slot),
             next: ptr::null_mut(),
             counts: CounterSet::zero(),
             rounded: AtomicU64::new(0),
@@ -265,40 +278,39 @@ impl GroupShared {
             refs: AtomicUsize::new(1),
             name,
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            first: Shard::new(UNCLAIMED),
             shards: AtomicPtr::new(ptr::null_mut()),
             late: CounterSet::zero(),
             late_windows: AtomicU64::new(0),
-            ops: [const {
-                OpRow {
-                    op: AtomicPtr::new(ptr::null_mut()),
-                    calls: AtomicU64::new(0),
-                    counts: CounterSet::zero(),
-                    peak_bytes: AtomicU64::new(0),
-                }
-            }; MAX_GROUP_OPS],
+            ops: AtomicPtr::new(ptr::null_mut()),
             budget: AtomicPtr::new(ptr::null_mut()),
             budget_readers: AtomicUsize::new(0),
         }
     }
 
-    /// The group's shards.
+    /// The group's shards (the inline one, claimed or not: an unclaimed
+    /// shard holds only zeros).
     fn shards(&self) -> impl Iterator<Item = &Shard> {
         let mut p = self.shards.load(Ordering::Acquire);
-        std::iter::from_fn(move || {
+        std::iter::once(&self.first).chain(std::iter::from_fn(move || {
             // SAFETY: shards are freed only with the group, which `self`
             // borrows; `next` is fixed before a shard is published.
             let shard = unsafe { p.as_ref() }?;
             p = shard.next;
             Some(shard)
-        })
+        }))
     }
 
-    /// The shard of registry slot `slot`, made on its first use. Only the
+    /// The shard of registry slot `slot`: the inline one, claimed by the
+    /// first slot that asks, or one made on the slot's first use. Only the
     /// thread holding the slot calls this for it, so no two shards of one
     /// slot are made.
     fn shard(&self, slot: usize) -> &Shard {
-        if let Some(shard) = self.shards().find(|s| s.slot == slot) {
+        if let Some(shard) = self.shards().find(|s| s.slot.load(Ordering::Relaxed) == slot) {
             return shard;
+        }
+        if self.first.slot.compare_exchange(UNCLAIMED, slot, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            return &self.first;
         }
         let new = counters::internal(|| Box::into_raw(Box::new(Shard::new(slot))));
         let mut head = self.shards.load(Ordering::Acquire);
@@ -323,6 +335,12 @@ impl Drop for GroupShared {
             // and nothing else can reach it once the group is dropped.
             let shard = unsafe { Box::from_raw(p) };
             p = shard.next;
+        }
+        let ops = *self.ops.get_mut();
+        if !ops.is_null() {
+            // SAFETY: made by `Box::into_raw` in `add_op`, reachable only
+            // from the group.
+            drop(unsafe { Box::from_raw(ops) });
         }
         let budget = *self.budget.get_mut();
         if !budget.is_null() {
@@ -656,8 +674,10 @@ impl Group {
     /// assert_eq!((row.calls, row.per_call().bytes_allocated), (3, 16.0));
     /// ```
     pub fn op_stats(&self) -> Vec<OpStats> {
-        self.shared()
-            .ops
+        let ops = self.shared().ops.load(Ordering::Acquire);
+        // SAFETY: rows, once made, live as long as the group.
+        let Some(ops) = (unsafe { ops.as_ref() }) else { return Vec::new() };
+        ops.0
             .iter()
             .filter_map(|r| {
                 // SAFETY: a claimed row holds an interned name, never freed.
@@ -989,7 +1009,31 @@ pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) 
     let Some(top) = STACK.with(Stack::top) else { return };
     // SAFETY: the top entry's group is alive (see `Group::current`).
     let g = unsafe { &*top.group };
-    let row = g.ops.iter().find(|r| {
+    let mut rows = g.ops.load(Ordering::Acquire);
+    if rows.is_null() {
+        let new = counters::internal(|| {
+            Box::into_raw(Box::new(OpRows(
+                [const {
+                    OpRow {
+                        op: AtomicPtr::new(ptr::null_mut()),
+                        calls: AtomicU64::new(0),
+                        counts: CounterSet::zero(),
+                        peak_bytes: AtomicU64::new(0),
+                    }
+                }; MAX_GROUP_OPS],
+            )))
+        });
+        rows = match g.ops.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => new,
+            Err(theirs) => {
+                // SAFETY: made just above, never published.
+                counters::internal(|| drop(unsafe { Box::from_raw(new) }));
+                theirs
+            }
+        };
+    }
+    // SAFETY: rows, once made, live as long as the group.
+    let row = unsafe { &*rows }.0.iter().find(|r| {
         let cur = r.op.load(Ordering::Acquire);
         cur == name
             || (cur.is_null()
