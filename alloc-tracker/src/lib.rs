@@ -19,7 +19,7 @@
 //! | the counting allocator | installed once, counts every allocation | [`CountingAlloc`], [`Jemalloc`], [`is_installed`] |
 //! | scopes | what one thread did between two points | [`measure`], [`Scope`], [`thread_stats`], [`process_stats`], [`AllocStats`] |
 //! | operations | figures per named operation: `B/op`, `allocs/op` | [`op`], [`op_stats`], [`OpStats`] |
-//! | groups | one unit of work (a request, a job) on every thread and task it uses | [`Group`], [`InGroup`] |
+//! | groups | one unit of work (a request, a job, a component) on every thread and task it uses, and what it still holds | [`Group`], [`InGroup`], [`Held`] |
 //! | budgets | limits that tests assert | [`Budget`], [`assert_no_alloc`], [`assert_no_leaks`], [`#[budget]`](macro@budget) |
 //!
 //! The rest is in modules: [`profile`] (sampled heap profiles: where the
@@ -44,6 +44,7 @@
 //! | `bytes_freed` | bytes of deallocations, plus reallocations' old sizes | `allocscope_freed_bytes_total` |
 //! | `live_bytes` | `bytes_allocated - bytes_freed` | `allocscope_live_bytes` |
 //! | `peak_bytes` | the highest `live_bytes` reached (see [`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
+//! | `held` bytes and blocks | of a group: allocated while in it and not freed yet, wherever and by whomever freed ([`Group::held`]; exact with owner tags) | `allocscope_group_held_bytes`, `_held_blocks` |
 //! | `rounded_bytes_allocated` | `bytes_allocated` after jemalloc's size-class rounding (Go's `B/op`) | |
 //! | `allocs_per_op`, `bytes_per_op` | per operation (Go's `allocs/op` and `B/op`) | |
 //!
@@ -66,7 +67,10 @@
 //! ```
 //!
 //! Without the default `jemalloc` feature, wrap the system allocator:
-//! `CountingAlloc<std::alloc::System>`.
+//! `CountingAlloc<std::alloc::System>`. To know exactly what each group
+//! holds, whichever thread frees its memory, give every block its owner:
+//! `CountingAlloc::new(Jemalloc).with_owner_tags()` (one word more per
+//! block; see [`CountingAlloc::with_owner_tags`]).
 //!
 //! # Measuring
 //!
@@ -297,7 +301,7 @@ pub use crate::op::{op, op_stats, reset_op_stats, OpGuard};
 pub use crate::stats::OpStats;
 
 // Groups.
-pub use crate::group::{Group, GroupGuard, Grouped, InGroup};
+pub use crate::group::{Group, GroupGuard, Grouped, Held, InGroup};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::GroupLayer;
 

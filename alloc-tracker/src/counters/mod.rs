@@ -90,6 +90,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod exit_hook;
+pub(crate) mod held;
 pub(crate) mod registry;
 pub(crate) mod sample;
 pub(crate) mod trip;
@@ -279,6 +280,10 @@ pub(crate) struct ThreadCounters {
     /// A number no other thread of the process has had, given at
     /// registration (0 before): tells snapshots of different threads apart.
     serial: Cell<u64>,
+    /// The thread's innermost group, as the allocator needs it: the owner
+    /// tag of new blocks and where to add them ([`held`]), and the group's
+    /// serial for the sampler.
+    owner: Cell<held::Owner>,
 }
 
 thread_local! {
@@ -295,6 +300,7 @@ thread_local! {
             slot: Cell::new(usize::MAX),
             sample_epoch: Cell::new(0),
             serial: Cell::new(0),
+            owner: Cell::new(held::Owner::NONE),
         }
     };
 }
@@ -442,6 +448,29 @@ pub(crate) fn on_dealloc(ptr: *mut u8, size: usize) {
             on_dealloc_cold(l, ptr, size as u64);
         }
     })
+}
+
+/// Counts one successful `alloc` of `size` bytes in tagged mode; returns
+/// the owner tag to write in the block ([`held`]).
+#[inline(always)]
+pub(crate) fn on_alloc_tagged(ptr: *mut u8, size: usize) -> held::Tag {
+    on_alloc(ptr, size);
+    with_local(|l| held::on_alloc(l, size as u64))
+}
+
+/// Counts one `dealloc` of `size` bytes of a block tagged `tag`.
+#[inline(always)]
+pub(crate) fn on_dealloc_tagged(ptr: *mut u8, size: usize, tag: held::Tag) {
+    on_dealloc(ptr, size);
+    with_local(|l| held::on_free(l, tag, size as u64));
+}
+
+/// Counts one successful `realloc` from `old` to `new` bytes of a block
+/// tagged `tag`.
+#[inline(always)]
+pub(crate) fn on_realloc_tagged(new_ptr: *mut u8, old: usize, new: usize, tag: held::Tag) {
+    on_realloc(new_ptr, old, new);
+    with_local(|l| held::on_realloc(l, tag, old as u64, new as u64));
 }
 
 /// Before a `realloc` is forwarded: on a sampling thread, takes a sampled

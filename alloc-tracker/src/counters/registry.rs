@@ -260,6 +260,7 @@ mod tests {
             slot: Cell::new(usize::MAX),
             sample_epoch: Cell::new(0),
             serial: Cell::new(0),
+            owner: Cell::new(super::super::held::Owner::NONE),
         })));
         // SAFETY: `block.0` is the live box created above.
         unsafe { &*block.0 }.counts[Counter::BytesAllocated].store(MARK, Ordering::Relaxed);

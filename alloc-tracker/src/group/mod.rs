@@ -64,6 +64,7 @@ use std::sync::atomic::{fence, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ord
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::counters::held::{self as ledger, HeldCounts, Ledger, Owner};
 use crate::counters::trip::{self, SharedTrip};
 use crate::counters::{self, CounterSet, Counts};
 use crate::install::require_installed;
@@ -190,6 +191,15 @@ struct GroupShared {
     /// Threads between reading `budget` and taking their count of it: the
     /// budget's end waits for them (see [`watch_budget`]).
     budget_readers: AtomicUsize,
+    /// With owner tags: the group's ledger, whose address its blocks carry
+    /// (null without tags).
+    ledger: *mut Ledger,
+    /// The soft limit on held bytes ([`Group::with_held_limit`]);
+    /// `u64::MAX` for none.
+    held_limit: AtomicU64,
+    /// The next group on the list of groups kept for their held blocks
+    /// ([`keep_or_free`]).
+    next_kept: AtomicPtr<GroupShared>,
 }
 
 /// One registry slot's figures in a group, written only by the thread that
@@ -213,6 +223,9 @@ struct Shard {
     /// The owning thread's entries of the group now (see the module docs'
     /// "Memory").
     open: AtomicU64,
+    /// With owner tags: what the owning thread allocated in the group, as
+    /// the allocator adds it ([`held`]).
+    held: HeldCounts,
 }
 
 /// The slot of an inline shard no thread has claimed.
@@ -249,6 +262,7 @@ impl Shard {
             peak: AtomicI64::new(0),
             windows: AtomicU64::new(0),
             open: AtomicU64::new(0),
+            held: HeldCounts::new(),
         }
     }
 
@@ -285,6 +299,9 @@ impl GroupShared {
             ops: AtomicPtr::new(ptr::null_mut()),
             budget: AtomicPtr::new(ptr::null_mut()),
             budget_readers: AtomicUsize::new(0),
+            ledger: if ledger::tags_on() { Box::into_raw(Box::new(Ledger::new())) } else { ptr::null_mut() },
+            held_limit: AtomicU64::new(u64::MAX),
+            next_kept: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -336,6 +353,11 @@ impl Drop for GroupShared {
             let shard = unsafe { Box::from_raw(p) };
             p = shard.next;
         }
+        if !self.ledger.is_null() {
+            // SAFETY: made by `Box::into_raw` in `new`; no block carries its
+            // address any more (`keep_or_free`).
+            drop(unsafe { Box::from_raw(self.ledger) });
+        }
         let ops = *self.ops.get_mut();
         if !ops.is_null() {
             // SAFETY: made by `Box::into_raw` in `add_op`, reachable only
@@ -384,8 +406,8 @@ impl Clone for Group {
 
 impl Drop for Group {
     /// The last handle frees the group's memory (the library's own), unless
-    /// an entry on some thread's stack still points at it (see the module
-    /// docs).
+    /// an entry on some thread's stack or a block it holds still points at
+    /// it (see the module docs).
     fn drop(&mut self) {
         let g = self.shared();
         if g.refs.fetch_sub(1, Ordering::Release) != 1 {
@@ -394,12 +416,52 @@ impl Drop for Group {
         // Every handle's and every owner's writes happen before this (as
         // `Arc`'s drop does).
         fence(Ordering::Acquire);
-        if g.shards().any(|s| s.open.load(Ordering::Relaxed) != 0) {
-            return;
+        keep_or_free(self.shared);
+    }
+}
+
+/// Groups with no handle and no entry left that still hold tagged blocks:
+/// freed by [`reclaim`] once they hold none.
+static KEPT: AtomicPtr<GroupShared> = AtomicPtr::new(ptr::null_mut());
+
+/// A group whose last handle went: freed now if nothing points at it any
+/// more; kept for good if an entry does (a forgotten guard); kept on
+/// [`KEPT`] while it holds tagged blocks, whose frees will still read its
+/// ledger. No block can be tagged with it any more (that needs a window),
+/// so what it holds only goes down.
+fn keep_or_free(shared: NonNull<GroupShared>) {
+    // SAFETY: no handle is left, but nothing has freed the block.
+    let g = unsafe { shared.as_ref() };
+    if g.shards().any(|s| s.open.load(Ordering::Relaxed) != 0) {
+        return;
+    }
+    if held::holds_blocks(g) {
+        let mut head = KEPT.load(Ordering::Acquire);
+        loop {
+            g.next_kept.store(head, Ordering::Relaxed);
+            match KEPT.compare_exchange_weak(head, shared.as_ptr(), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
         }
-        // SAFETY: no handle is left, and no entry points at the block; it
-        // was made by `Box::into_raw` in `Group::new`.
-        counters::internal(|| drop(unsafe { Box::from_raw(self.shared.as_ptr()) }));
+    }
+    // SAFETY: no handle, no entry and no block points at the block; it was
+    // made by `Box::into_raw` in `Group::new`.
+    counters::internal(|| drop(unsafe { Box::from_raw(shared.as_ptr()) }));
+}
+
+/// Frees the kept groups that hold nothing any more (called outside the
+/// allocator: when a group is made, when a snapshot is taken).
+pub(crate) fn reclaim() {
+    if KEPT.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    let mut p = KEPT.swap(ptr::null_mut(), Ordering::AcqRel);
+    while let Some(shared) = NonNull::new(p) {
+        // SAFETY: a kept group is freed only here, by the one reclaimer
+        // that took it off the list.
+        p = unsafe { shared.as_ref() }.next_kept.load(Ordering::Relaxed);
+        keep_or_free(shared);
     }
 }
 
@@ -424,6 +486,7 @@ impl Group {
     /// assert_eq!((g.name(), g.stats().allocs, made.allocs), ("request", 0, 0));
     /// ```
     pub fn new(name: &'static str) -> Group {
+        reclaim();
         let shared = counters::internal(|| Box::into_raw(Box::new(GroupShared::new(name))));
         // SAFETY: just made, not null.
         Group { shared: unsafe { NonNull::new_unchecked(shared) } }
@@ -887,6 +950,14 @@ impl Stack {
     }
 }
 
+/// What the allocator needs of the thread's innermost group `g`, whose
+/// shard for this thread is `shard`.
+fn owner_of(g: *const GroupShared, shard: *const Shard) -> Owner {
+    // SAFETY: an entry's group and shard are alive (see `Group::current`).
+    let (g, shard) = unsafe { (&*g, &*shard) };
+    Owner { tag: g.ledger, held: &shard.held, serial: g.serial }
+}
+
 /// Enters `g` on this thread, which holds registry slot `slot`; returns
 /// the entry's id, or `None` when the stack is full. The caller checked
 /// that the tracker is installed.
@@ -920,6 +991,7 @@ fn push(g: &GroupShared, slot: usize, fresh: Fresh, cache: Option<&mut ShardCach
         st.next_id.set(id + 1);
         st.entries[len].set(Entry { group: g, shard, budget, id, depth: 1 });
         st.len.set(len + 1);
+        counters::held::set_owner(owner_of(g, shard));
         if !(budget.is_null() && top.is_none_or(|t| t.budget.is_null())) {
             trip::set_shared(budget);
         }
@@ -971,7 +1043,9 @@ fn pop(id: u64) {
         }
         st.len.set(len - 1);
         if was_top {
-            let below = if len > 1 { st.entries[len - 2].get().budget } else { ptr::null() };
+            let below = (len > 1).then(|| st.entries[len - 2].get());
+            counters::held::set_owner(below.map_or(Owner::NONE, |b| owner_of(b.group, b.shard)));
+            let below = below.map_or(ptr::null(), |b| b.budget);
             if !(e.budget.is_null() && below.is_null()) {
                 trip::set_shared(below);
             }
@@ -1227,5 +1301,8 @@ mod listed {
     }
 }
 
+mod held;
 #[cfg(test)]
 mod tests;
+
+pub use held::Held;

@@ -154,6 +154,23 @@ pub(crate) fn metrics() -> Vec<Metric> {
         ));
     }
     all.push(metric(
+        "allocscope_group_held_bytes",
+        G,
+        Unit::Bytes,
+        "Bytes the listed group holds: allocated in it and not freed yet, wherever freed (exact with owner tags; \
+         else estimated from heap samples; absent when unknown).",
+        Some("group"),
+        |s| s.groups.iter().filter(|g| g.held.is_known()).map(|g| (Some(g.name), g.held.bytes as f64)).collect(),
+    ));
+    all.push(metric(
+        "allocscope_group_held_blocks",
+        G,
+        Unit::Count,
+        "Blocks the listed group holds (as allocscope_group_held_bytes).",
+        Some("group"),
+        |s| s.groups.iter().filter(|g| g.held.is_known()).map(|g| (Some(g.name), g.held.blocks as f64)).collect(),
+    ));
+    all.push(metric(
         "allocscope_group_peak_bytes",
         G,
         Unit::Bytes,

@@ -42,6 +42,8 @@
 //! | `allocscope_group_deallocs_total` | counter | `group` | as above, while the group was its thread's innermost |
 //! | `allocscope_group_allocated_bytes_total` | counter | `group` | as above, while the group was its thread's innermost |
 //! | `allocscope_group_freed_bytes_total` | counter | `group` | as above, while the group was its thread's innermost |
+//! | `allocscope_group_held_bytes` | gauge | `group` | what the group holds now, wherever freed: exact with owner tags, else estimated from heap samples, absent when unknown (`Group::held`) |
+//! | `allocscope_group_held_blocks` | gauge | `group` | the blocks it holds |
 //! | `allocscope_group_peak_bytes` | gauge | `group` | the group's peak (see `Group`) |
 //! | `allocscope_jemalloc_allocated_bytes` | gauge |  | jemalloc's `stats.allocated`, when jemalloc serves the allocations |
 //! | `allocscope_jemalloc_active_bytes` | gauge |  | jemalloc's `stats.active`, when jemalloc serves the allocations |

@@ -2,7 +2,7 @@
 //! and the sampler's state, in one value.
 
 use crate::counters::{registry, sample};
-use crate::group::Group;
+use crate::group::{Group, Held};
 use crate::jemalloc::JemallocStats;
 use crate::scope::process_stats;
 use crate::stats::{AllocStats, OpStats};
@@ -41,6 +41,8 @@ pub struct ListedGroup {
     pub stats: AllocStats,
     /// [`Group::windows`].
     pub windows: u64,
+    /// [`Group::held`].
+    pub held: Held,
 }
 
 /// The heap sampler's state in a [`Snapshot`].
@@ -84,12 +86,13 @@ pub struct SamplerStats {
 #[track_caller]
 pub fn snapshot() -> Snapshot {
     let process = process_stats();
+    crate::group::reclaim();
     Snapshot {
         process,
         ops: crate::op::op_stats(),
         groups: Group::all_listed()
             .into_iter()
-            .map(|g| ListedGroup { name: g.name(), stats: g.stats(), windows: g.windows() })
+            .map(|g| ListedGroup { name: g.name(), stats: g.stats(), windows: g.windows(), held: g.held() })
             .collect(),
         jemalloc: JemallocStats::read(),
         sampler: SamplerStats {

@@ -28,7 +28,7 @@ pub(super) fn new_tag() -> u32 {
 /// the tables had no place for it.
 pub(super) fn trace(addr: usize, size: u64, tag: u32) -> bool {
     stacks::capture().is_some_and(|index| {
-        live::follow_live(addr, Followed { stack: index as u32, tag, allocs: 1.0, bytes: size as f64 })
+        live::follow_live(addr, Followed { stack: index as u32, tag, allocs: 1.0, bytes: size as f64, group: 0 })
     })
 }
 

@@ -30,14 +30,21 @@ struct Live {
     stack_and_allocs: AtomicU64,
     /// Estimated bytes, as `f64` bits.
     bytes: AtomicU64,
+    /// The serial of the group the block was allocated in (0: none).
+    group: AtomicU64,
 }
 
 const TOMBSTONE: usize = usize::MAX;
 const BUSY: usize = usize::MAX - 1;
 
-static LIVE: [Live; MAX_LIVE] =
-    [const { Live { addr: AtomicUsize::new(0), stack_and_allocs: AtomicU64::new(0), bytes: AtomicU64::new(0) } };
-        MAX_LIVE];
+static LIVE: [Live; MAX_LIVE] = [const {
+    Live {
+        addr: AtomicUsize::new(0),
+        stack_and_allocs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        group: AtomicU64::new(0),
+    }
+}; MAX_LIVE];
 /// Bit `i` set while `LIVE[i]` holds a live block.
 static OCCUPIED: [AtomicU64; MAX_LIVE / 64] = [const { AtomicU64::new(0) }; MAX_LIVE / 64];
 
@@ -99,6 +106,8 @@ pub(crate) struct Followed {
     pub(super) tag: u32,
     pub(super) allocs: f32,
     pub(super) bytes: f64,
+    /// The serial of the group the block was allocated in (0: none).
+    pub(super) group: u64,
 }
 
 /// Bits of a live entry's stack index; the leak tag takes the other
@@ -112,13 +121,14 @@ impl Followed {
         u64::from(self.stack | self.tag << STACK_BITS) | u64::from(self.allocs.to_bits()) << 32
     }
 
-    fn unpack(packed: u64, bytes: u64) -> Followed {
+    fn unpack(packed: u64, bytes: u64, group: u64) -> Followed {
         let low = packed as u32;
         Followed {
             stack: low & ((1 << STACK_BITS) - 1),
             tag: low >> STACK_BITS,
             allocs: f32::from_bits((packed >> 32) as u32),
             bytes: f64::from_bits(bytes),
+            group,
         }
     }
 
@@ -168,6 +178,7 @@ fn follow(addr: usize, f: Followed) -> bool {
             && slot.addr.compare_exchange(cur, BUSY, Ordering::Acquire, Ordering::Relaxed).is_ok()
         {
             slot.stack_and_allocs.store(f.pack(), Ordering::Relaxed);
+            slot.group.store(f.group, Ordering::Relaxed);
             slot.bytes.store(f.bytes.to_bits(), Ordering::Relaxed);
             slot.addr.store(addr, Ordering::Release);
             set_occupied(i, true);
@@ -207,7 +218,11 @@ fn remove(i: usize, addr: usize) -> Option<Followed> {
         return None;
     }
     set_occupied(i, false);
-    let f = Followed::unpack(slot.stack_and_allocs.load(Ordering::Relaxed), slot.bytes.load(Ordering::Relaxed));
+    let f = Followed::unpack(
+        slot.stack_and_allocs.load(Ordering::Relaxed),
+        slot.bytes.load(Ordering::Relaxed),
+        slot.group.load(Ordering::Relaxed),
+    );
     slot.addr.store(TOMBSTONE, Ordering::Release);
     filter_remove(addr);
     Some(f)
@@ -271,13 +286,42 @@ pub(super) fn take_tagged(tag: u32, mut f: impl FnMut(Followed)) {
                 continue;
             }
             let packed = LIVE[i].stack_and_allocs.load(Ordering::Relaxed);
-            if Followed::unpack(packed, 0).tag == tag {
+            if Followed::unpack(packed, 0, 0).tag == tag {
                 if let Some(followed) = remove(i, addr) {
                     f(followed);
                 }
             }
         }
     }
+}
+
+/// The live profile samples (no leak trace's) allocated in the group with
+/// serial `group`: their estimated bytes and allocations, and how many. A
+/// scan of the occupied bitmap and of the occupied slots, outside the
+/// allocator path.
+pub(super) fn of_group(group: u64) -> (f64, f64, u64) {
+    let mut totals = (0.0, 0.0, 0);
+    for (w, word) in OCCUPIED.iter().enumerate() {
+        let mut bits = word.load(Ordering::Acquire);
+        while bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let slot = &LIVE[i];
+            let addr = slot.addr.load(Ordering::Acquire);
+            if addr == 0 || addr == TOMBSTONE || addr == BUSY || slot.group.load(Ordering::Relaxed) != group {
+                continue;
+            }
+            let f = Followed::unpack(
+                slot.stack_and_allocs.load(Ordering::Relaxed),
+                slot.bytes.load(Ordering::Relaxed),
+                group,
+            );
+            if f.tag == 0 {
+                totals = (totals.0 + f.bytes, totals.1 + f64::from(f.allocs), totals.2 + 1);
+            }
+        }
+    }
+    totals
 }
 
 /// Samples whose block found no slot in the live table.
@@ -358,7 +402,7 @@ mod tests {
     }
 
     fn entry() -> Followed {
-        Followed { stack: 0, tag: 0, allocs: 1.0, bytes: 8.0 }
+        Followed { stack: 0, tag: 0, allocs: 1.0, bytes: 8.0, group: 0 }
     }
 
     /// A full window refuses at once (bounded probes) instead of scanning

@@ -292,17 +292,44 @@ pub(super) fn take(l: &ThreadCounters, ptr: *mut u8, size: u64) {
             RATE_MIN.fetch_min(rate, Ordering::Relaxed);
             RATE_MAX.fetch_max(rate, Ordering::Relaxed);
             let p = if rate <= 1 { 1.0 } else { 1.0 - (-(size as f64) / rate as f64).exp() };
-            record(ptr as usize, 1.0 / p, size as f64 / p);
+            record(ptr as usize, 1.0 / p, size as f64 / p, l.owner.get().serial);
         }
         s.busy.set(false);
     })
 }
 
-fn record(addr: usize, allocs: f64, bytes: f64) {
+/// Records a sample of the block at `addr`, allocated in the group with
+/// serial `group` (0: none).
+fn record(addr: usize, allocs: f64, bytes: f64, group: u64) {
     SAMPLES.fetch_add(1, Ordering::Relaxed);
     let Some(index) = stacks::capture() else { return };
     stacks::add_sample(index, allocs, bytes);
-    live::follow_live(addr, Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes });
+    live::follow_live(addr, Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes, group });
+}
+
+/// A group's held bytes as its live samples estimate them (see
+/// [`held_estimate`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeldEstimate {
+    pub bytes: f64,
+    pub blocks: f64,
+    /// Live samples of the group.
+    pub samples: u64,
+    /// Bytes per sample on average.
+    pub rate: u64,
+}
+
+/// The estimate of what the group with serial `group` holds from its live
+/// samples; `None` when nothing samples (no process-wide rate, and no
+/// sample taken since the last reset).
+pub(crate) fn held_estimate(group: u64) -> Option<HeldEstimate> {
+    let process = process_rate();
+    if process == 0 && samples() == 0 {
+        return None;
+    }
+    let (bytes, blocks, samples) = live::of_group(group);
+    let rate = if process != 0 { process } else { sample_rate().max(1) };
+    Some(HeldEstimate { bytes, blocks, samples, rate })
 }
 
 /// A leak budget's trace of the current thread: while it lives, every
