@@ -111,6 +111,8 @@ rows=(
   "allocscope over jemalloc, no scope|allocscope_jemalloc||raw jemalloc"
   "allocscope over jemalloc, in measure + op|allocscope_jemalloc|--scoped|raw jemalloc"
   "allocscope over jemalloc, both threads in one group|allocscope_jemalloc|--grouped|raw jemalloc"
+  "allocscope over jemalloc with owner tags, no scope|allocscope_tagged||raw jemalloc"
+  "allocscope over jemalloc with owner tags, both threads in one group|allocscope_tagged|--grouped|raw jemalloc"
   "divan AllocProfiler over jemalloc|divan_jemalloc||raw jemalloc"
   "raw System|raw_system||raw System"
   "allocscope over System, no scope|allocscope_system||raw System"

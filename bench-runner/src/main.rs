@@ -11,12 +11,24 @@ use clap::Parser;
 
 #[cfg(not(feature = "dhat"))]
 #[global_allocator]
-static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> = allocscope::CountingAlloc::new(allocscope::Jemalloc);
+static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+    tags(allocscope::CountingAlloc::new(allocscope::Jemalloc));
 
 /// With `--features dhat`: allocscope counts, dhat records when profiling.
 #[cfg(feature = "dhat")]
 #[global_allocator]
-static GLOBAL: allocscope::CountingAlloc<dhat::Alloc> = allocscope::CountingAlloc::new(dhat::Alloc);
+static GLOBAL: allocscope::CountingAlloc<dhat::Alloc> = tags(allocscope::CountingAlloc::new(dhat::Alloc));
+
+/// With `--features owner-tags`: every block carries its owner, one word
+/// more per block, so the reports' rounded B/op shows the size classes
+/// that owner tags cost.
+const fn tags<A: std::alloc::GlobalAlloc>(a: allocscope::CountingAlloc<A>) -> allocscope::CountingAlloc<A> {
+    if cfg!(feature = "owner-tags") {
+        a.with_owner_tags()
+    } else {
+        a
+    }
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -67,7 +67,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
         workload,
         go_reference: GO_REFERENCE,
         results,
-        notes: dhat_notes(plan)?,
+        notes: owner_tag_notes().into_iter().chain(dhat_notes(plan)?).collect(),
     };
     let written = report.write(&plan.out, &plan.formats).context("writing the reports")?;
     if plan.verbose {
@@ -116,6 +116,17 @@ fn check_writable(out: &Path) -> Result<(), BadInput> {
         .map_err(|e| BadInput(format!("output directory {} is not writable: {e}", out.display())))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// With the `owner-tags` feature, the note that every block is one word
+/// longer than the program asked for.
+fn owner_tag_notes() -> Option<String> {
+    cfg!(feature = "owner-tags").then(|| {
+        "built with the owner-tags feature: every block carries an 8-byte owner tag, so rounded B/op counts the \
+         size classes of the tagged blocks (B/op and allocs/op stay what the queue asked for) and timings include \
+         the tags' cost"
+            .to_owned()
+    })
 }
 
 /// Without the `dhat` feature there is nothing to say (`--dhat` was refused
