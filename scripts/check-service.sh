@@ -6,7 +6,8 @@
 #      (every family with HELP and TYPE);
 #   2. a real Prometheus server (Debian's `prometheus`) scrapes it every
 #      second, and its HTTP API must show allocscope_allocs_total
-#      rising and the per-operation and per-group series with their labels;
+#      rising, the per-operation and per-group series with their labels,
+#      and what the request group holds once the load is over;
 #   3. `go tool pprof -top` (Debian's `golang-go`) reads
 #      /debug/pprof/heap and must name the workload's allocating function.
 # Missing tools are installed (apt-get install -y, pip); everything listens
@@ -109,6 +110,28 @@ for label in '"op":"build_report"' '"group":"GET /work"'; do
   grep -q "$label" <<< "$series" || { echo "check-service: no series with $label in Prometheus: $series" >&2; exit 1; }
 done
 echo "check-service: Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') scraped the service: allocscope_allocs_total rose by $rise over its scrapes; per-op and per-group series present"
+
+# What the GET /work group holds, as Prometheus has it: the service tags
+# every block with its owner, so once the load is over the group holds
+# exactly its 64 cached reports (one block each, whichever thread frees
+# the older ones) and the cache's ring buffer, 64 slots of 24 bytes; each
+# report's capacity is its length rounded up by String's growth, at most
+# twice it.
+report_len=$(curl -sf "http://$svc/work?n=300" | wc -c)
+for _ in $(seq 20); do
+  blocks=$(query 'allocscope_group_held_blocks{group="GET /work"}' | value_of)
+  [ "$blocks" = 65 ] && break
+  sleep 1
+done
+held=$(query 'allocscope_group_held_bytes{group="GET /work"}' | value_of)
+python3 - "$blocks" "$held" "$report_len" <<'PY' || exit 1
+import sys
+blocks, held, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lo, hi = 64 * n + 64 * 24, 64 * 2 * n + 64 * 24
+if blocks != "65" or held == "none" or not lo <= float(held) <= hi:
+    sys.exit(f"check-service: GET /work holds {held} B in {blocks} blocks in Prometheus; expected 65 blocks, {lo}..{hi} B")
+print(f"check-service: Prometheus has GET /work holding {float(held):.0f} B in 65 blocks (64 cached reports of {n} B, and the cache)")
+PY
 
 # 3. go tool pprof reads the live heap profile and names the workload.
 top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)

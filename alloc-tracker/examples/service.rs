@@ -3,7 +3,9 @@
 //! something live), `/metrics` serves the figures for Prometheus, and
 //! `/debug/pprof/heap` and `/debug/pprof/allocs` the sampled heap profile
 //! for `go tool pprof`. Every thread is sampled at Go's default rate (or
-//! `ALLOCSCOPE_SAMPLE_RATE`).
+//! `ALLOCSCOPE_SAMPLE_RATE`). Blocks carry owner tags, so `/metrics` says
+//! exactly what the `GET /work` group holds (the cached reports), whichever
+//! thread frees them.
 //!
 //! `cargo run --release -p allocscope --example service --features serve -- --listen 127.0.0.1:8080`
 
@@ -18,7 +20,7 @@ use axum::routing::get;
 use axum::Router;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
+static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc).with_owner_tags();
 
 /// The last reports served: what stays live between requests.
 static CACHE: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
