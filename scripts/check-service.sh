@@ -9,7 +9,12 @@
 #      rising, the per-operation and per-group series with their labels,
 #      and what the request group holds once the load is over;
 #   3. `go tool pprof -top` (Debian's `golang-go`) reads
-#      /debug/pprof/heap and must name the workload's allocating function.
+#      /debug/pprof/heap and must name the workload's allocating function;
+#   4. fetching the profiles leaves the live bytes where they were, the
+#      symbolizer is in no profile, names carry their module path,
+#      `go tool pprof -seconds 2` gets a 2-second window, and the index,
+#      `?debug=1`, a bad `?seconds` (400) and the run-time sampling switch
+#      answer as Go's net/http/pprof conventions say.
 # Missing tools are installed (apt-get install -y, pip); everything listens
 # on 127.0.0.1 only and is stopped at the end; the whole check is bounded
 # in time.
@@ -138,3 +143,64 @@ top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)
 echo "$top" | head -12
 grep -q "build_report" <<< "$top" || { echo "check-service: go tool pprof does not name build_report" >&2; exit 1; }
 echo "check-service: $(go version | cut -d' ' -f3) go tool pprof read /debug/pprof/heap and names build_report"
+
+# 4. Profiles fit for production, read with Go's own tools.
+live() { curl -sf "http://$svc/metrics" | awk '$1 == "allocscope_live_bytes" { print $2 }'; }
+before=$(live)
+for _ in 1 2 3; do
+  for p in allocs heap; do curl -sf -o /dev/null "http://$svc/debug/pprof/$p"; done
+done
+after=$(live)
+python3 - "$before" "$after" <<'PY' || exit 1
+import sys
+before, after = float(sys.argv[1]), float(sys.argv[2])
+if abs(after - before) > 1 << 20:
+    sys.exit(f"check-service: three fetches of each profile moved live bytes from {before:.0f} to {after:.0f}")
+print(f"check-service: three fetches of /allocs and /heap left live bytes at {after:.0f} (before: {before:.0f})")
+PY
+top=$(timeout 120 go tool pprof -top -sample_index=alloc_space "http://$svc/debug/pprof/allocs" 2>&1)
+if grep -Eq "gimli|addr2line|backtrace::symbolize" <<< "$top"; then
+  echo "$top" | grep -E "gimli|addr2line|backtrace::symbolize" | head -5
+  echo "check-service: the symbolizer is in the allocs profile" >&2; exit 1
+fi
+grep -q "service::build_report" <<< "$top" && grep -q "serde_json::" <<< "$top" \
+  || { echo "$top" | head -20; echo "check-service: names lack their module path" >&2; exit 1; }
+echo "check-service: no symbolizer frame in /debug/pprof/allocs; names carry their module path (service::build_report, serde_json::...)"
+
+# go tool pprof -seconds 2 asks for ?seconds=2: a 2-second window, with a
+# little load in it, must come back after 2 s and hold less than the
+# cumulative profile.
+cumulative=$(timeout 60 go tool pprof -top -sample_index=alloc_space "http://$svc/debug/pprof/allocs" 2>&1 | awk '/ total$/ { print $(NF-1) }')
+( end=$((SECONDS + 3)); while [ $SECONDS -lt $end ]; do curl -sf "http://$svc/work?n=50" >/dev/null; done ) &
+load=$!
+started=$(date +%s.%N)
+window=$(timeout 60 go tool pprof -seconds 2 -top -sample_index=alloc_space "http://$svc/debug/pprof/allocs" 2>&1 | awk '/ total$/ { print $(NF-1) }')
+took=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+wait "$load"
+python3 - "$cumulative" "$window" "$took" <<'PY' || exit 1
+import re, sys
+unit = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+def size(s):
+    m = re.fullmatch(r"([0-9.]+)([kMG]?B)", s)
+    if not m:
+        sys.exit(f"check-service: no total in go tool pprof's output: {s!r}")
+    return float(m.group(1)) * unit[m.group(2)]
+cumulative, window, took = size(sys.argv[1]), size(sys.argv[2]), float(sys.argv[3])
+if not (took >= 2.0 and 0 < window < cumulative):
+    sys.exit(f"check-service: go tool pprof -seconds 2 took {took} s, {window:.0f} B against {cumulative:.0f} B cumulative")
+print(f"check-service: go tool pprof -seconds 2 took {took} s and shows {sys.argv[2]} allocated in the window ({sys.argv[1]} since start)")
+PY
+
+index=$(curl -sf "http://$svc/debug/pprof/")
+grep -q 'href="heap' <<< "$index" && grep -q 'href="allocs' <<< "$index" \
+  || { echo "check-service: /debug/pprof/ lists no profiles: $index" >&2; exit 1; }
+head -c 14 < <(curl -sf "http://$svc/debug/pprof/heap?debug=1") | grep -q '^heap profile: ' \
+  || { echo "check-service: /debug/pprof/heap?debug=1 is not text" >&2; exit 1; }
+status=$(curl -s -o "$work/bad.txt" -w '%{http_code}' "http://$svc/debug/pprof/allocs?seconds=abc")
+[ "$status" = 400 ] && grep -q '"seconds"' "$work/bad.txt" \
+  || { echo "check-service: ?seconds=abc answered $status: $(cat "$work/bad.txt")" >&2; exit 1; }
+[ "$(curl -sf -X POST "http://$svc/debug/pprof/sample_rate?bytes=0")" = 0 ] \
+  && [ "$(curl -sf "http://$svc/debug/pprof/sample_rate")" = 0 ] \
+  && [ "$(curl -sf -X POST "http://$svc/debug/pprof/sample_rate?bytes=524288")" = 524288 ] \
+  || { echo "check-service: the sampling rate could not be switched off and on at run time" >&2; exit 1; }
+echo "check-service: /debug/pprof/ lists the profiles, ?debug=1 is text, ?seconds=abc is a 400, sampling switched off and on at run time"

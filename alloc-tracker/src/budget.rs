@@ -17,8 +17,8 @@ use crate::counters::trip::{self, Recorded, Saved, SharedTrip, Thresholds};
 use crate::counters::Counter;
 use crate::group::{Group, InGroup};
 use crate::scope::Scope;
-use crate::stack;
 use crate::stats::AllocStats;
+use crate::symbols;
 
 /// Frames of the first allocation over the limit shown in the message.
 const SITE_FRAMES: usize = 8;
@@ -434,17 +434,17 @@ impl Budget {
         }
         let site = match recorded.frames() {
             [] => None,
-            frames => Some(stack::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
+            frames => Some(symbols::describe(frames, SITE_FRAMES).map(Box::from).map_err(Box::from)),
         };
-        let printed = !recorded.frames().is_empty() && stack::prints_into_capture(recorded.frames());
+        let printed = !recorded.frames().is_empty() && symbols::prints_into_capture(recorded.frames());
         let leaks_exceeded = exceeded.iter().any(|e| e.limit == Limit::LeakedBytes);
         let survivor = survivors.filter(|_| leaks_exceeded).map(|s| Survivor {
             count: s.count,
             lost: s.lost,
-            printed: s.largest.as_ref().is_some_and(|(_, frames)| stack::prints_into_capture(frames)),
-            largest: s
-                .largest
-                .map(|(size, frames)| (size, stack::describe(&frames, SITE_FRAMES).map(Box::from).map_err(Box::from))),
+            printed: s.largest.as_ref().is_some_and(|(_, frames)| symbols::prints_into_capture(frames)),
+            largest: s.largest.map(|(size, frames)| {
+                (size, symbols::describe(&frames, SITE_FRAMES).map(Box::from).map_err(Box::from))
+            }),
         });
         let details = Details { exceeded, stats, location, warmups: self.warmups, site, printed, survivor };
         Err(BudgetExceeded(Box::new(details)))

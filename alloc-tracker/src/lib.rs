@@ -282,6 +282,7 @@ mod scope;
 pub mod serve;
 mod stack;
 mod stats;
+mod symbols;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 

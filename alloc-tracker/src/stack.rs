@@ -1,6 +1,7 @@
-//! Call stacks: capture return addresses (inside the allocator), resolve
-//! them into frames (outside it), and keep the frames of the code under
-//! test. A leaf: it uses nothing else of the crate.
+//! Call stacks: capture return addresses (inside the allocator), name and
+//! classify resolved frames, and keep the frames of the code under test.
+//! Resolving addresses into frames is `crate::symbols`'s, under this
+//! module's lock. A leaf: it uses nothing else of the crate.
 //!
 //! The walk uses the platform unwinder (`backtrace`'s
 //! `trace_unsynchronized`: libgcc's `_Unwind_Backtrace` on Linux), which
@@ -9,7 +10,7 @@
 //! library's loader lock on old C libraries: that is why it runs only when
 //! a budget trips or a sample is taken, never when counting.
 //!
-//! Resolution takes the `backtrace` crate's lock and fills its caches. So
+//! Resolution takes the `backtrace` crate's lock and fills caches. So
 //! that a `fork`ed child never inherits that lock held by a thread that did
 //! not survive the fork, this crate resolves under a lock of its own that a
 //! `pthread_atfork` handler takes before the fork and releases on both
@@ -32,19 +33,23 @@ fn unlock_resolution() {
     RESOLVING.store(false, Ordering::Release);
 }
 
-/// Resolves `ip` under the resolution lock, handing each symbol (several
-/// for inlined frames) to `f`.
-fn resolve(ip: usize, f: impl FnMut(&backtrace::Symbol)) {
-    /// Releases the lock on every exit, a panic's in `f` too.
-    struct Unlock;
-    impl Drop for Unlock {
-        fn drop(&mut self) {
-            unlock_resolution();
-        }
+/// The resolution lock, held while it lives: symbols are resolved, and the
+/// resolved frames kept (`crate::symbols`), only under it.
+pub(crate) struct ResolutionLock(());
+
+impl ResolutionLock {
+    /// Takes the lock; waits (yielding) while another thread holds it.
+    pub(crate) fn take() -> ResolutionLock {
+        lock_resolution();
+        ResolutionLock(())
     }
-    lock_resolution();
-    let _unlock = Unlock;
-    backtrace::resolve(ip as *mut std::ffi::c_void, f);
+}
+
+impl Drop for ResolutionLock {
+    /// Releases the lock on every exit, a panic's too.
+    fn drop(&mut self) {
+        unlock_resolution();
+    }
 }
 
 /// The `pthread_atfork` prepare handler's part: no thread is resolving
@@ -101,7 +106,7 @@ pub struct Frame {
 
 /// Where a resolved frame belongs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Origin {
+pub(crate) enum Origin {
     /// This crate, or the global allocator shim that calls it.
     Library,
     /// The standard library.
@@ -121,7 +126,7 @@ const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 /// directory, names the compiler reserves (the allocator shim), the
 /// standard library's crate names and sources, and the runtime's start
 /// marker. A user's crate or folder named `allocscope-...` is the user's.
-fn origin(name: &str, file: Option<&std::path::Path>) -> Origin {
+pub(crate) fn origin(name: &str, file: Option<&std::path::Path>) -> Origin {
     let bare = name.strip_prefix('<').unwrap_or(name);
     let shim = name.strip_prefix("__rustc::").unwrap_or(name);
     if bare.starts_with("allocscope::")
@@ -162,7 +167,7 @@ const C_RUNTIME: &[&str] =
 ///   backtraces do), is cut;
 /// - in between, the standard library's and this crate's frames are left
 ///   out (the iterator adapters, `measure`), and every other frame is kept.
-fn keep_user_frames(frames: Vec<(Frame, Origin)>) -> Vec<Frame> {
+pub(crate) fn keep_user_frames(frames: Vec<(Frame, Origin)>) -> Vec<Frame> {
     let first_library = frames.iter().position(|(_, o)| *o == Origin::Library);
     let top = match first_library {
         Some(first) => {
@@ -181,48 +186,78 @@ fn keep_user_frames(frames: Vec<(Frame, Origin)>) -> Vec<Frame> {
         .collect()
 }
 
-/// Resolves return addresses (innermost first) and keeps the frames of the
-/// code under test; an address that inlines several functions gives several
-/// frames.
-pub(crate) fn user_frames(addresses: &[usize]) -> Vec<Frame> {
-    let mut frames = Vec::new();
-    for &ip in addresses {
-        resolve(ip, |symbol| {
-            let name = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
-            let origin = origin(&name, symbol.filename());
-            let frame = Frame {
-                address: ip,
-                name,
-                file: symbol.filename().map(|f| f.display().to_string()).unwrap_or_default(),
-                line: symbol.lineno().unwrap_or(0),
-            };
-            frames.push((frame, origin));
-        });
+/// `name` without the generic arguments that follow a path segment or a
+/// closure (`send<Box<dyn Any>, F>` is `send`, `{closure#0}<T>` is
+/// `{closure#0}`); a qualified-self prefix (`<T as Trait>::f`) is kept, and
+/// the `>` of an arrow (`fn(A) -> B`) closes nothing.
+pub(crate) fn without_generics(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    // The last character kept at depth 0, and the last one seen.
+    let mut kept = ' ';
+    let mut last = ' ';
+    for c in name.chars() {
+        match c {
+            '<' if depth > 0 || kept.is_alphanumeric() || kept == '_' || kept == '}' => depth += 1,
+            '>' if depth > 0 && last != '-' => depth -= 1,
+            _ if depth > 0 => {}
+            _ => {
+                out.push(c);
+                kept = c;
+            }
+        }
+        last = c;
     }
-    keep_user_frames(frames)
+    out
 }
 
-/// The standard library's printing functions (`print!`, `println!`,
-/// `eprint!`, `eprintln!`): under `cargo test`, the test harness captures
-/// what they print in a buffer that grows as they write.
-const PRINTING: &[&str] = &["std::io::stdio::_print", "std::io::stdio::_eprint", "std::io::stdio::print_to"];
-
-/// Whether the captured stack passes through the standard library's
-/// printing into the test harness's output capture (the frame that writes
-/// into the capture buffer, or, where it was inlined away, the printing
-/// function).
-pub(crate) fn prints_into_capture(addresses: &[usize]) -> bool {
-    let mut printing = false;
-    for &ip in addresses {
-        resolve(ip, |symbol| {
-            if let Some(name) = symbol.name().map(|n| format!("{n:#}")) {
-                let bare = name.strip_prefix('<').unwrap_or(&name);
-                printing |= bare.starts_with("std::io::stdio::print_to_buffer_if_capture_used")
-                    || PRINTING.iter().any(|p| bare.starts_with(p));
-            }
-        });
+/// `name` as profiles and messages show it: when the debug info gave only
+/// the function's own name (an inlined function in a build with line
+/// tables only: `end_string<W>`, `{closure#0}`), it is prefixed with the
+/// module path its source file implies (`serde_json::ser::end_string<W>`);
+/// names with a path are kept as they are.
+pub(crate) fn with_module_path(name: &str, file: Option<&std::path::Path>) -> String {
+    if name.starts_with('<') || without_generics(name).contains("::") {
+        return name.to_owned();
     }
-    printing
+    match file.and_then(module_path) {
+        Some(path) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The module path a source file implies, Cargo's layout assumed: the
+/// crate is the directory holding `src/` (without a registry version:
+/// `serde_json-1.0.154` is `serde_json`; the standard library's
+/// `library/core/src` is `core`), or the file's stem for a binary, an
+/// example, a benchmark or a test; the modules are the directories and
+/// file below, without `lib`, `main` and `mod`. `None` for files outside
+/// such a layout.
+fn module_path(file: &std::path::Path) -> Option<String> {
+    let parts: Vec<&str> = file.iter().filter_map(|c| c.to_str()).collect();
+    let root = parts.iter().rposition(|p| matches!(*p, "src" | "examples" | "benches" | "tests"))?;
+    let below = &parts[root + 1..];
+    let (krate, modules) = match (parts[root], below) {
+        ("src", ["bin", target, rest @ ..]) => (target.trim_end_matches(".rs").to_owned(), rest),
+        ("src", rest) => (crate_name(parts.get(root.checked_sub(1)?)?), rest),
+        (_, [target, rest @ ..]) => (target.trim_end_matches(".rs").to_owned(), rest),
+        _ => return None,
+    };
+    let mut path = vec![krate.replace('-', "_")];
+    for (i, m) in modules.iter().enumerate() {
+        let m = m.strip_suffix(".rs").unwrap_or(m);
+        let last = i + 1 == modules.len();
+        if !(m.is_empty() || last && matches!(m, "lib" | "main" | "mod")) {
+            path.push(m.replace('-', "_"));
+        }
+    }
+    path.iter().all(|p| p.chars().all(|c| c.is_alphanumeric() || c == '_')).then(|| path.join("::"))
+}
+
+/// A crate directory's name without the version a registry appends.
+fn crate_name(dir: &str) -> String {
+    let version = dir.char_indices().find(|&(i, c)| c == '-' && dir[i + 1..].starts_with(|d: char| d.is_ascii_digit()));
+    version.map_or(dir, |(i, _)| &dir[..i]).to_owned()
 }
 
 /// What to tell a reader whose build has no line tables.
@@ -230,16 +265,12 @@ pub(crate) const NO_LINE_TABLES: &str = "this build has no line tables, so the s
      source lines; add `debug = \"line-tables-only\"` to the Cargo profile it was built with (for \
      `cargo test --release` and `cargo bench`: `[profile.release]` and `[profile.bench]`)";
 
-/// Describes a captured stack as lines `  at NAME (FILE:LINE)`, innermost
-/// first, at most `max` frames of the code under test. `Err` carries the
+/// Describes resolved frames of the code under test as lines `  at NAME
+/// (FILE:LINE)`, innermost first, at most `max` of them. `Err` carries the
 /// reason when none of those frames has a source line: without line
 /// tables, release builds inline the code under test into its callers and
 /// only the symbol table's names are left.
-pub(crate) fn describe(addresses: &[usize], max: usize) -> Result<String, String> {
-    describe_frames(user_frames(addresses), max)
-}
-
-fn describe_frames(frames: Vec<Frame>, max: usize) -> Result<String, String> {
+pub(crate) fn describe_frames(frames: Vec<Frame>, max: usize) -> Result<String, String> {
     let lines: Vec<String> =
         frames
             .iter()
@@ -347,6 +378,49 @@ mod tests {
         ];
         let nothing = describe_frames(keep_user_frames(inlined_away), 8);
         assert_eq!(nothing.unwrap_err(), NO_LINE_TABLES);
+    }
+
+    #[test]
+    fn generic_arguments_go_with_arrows_closures_and_nesting_handled() {
+        assert_eq!(without_generics("queue::send<alloc::boxed::Box<dyn Any>, F>"), "queue::send");
+        assert_eq!(
+            without_generics("<queue::Baseline as queue::Queue>::enqueue"),
+            "<queue::Baseline as queue::Queue>::enqueue"
+        );
+        assert_eq!(
+            without_generics("<serde_json::ser::Compound<W, F> as serde::ser::SerializeMap>::serialize_entry<str, V>"),
+            "<serde_json::ser::Compound as serde::ser::SerializeMap>::serialize_entry"
+        );
+        assert_eq!(without_generics("run<queue::baseline::Baseline>::{closure#0}"), "run::{closure#0}");
+        assert_eq!(
+            without_generics(
+                "poll<core::result::Result<u8, E>, fn(core::result::Result<u8, E>) -> core::result::Result<u16, E>>"
+            ),
+            "poll"
+        );
+        assert_eq!(without_generics("{closure#0}<(), allocscope::op::{closure_env#0}<F>>"), "{closure#0}");
+        assert_eq!(without_generics("<fn() -> u8 as app::Call>::call"), "<fn() -> u8 as app::Call>::call");
+    }
+
+    #[test]
+    fn names_without_a_path_get_their_files_module_path() {
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde_json-1.0.154/src/ser.rs";
+        let name = |n: &str, f: &str| with_module_path(n, Some(std::path::Path::new(f)));
+        assert_eq!(name("end_string<W>", registry), "serde_json::ser::end_string<W>");
+        assert_eq!(name("serde_json::ser::Formatter::end_string", registry), "serde_json::ser::Formatter::end_string");
+        assert_eq!(name("read<*const app::Ledger>", "/home/me/app/src/held.rs"), "app::held::read<*const app::Ledger>");
+        assert_eq!(
+            name("poll<F>", "/root/.cargo/registry/src/x/futures-util-0.3.31/src/future/future/map.rs"),
+            "futures_util::future::future::map::poll<F>"
+        );
+        assert_eq!(name("poll", "/rustc/0123abcd/library/core/src/future/future.rs"), "core::future::future::poll");
+        assert_eq!(name("{closure#0}", "/work/alloc-tracker/examples/service.rs"), "service::{closure#0}");
+        assert_eq!(name("handle", "/work/app/src/net/mod.rs"), "app::net::handle");
+        assert_eq!(name("main", "/work/app/src/main.rs"), "app::main");
+        assert_eq!(name("run", "/work/app/src/bin/tool.rs"), "tool::run");
+        assert_eq!(name("build", "/work/tikv-jemalloc-sys-0.6.1+5.3.0/src/lib.rs"), "tikv_jemalloc_sys::build");
+        assert_eq!(name("go", "/tmp/generated.rs"), "go");
+        assert_eq!(with_module_path("go", None), "go");
     }
 
     #[test]

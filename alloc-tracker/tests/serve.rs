@@ -144,3 +144,87 @@ fn the_heap_endpoints_serve_pprof_with_gos_default_sample_types() {
     }
     drop(kept);
 }
+
+/// Allocates `n` bytes that stay live, from a function a profile can name.
+#[inline(never)]
+fn keep_window_buffer(n: usize) -> Vec<u8> {
+    black_box(vec![1u8; n])
+}
+
+#[test]
+fn gos_profile_parameters_index_text_windows_and_bad_values() {
+    let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+
+    let (status, index) = get(addr, "/debug/pprof/");
+    let index = String::from_utf8(index).unwrap();
+    assert_eq!(status, 200);
+    for link in ["href=\"allocs?debug=1\"", "href=\"heap?debug=1\"", "href=\"heap\"", "href=\"/metrics\""] {
+        assert!(index.contains(link), "{link} in {index}");
+    }
+
+    // A window: what is allocated while the server waits out 1 second,
+    // and only that.
+    allocscope::profile::start_thread_sampling(1);
+    let before = keep_window_buffer(3000);
+    let waiting = std::thread::spawn(move || get(addr, "/debug/pprof/allocs?seconds=1"));
+    std::thread::sleep(Duration::from_millis(300));
+    let during = keep_window_buffer(5000);
+    allocscope::profile::stop_thread_sampling();
+    let (status, gz) = waiting.join().unwrap();
+    assert_eq!(status, 200);
+    let top = protobuf::fields(&protobuf::gunzip(&gz));
+    let duration = top.iter().find(|(f, _)| *f == 10).map(|(_, v)| protobuf::varint_of(v));
+    assert!(duration.is_some_and(|d| d >= 1_000_000_000), "duration_nanos: {duration:?}");
+    // Only the buffer allocated in the window, exactly (rate 1); other
+    // tests' threads may sample meanwhile, elsewhere.
+    let named: Vec<i64> = protobuf::samples(&top)
+        .into_iter()
+        .filter(|(names, _)| names.iter().any(|n| n.ends_with("serve::keep_window_buffer")))
+        .map(|(_, values)| values[1])
+        .collect();
+    assert_eq!(named, [5000], "alloc_space of keep_window_buffer in the window");
+    let (_, text) = get(addr, "/debug/pprof/allocs?debug=1");
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.starts_with("heap profile: "), "{text}");
+    assert!(text.contains("[1: 5000]") && text.contains("[1: 3000]"), "both buffers since start-up:\n{text}");
+
+    for (path, parameter) in [
+        ("/debug/pprof/allocs?seconds=abc", "\"seconds\""),
+        ("/debug/pprof/heap?seconds=0", "\"seconds\""),
+        ("/debug/pprof/heap?seconds=100000", "\"seconds\""),
+        ("/debug/pprof/heap?debug=yes", "\"debug\""),
+        ("/debug/pprof/sample_rate?bytes=-1", "\"bytes\""),
+    ] {
+        let (status, body) = if path.contains("sample_rate") { post(addr, path) } else { get(addr, path) };
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(parameter) && body.lines().count() == 1, "{path}: {body}");
+    }
+    drop((before, during));
+}
+
+/// `POST path` over HTTP/1.1, no body; the status and the body.
+fn post(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), raw[split + 4..].to_vec())
+}
+
+#[test]
+fn sampling_is_switched_on_and_off_at_run_time() {
+    let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let (status, body) = post(addr, "/debug/pprof/sample_rate?bytes=65536");
+    assert_eq!((status, body.as_slice()), (200, &b"65536\n"[..]));
+    assert_eq!(allocscope::profile::process_sample_rate(), 65536);
+    assert_eq!(get(addr, "/debug/pprof/sample_rate").1, b"65536\n");
+    let (status, body) = post(addr, "/debug/pprof/sample_rate?bytes=0");
+    assert_eq!((status, body.as_slice()), (200, &b"0\n"[..]));
+    assert_eq!(allocscope::profile::process_sample_rate(), 0);
+}

@@ -42,7 +42,7 @@ impl HeapProfile {
     /// # drop(v);
     /// ```
     pub fn dhat_json(&self, cmd: &str) -> String {
-        crate::counters::sample::paused(|| self.write_dhat_json(cmd))
+        self.writing(|p| p.write_dhat_json(cmd))
     }
 
     fn write_dhat_json(&self, cmd: &str) -> String {

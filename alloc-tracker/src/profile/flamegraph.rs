@@ -26,7 +26,9 @@ impl HeapProfile {
     /// # drop(v);
     /// ```
     pub fn flamegraph_svg(&self, title: &str) -> Result<String, std::io::Error> {
-        crate::counters::sample::paused(|| self.write_flamegraph_svg(title))
+        // `io::Error` is not `Clone`: its kind and message are copied out.
+        self.writing(|p| p.write_flamegraph_svg(title).map_err(|e| (e.kind(), e.to_string())))
+            .map_err(|(kind, message)| std::io::Error::new(kind, message))
     }
 
     fn write_flamegraph_svg(&self, title: &str) -> Result<String, std::io::Error> {

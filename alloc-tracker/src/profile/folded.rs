@@ -1,7 +1,7 @@
 //! [`HeapProfile::folded`]: folded stacks, the input of flame graph tools.
 
 use super::HeapProfile;
-use crate::stack::Frame;
+use crate::stack::{without_generics, Frame};
 
 impl HeapProfile {
     /// The profile in folded-stack form, one line per site: the frames of
@@ -34,7 +34,7 @@ impl HeapProfile {
     /// # drop(t);
     /// ```
     pub fn folded(&self) -> String {
-        crate::counters::sample::paused(|| self.write_folded())
+        self.writing(Self::write_folded)
     }
 
     fn write_folded(&self) -> String {
@@ -64,42 +64,10 @@ fn label(f: &Frame) -> String {
     format!("{} ({}:{})", without_generics(&f.name), file_tail(&f.file), f.line)
 }
 
-/// A frame's function as profiles name it: without generic arguments, and
-/// with its file (`run (bench-runner/src/run.rs)`), since the debug info of
-/// an inlined frame names the function without its module path.
-#[cfg(feature = "pprof")]
-pub(super) fn function_name(f: &Frame) -> String {
-    if f.file.is_empty() {
-        return without_generics(&f.name);
-    }
-    format!("{} ({})", without_generics(&f.name), file_tail(&f.file))
-}
-
 /// The last three components of a source path: `queue/src/baseline.rs`.
 fn file_tail(file: &str) -> String {
     let parts: Vec<&str> = file.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
     parts[parts.len().saturating_sub(3)..].join("/")
-}
-
-/// `name` without the generic arguments that follow a path segment
-/// (`send<Box<dyn Any>, F>` is `send`); a qualified-self prefix
-/// (`<T as Trait>::f`) is kept.
-fn without_generics(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut depth = 0usize;
-    let mut prev = ' ';
-    for c in name.chars() {
-        match c {
-            '<' if depth > 0 || prev.is_alphanumeric() || prev == '_' => depth += 1,
-            '>' if depth > 0 => depth -= 1,
-            _ if depth > 0 => {}
-            _ => out.push(c),
-        }
-        if depth == 0 && c != '>' {
-            prev = c;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -108,12 +76,6 @@ mod tests {
 
     #[test]
     fn labels_keep_the_file_and_line_and_drop_generic_arguments() {
-        assert_eq!(without_generics("queue::send<alloc::boxed::Box<dyn Any>, F>"), "queue::send");
-        assert_eq!(
-            without_generics("<queue::Baseline as queue::Queue>::enqueue"),
-            "<queue::Baseline as queue::Queue>::enqueue"
-        );
-        assert_eq!(without_generics("run<queue::baseline::Baseline>::{closure#0}"), "run::{closure#0}");
         let f = Frame { address: 0, name: "boxed".into(), file: "/work/queue/src/baseline.rs".into(), line: 48 };
         assert_eq!(label(&f), "boxed (queue/src/baseline.rs:48)");
         let f = Frame { address: 0, name: "main".into(), file: String::new(), line: 0 };

@@ -32,8 +32,8 @@ pub use pprof::SampleType;
 
 use crate::counters::sample;
 pub use crate::counters::sample::{Site, DEFAULT_SAMPLE_RATE};
-use crate::stack;
 pub use crate::stack::Frame;
+use crate::symbols;
 
 /// Starts sampling the current thread's allocations, one sample per `rate`
 /// bytes on average (`1`: every allocation, exact figures). Sampling stays
@@ -174,7 +174,7 @@ impl Site {
     /// # drop(v);
     /// ```
     pub fn user_frames(&self) -> Vec<Frame> {
-        sample::paused(|| stack::user_frames(&self.addresses))
+        symbols::user_frames(&self.addresses)
     }
 }
 
@@ -195,6 +195,11 @@ pub struct HeapProfile {
     /// estimate still uses its own rate); the rate last given to
     /// [`start_thread_sampling`] before any sample.
     pub sample_rate: u64,
+    /// For a profile of what happened between two readings
+    /// ([`since`](HeapProfile::since)): the time between them. `None` for
+    /// a profile of everything since the process started (or the last
+    /// [`reset_heap_profile`]).
+    pub duration: Option<std::time::Duration>,
 }
 
 /// Reads the profile gathered so far by every sampling thread. Reading
@@ -220,6 +225,7 @@ fn read_profile() -> HeapProfile {
         dropped_samples: sample::dropped_samples(),
         untracked_live_samples: sample::untracked_live_samples(),
         sample_rate: sample::sample_rate(),
+        duration: None,
     }
 }
 
@@ -301,5 +307,67 @@ impl HeapProfile {
     /// ```
     pub fn live_is_complete(&self) -> bool {
         self.untracked_live_samples == 0
+    }
+
+    /// What happened between `earlier` and this profile (both read with
+    /// [`heap_profile`], `earlier` first, `duration` apart), as Go's
+    /// `/debug/pprof/allocs?seconds=N` gives it: each site's allocations
+    /// and bytes since `earlier`, and the change in its live figures (which
+    /// may be negative: more freed than allocated there). Sites where
+    /// nothing changed are left out; the sample counts are the new samples.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling};
+    /// start_thread_sampling(1);
+    /// drop(std::hint::black_box(vec![0u8; 1000]));
+    /// let earlier = heap_profile();
+    /// drop(std::hint::black_box(vec![0u8; 300]));
+    /// stop_thread_sampling();
+    /// let window = heap_profile().since(&earlier, std::time::Duration::from_secs(1));
+    /// assert_eq!(window.total_bytes(), 300.0);
+    /// ```
+    pub fn since(&self, earlier: &HeapProfile, duration: std::time::Duration) -> HeapProfile {
+        let before: std::collections::HashMap<&[usize], &Site> =
+            earlier.sites.iter().map(|s| (s.addresses.as_slice(), s)).collect();
+        let sites = self
+            .sites
+            .iter()
+            .filter_map(|now| {
+                let mut site = now.clone();
+                if let Some(then) = before.get(now.addresses.as_slice()) {
+                    site.samples = now.samples.saturating_sub(then.samples);
+                    site.allocs = now.allocs - then.allocs;
+                    site.bytes = now.bytes - then.bytes;
+                    site.live_allocs = now.live_allocs - then.live_allocs;
+                    site.live_bytes = now.live_bytes - then.live_bytes;
+                }
+                let changed = [site.allocs, site.bytes, site.live_allocs, site.live_bytes].iter().any(|v| *v != 0.0);
+                changed.then_some(site)
+            })
+            .collect();
+        HeapProfile {
+            sites,
+            dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
+            untracked_live_samples: self.untracked_live_samples.saturating_sub(earlier.untracked_live_samples),
+            sample_rate: self.sample_rate,
+            duration: Some(duration),
+        }
+    }
+
+    /// Runs a writer of the profile as the library's own work: every
+    /// site's frames resolved in one batch, the symbolizer's memory and the
+    /// writer's own in no figure of the program's; the caller gets a copy
+    /// of what it wrote (see `crate::symbols`).
+    fn writing<T: Clone>(&self, write: impl FnOnce(&Self) -> T) -> T {
+        symbols::produce(|| {
+            let stacks: Vec<&[usize]> = self.sites.iter().map(|s| s.addresses.as_slice()).collect();
+            symbols::prepare(&stacks);
+            write(self)
+        })
     }
 }

@@ -124,9 +124,10 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
             let fid = *functions.entry(fkey).or_insert_with(|| {
                 let mut f = Vec::new();
                 uint(&mut f, 1, next_f);
-                // name: without generic arguments and with its file, as the
-                // flame graph shows it; system_name: the full symbol name.
-                uint(&mut f, 2, strings.id(&super::folded::function_name(&frame)));
+                // name: with its module path, without generic arguments
+                // (pprof's convention, as Go's names are); system_name:
+                // the full symbol name; the file and line stay apart.
+                uint(&mut f, 2, strings.id(&crate::stack::without_generics(&frame.name)));
                 uint(&mut f, 3, strings.id(&frame.name));
                 uint(&mut f, 4, strings.id(&frame.file));
                 function_msgs.push(f);
@@ -148,8 +149,12 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
         }
         let mut sample = Vec::new();
         packed(&mut sample, 1, ids);
-        let values = [site.allocs, site.bytes, site.live_allocs.max(0.0), site.live_bytes.max(0.0)];
-        packed(&mut sample, 2, values.map(|v| v.round() as u64));
+        // A profile since start-up has no negative figure (an estimate's
+        // noise is cut at 0); a window's live figures may fall (pprof's
+        // values are int64, written in two's complement).
+        let floor = if profile.duration.is_some() { f64::MIN } else { 0.0 };
+        let values = [site.allocs, site.bytes, site.live_allocs.max(floor), site.live_bytes.max(floor)];
+        packed(&mut sample, 2, values.map(|v| v.round() as i64 as u64));
         bytes(&mut out, 2, &sample);
     }
     for l in &location_msgs {
@@ -165,6 +170,9 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
         bytes(&mut out, 6, s.as_bytes());
     }
     uint(&mut out, 9, time_nanos);
+    if let Some(d) = profile.duration {
+        uint(&mut out, 10, d.as_nanos() as u64);
+    }
     bytes(&mut out, 11, &period_type);
     uint(&mut out, 12, period);
     if let Some(d) = default {
@@ -219,7 +227,7 @@ impl HeapProfile {
     }
 
     fn gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
-        crate::counters::sample::paused(|| self.write_gzipped(default))
+        self.writing(|p| p.write_gzipped(default))
     }
 
     fn write_gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
@@ -234,6 +242,92 @@ impl HeapProfile {
     /// The uncompressed pprof protobuf (see [`pprof_gz`](Self::pprof_gz)).
     /// Feature `pprof`.
     pub fn pprof_protobuf(&self) -> Vec<u8> {
-        crate::counters::sample::paused(|| encode(self, self.sample_rate, 0, None))
+        self.writing(|p| encode(p, p.sample_rate, 0, None))
+    }
+}
+
+impl HeapProfile {
+    /// The profile as text, in the shape of Go's `/debug/pprof/heap?debug=1`:
+    /// a header with the totals, then one record per site, largest first
+    /// by `order` (`inuse_*`: live figures; `alloc_*`: allocated), each with
+    /// its live and allocated figures and its frames of the code under test
+    /// (address, function, file and line). The figures are the estimates of
+    /// the other writers, already scaled, so the header's rate is written
+    /// as `heap/2` (rate 1: no further scaling) and the sampling rate goes
+    /// in a comment. Feature `pprof`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// #[inline(never)]
+    /// fn make_buffer() -> Vec<u8> {
+    ///     std::hint::black_box(vec![0u8; 2048])
+    /// }
+    /// allocscope::profile::start_thread_sampling(1);
+    /// let kept = make_buffer();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let text = allocscope::profile::heap_profile().pprof_text(allocscope::profile::SampleType::InuseSpace);
+    /// assert!(text.starts_with("heap profile: "));
+    /// assert!(text.lines().any(|l| l.starts_with("#\t0x") && l.contains("make_buffer")), "{text}");
+    /// # drop(kept);
+    /// ```
+    pub fn pprof_text(&self, order: SampleType) -> String {
+        self.writing(|p| p.write_text(order))
+    }
+
+    fn write_text(&self, order: SampleType) -> String {
+        use std::fmt::Write;
+        let n = |v: f64| v.round() as i64;
+        let total = |f: fn(&super::Site) -> f64| n(self.sites.iter().map(f).sum::<f64>());
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "heap profile: {}: {} [{}: {}] @ heap/2",
+            total(|s| s.live_allocs),
+            total(|s| s.live_bytes),
+            total(|s| s.allocs),
+            total(|s| s.bytes),
+        );
+        let mut sites: Vec<&super::Site> = self.sites.iter().collect();
+        let key = |s: &super::Site| match order {
+            SampleType::AllocObjects => s.allocs,
+            SampleType::AllocSpace => s.bytes,
+            SampleType::InuseObjects => s.live_allocs,
+            SampleType::InuseSpace => s.live_bytes,
+        };
+        sites.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        for site in sites {
+            let addresses: Vec<String> = site.addresses.iter().map(|a| format!("{a:#x}")).collect();
+            let _ = writeln!(
+                text,
+                "{}: {} [{}: {}] @ {}",
+                n(site.live_allocs),
+                n(site.live_bytes),
+                n(site.allocs),
+                n(site.bytes),
+                addresses.join(" ")
+            );
+            for f in site.user_frames() {
+                let name = crate::stack::without_generics(&f.name);
+                if f.line == 0 {
+                    let _ = writeln!(text, "#\t{:#x}\t{name}", f.address);
+                } else {
+                    let _ = writeln!(text, "#\t{:#x}\t{name}\t{}:{}", f.address, f.file, f.line);
+                }
+            }
+            text.push('\n');
+        }
+        let _ = writeln!(text, "# allocscope heap profile, sorted by {}", order.name());
+        let _ = writeln!(text, "# sample_rate = {} bytes per sample (0: several rates)", self.sample_rate);
+        if let Some(d) = self.duration {
+            let _ = writeln!(text, "# window = {:.3} s (figures are changes over it)", d.as_secs_f64());
+        }
+        let _ = writeln!(text, "# sites = {}", self.sites.len());
+        let _ = writeln!(text, "# dropped_samples = {}", self.dropped_samples);
+        let _ = writeln!(text, "# untracked_live_samples = {}", self.untracked_live_samples);
+        text
     }
 }

@@ -211,6 +211,10 @@ pub(crate) fn metrics() -> Vec<Metric> {
         ("samples_total", "Heap profile samples taken.", (|s| s.samples) as fn(&super::SamplerStats) -> u64),
         ("dropped_samples_total", "Samples that found the stack table full.", |s| s.dropped_samples),
         ("untracked_live_samples_total", "Samples whose block could not be followed.", |s| s.untracked_live_samples),
+        ("resolved_addresses_total", "Return addresses the symbolizer resolved (each once while cached).", |s| {
+            s.resolved_addresses
+        }),
+        ("resolutions_total", "Times the symbolizer parsed the debug info (freed after each).", |s| s.resolutions),
     ] {
         all.push(metric(format!("allocscope_sampler_{name}"), C, Unit::Count, help, None, move |s| {
             vec![(None, read(&s.sampler) as f64)]
@@ -221,9 +225,26 @@ pub(crate) fn metrics() -> Vec<Metric> {
         G,
         Unit::Bytes,
         "Bytes allocscope allocated for itself and has not freed (groups' counters, budgets' state, tables of \
-         names): in no other figure.",
+         names, the symbolizer's cache): in no other figure.",
         None,
         |s| vec![(None, s.library.live_bytes() as f64)],
+    ));
+    all.push(metric(
+        "allocscope_library_allocated_bytes_total",
+        C,
+        Unit::Bytes,
+        "Bytes allocscope allocated for itself since the process started, the symbolizer's parsing of debug info \
+         included: in no other figure.",
+        None,
+        |s| vec![(None, s.library.bytes_allocated as f64)],
+    ));
+    all.push(metric(
+        "allocscope_sampler_cached_addresses",
+        G,
+        Unit::Count,
+        "Return addresses whose resolved frames the symbolizer keeps.",
+        None,
+        |s| vec![(None, s.sampler.cached_addresses as f64)],
     ));
     all
 }

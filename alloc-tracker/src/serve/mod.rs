@@ -9,7 +9,22 @@
 //! - `GET /debug/pprof/heap`: the sampled heap profile, gzipped pprof with
 //!   Go's four sample types, `inuse_space` shown first (Go's default), for
 //!   `go tool pprof`, Pyroscope or Parca;
-//! - `GET /debug/pprof/allocs`: the same data, `alloc_space` first.
+//! - `GET /debug/pprof/allocs`: the same data, `alloc_space` first;
+//! - both take Go's parameters: `?debug=1`, the profile as text;
+//!   `?seconds=N` (1 to [`MAX_SECONDS`]), what happened in the next N
+//!   seconds (the difference of two profiles, as `go tool pprof -seconds N`
+//!   asks for it); a bad value gets a 400 that names the parameter;
+//! - `GET /debug/pprof/`: an index of the above with links;
+//! - `GET /debug/pprof/sample_rate`: the process-wide sampling rate, and
+//!   `POST /debug/pprof/sample_rate?bytes=N` to change it at run time (0
+//!   turns it off; what sampling costs when off is unchanged).
+//!
+//! Writing a profile resolves its symbols as the library's own work: the
+//! symbolizer's memory is in no figure of the program's and in no profile,
+//! its parsed debug info is freed after each profile, and only a bounded
+//! cache of resolved frames stays (`allocscope_library_live_bytes` counts
+//! it; `allocscope_library_allocated_bytes_total` and
+//! `allocscope_sampler_resolutions_total` say what the parsing cost).
 //!
 //! The profiles are as complete as the sampling: turn it on for every
 //! thread with
@@ -55,7 +70,11 @@
 //! | `allocscope_sampler_samples_total` | counter |  | heap profile samples taken |
 //! | `allocscope_sampler_dropped_samples_total` | counter |  | samples that found the stack table full |
 //! | `allocscope_sampler_untracked_live_samples_total` | counter |  | samples whose block could not be followed |
-//! | `allocscope_library_live_bytes` | gauge |  | what allocscope allocated for itself and has not freed, in no other figure |
+//! | `allocscope_sampler_resolved_addresses_total` | counter |  | return addresses the symbolizer resolved (each once while cached) |
+//! | `allocscope_sampler_resolutions_total` | counter |  | times the symbolizer parsed the program's debug info (freed after each) |
+//! | `allocscope_library_live_bytes` | gauge |  | what allocscope allocated for itself and has not freed (the symbolizer's cache included), in no other figure |
+//! | `allocscope_library_allocated_bytes_total` | counter |  | what allocscope allocated for itself since start, the symbolizer's parsing included |
+//! | `allocscope_sampler_cached_addresses` | gauge |  | return addresses whose frames the symbolizer keeps |
 //!
 //! # Security
 //!
@@ -74,5 +93,5 @@ mod prometheus;
 mod snapshot;
 
 #[cfg(feature = "serve")]
-pub use http::{heap_pprof, metrics_text, router, start, start_on, Server, DEFAULT_ADDR};
+pub use http::{heap_pprof, metrics_text, router, start, start_on, Server, DEFAULT_ADDR, MAX_SECONDS};
 pub use snapshot::{snapshot, ListedGroup, SamplerStats, Snapshot};

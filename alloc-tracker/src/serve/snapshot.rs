@@ -25,8 +25,8 @@ pub struct Snapshot {
     /// The heap sampler's state.
     pub sampler: SamplerStats,
     /// What allocscope allocated for itself (groups' counters, budgets'
-    /// state, the tables of names): kept out of every other figure, and
-    /// counted here.
+    /// state, the tables of names, the symbolizer's debug info and cache):
+    /// kept out of every other figure, and counted here.
     pub library: AllocStats,
 }
 
@@ -59,6 +59,15 @@ pub struct SamplerStats {
     pub dropped_samples: u64,
     /// Samples whose block could not be followed (live table full).
     pub untracked_live_samples: u64,
+    /// Return addresses the symbolizer resolved since the process started
+    /// (each at most once while it stays cached).
+    pub resolved_addresses: u64,
+    /// Times the symbolizer parsed the program's debug info (once per
+    /// profile that had addresses not cached yet; freed after each).
+    pub resolutions: u64,
+    /// Addresses whose frames the symbolizer keeps now (at most 16,384,
+    /// unless one profile needs more).
+    pub cached_addresses: u64,
 }
 
 /// Reads everything allocscope knows about the process now: cheap (no
@@ -87,6 +96,7 @@ pub struct SamplerStats {
 pub fn snapshot() -> Snapshot {
     let process = process_stats();
     crate::group::reclaim();
+    let (resolved_addresses, resolutions, cached_addresses) = crate::symbols::stats();
     Snapshot {
         process,
         ops: crate::op::op_stats(),
@@ -100,6 +110,9 @@ pub fn snapshot() -> Snapshot {
             samples: sample::samples(),
             dropped_samples: sample::dropped_samples(),
             untracked_live_samples: sample::untracked_live_samples(),
+            resolved_addresses,
+            resolutions,
+            cached_addresses,
         },
         library: AllocStats::from_counts(registry::internal_counts()),
     }

@@ -79,3 +79,38 @@ pub fn gunzip(gz: &[u8]) -> Vec<u8> {
 pub fn strings(top: &[(u64, Value)]) -> Vec<String> {
     top.iter().filter(|(f, _)| *f == 6).map(|(_, v)| String::from_utf8(bytes_of(v).to_vec()).unwrap()).collect()
 }
+
+/// Each sample of a profile: the names of its functions (innermost first)
+/// and its values, as pprof's int64s.
+pub fn samples(top: &[(u64, Value)]) -> Vec<(Vec<String>, Vec<i64>)> {
+    let strings = strings(top);
+    let of = |field: u64| top.iter().filter(move |(f, _)| *f == field).map(|(_, v)| fields(bytes_of(v)));
+    let functions: std::collections::HashMap<u64, String> = of(5)
+        .map(|f| {
+            let id = f.iter().find(|(n, _)| *n == 1).map(|(_, v)| varint_of(v)).unwrap();
+            let name = f.iter().find(|(n, _)| *n == 2).map(|(_, v)| varint_of(v)).unwrap();
+            (id, strings[name as usize].clone())
+        })
+        .collect();
+    let locations: std::collections::HashMap<u64, Vec<String>> = of(4)
+        .map(|l| {
+            let id = l.iter().find(|(n, _)| *n == 1).map(|(_, v)| varint_of(v)).unwrap();
+            let names = l
+                .iter()
+                .filter(|(n, _)| *n == 4)
+                .map(|(_, line)| {
+                    let line = fields(bytes_of(line));
+                    functions[&line.iter().find(|(n, _)| *n == 1).map(|(_, v)| varint_of(v)).unwrap()].clone()
+                })
+                .collect();
+            (id, names)
+        })
+        .collect();
+    of(2)
+        .map(|s| {
+            let ids = s.iter().find(|(n, _)| *n == 1).map(|(_, v)| packed(bytes_of(v))).unwrap_or_default();
+            let values = s.iter().find(|(n, _)| *n == 2).map(|(_, v)| packed(bytes_of(v))).unwrap_or_default();
+            (ids.iter().flat_map(|id| locations[id].clone()).collect(), values.iter().map(|&v| v as i64).collect())
+        })
+        .collect()
+}
