@@ -191,6 +191,15 @@ if not (took >= 2.0 and 0 < window < cumulative):
 print(f"check-service: go tool pprof -seconds 2 took {took} s and shows {sys.argv[2]} allocated in the window ({sys.argv[1]} since start)")
 PY
 
+# -diff_base: one profile against an earlier one, as Go's users compare.
+curl -sf -o "$work/base.pb.gz" "http://$svc/debug/pprof/allocs"
+for _ in $(seq 20); do curl -sf "http://$svc/work?n=50" >/dev/null; done
+curl -sf -o "$work/later.pb.gz" "http://$svc/debug/pprof/allocs"
+diff_top=$(go tool pprof -top -sample_index=alloc_space -diff_base "$work/base.pb.gz" "$work/later.pb.gz" 2>&1) \
+  && grep -q "service::build_report" <<< "$diff_top" \
+  || { echo "$diff_top" | head; echo "check-service: go tool pprof -diff_base failed" >&2; exit 1; }
+echo "check-service: go tool pprof -diff_base compares two profiles ($(grep -m1 'of .* total' <<< "$diff_top"))"
+
 index=$(curl -sf "http://$svc/debug/pprof/")
 grep -q 'href="heap' <<< "$index" && grep -q 'href="allocs' <<< "$index" \
   || { echo "check-service: /debug/pprof/ lists no profiles: $index" >&2; exit 1; }
