@@ -60,7 +60,7 @@ fn allocs_per_iteration(c: &mut Criterion<Allocs>) {
 criterion_group!(time, time_and_go_lines);
 criterion_group! {
     name = allocs;
-    config = Criterion::default().with_measurement(Allocs::new());
+    config = allocscope::criterion::config(Allocs::new());
     targets = allocs_per_iteration
 }
 criterion_main!(time, allocs);

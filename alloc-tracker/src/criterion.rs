@@ -54,7 +54,9 @@
 //! criterion_group!(time, parse);
 //! criterion_group! {
 //!     name = allocs;
-//!     config = Criterion::default().with_measurement(Allocs::new());
+//!     // `Criterion::default().with_measurement(Allocs::new())` without
+//!     // plots, which exact counts would crash: see [`config`].
+//!     config = allocscope::criterion::config(Allocs::new());
 //!     targets = parse_allocs
 //! }
 //! criterion_main!(time, allocs);
@@ -69,6 +71,40 @@ use ::criterion::{Criterion, Throughput};
 
 use crate::scope::{process_stats, thread_stats};
 use crate::stats::AllocStats;
+
+/// The `Criterion` configuration for an allocation measurement ([`Allocs`]
+/// or [`Bytes`]): `Criterion::default().with_measurement(measurement)`
+/// with criterion's plots off. Use it as the `config` of the
+/// `criterion_group!` of allocation benchmarks.
+///
+/// Why: exact counts have no variance, and criterion's plots (on with its
+/// default features) estimate a density whose bandwidth comes from the
+/// standard deviation: with none, criterion 0.8 panics (`kde.rs: index out
+/// of bounds`) on the second run, when it plots the comparison with the
+/// first. Without plots, criterion's text report, statistics, saved
+/// baselines and change detection all work, and no variance is faked.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// use allocscope::criterion::{config, Allocs};
+///
+/// fn words(c: &mut criterion::Criterion<Allocs>) {
+///     c.bench_function("words", |b| b.iter(|| "a b c".split(' ').map(String::from).count()));
+/// }
+/// criterion::criterion_group! {
+///     name = allocs;
+///     config = config(Allocs::new());
+///     targets = words
+/// }
+/// # let _ = allocs;
+/// ```
+pub fn config<M: Measurement + 'static>(measurement: M) -> Criterion<M> {
+    Criterion::default().with_measurement(measurement).without_plots()
+}
 
 /// Which threads a measurement counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
