@@ -65,7 +65,7 @@ struct GroupCheck<'g> {
 impl<'g> GroupCheck<'g> {
     #[track_caller]
     fn start(budget: &Budget, group: &'g Group) -> GroupCheck<'g> {
-        crate::install::require_installed("allocscope::Budget::check_group");
+        budget.require_installed("check_group");
         let limit = |max: Option<u64>| max.unwrap_or(u64::MAX);
         let shared = crate::counters::internal(|| {
             Arc::new(SharedTrip::new(
@@ -139,6 +139,10 @@ pub struct Budget {
     max_peak_bytes: Option<u64>,
     max_leaked_bytes: Option<u64>,
     warmups: u32,
+    /// What the user wrote, when it was not a method of `Budget` (the
+    /// attribute, `assert_no_alloc`): for the message that refuses to run
+    /// without the tracker.
+    entry: Option<&'static str>,
 }
 
 impl Budget {
@@ -154,7 +158,34 @@ impl Budget {
     /// assert!(unlimited.check(|| vec![0u8; 1 << 20]).is_ok());
     /// ```
     pub const fn new() -> Budget {
-        Budget { max_allocs: None, max_bytes_allocated: None, max_peak_bytes: None, max_leaked_bytes: None, warmups: 0 }
+        Budget {
+            max_allocs: None,
+            max_bytes_allocated: None,
+            max_peak_bytes: None,
+            max_leaked_bytes: None,
+            warmups: 0,
+            entry: None,
+        }
+    }
+
+    /// Names what the user wrote (`#[allocscope::budget]`) in the message
+    /// that refuses to run without the tracker. For allocscope's own macro
+    /// and functions; not part of the API.
+    #[doc(hidden)]
+    pub const fn __entry(mut self, name: &'static str) -> Budget {
+        self.entry = Some(name);
+        self
+    }
+
+    /// Refuses, at the user's call, when the tracker is not installed,
+    /// naming what the user called: `method` of `Budget`, or the entry
+    /// point that made the budget.
+    #[track_caller]
+    fn require_installed(&self, method: &str) {
+        match self.entry {
+            Some(entry) => crate::install::require_installed(entry),
+            None => crate::install::require_installed(format_args!("allocscope::Budget::{method}")),
+        }
     }
 
     /// At most `n` allocations ([`AllocStats::allocs`]: blocks handed out,
@@ -304,6 +335,7 @@ impl Budget {
     #[track_caller]
     pub fn check<T>(&self, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
+        self.require_installed("check");
         self.refuse_steady_settings("check");
         let (value, stats, recorded) = self.measured(f);
         self.verdict(stats, location, &recorded, None).map(|()| value)
@@ -374,7 +406,7 @@ impl Budget {
     #[track_caller]
     pub fn check_steady<T>(&self, mut f: impl FnMut() -> T) -> Result<(), BudgetExceeded> {
         let location = Location::caller();
-        crate::install::require_installed("allocscope::Budget::check_steady");
+        self.require_installed("check_steady");
         for _ in 0..self.warmups {
             drop(f());
         }
@@ -404,6 +436,7 @@ impl Budget {
     /// ```
     #[track_caller]
     pub fn assert_steady<T>(&self, f: impl FnMut() -> T) {
+        self.require_installed("assert_steady");
         if let Err(e) = self.check_steady(f) {
             panic!("{e}");
         }
@@ -497,6 +530,7 @@ impl Budget {
     #[track_caller]
     pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
+        self.require_installed("check_group");
         self.refuse_steady_settings("check_group");
         let check = GroupCheck::start(self, group);
         let value = group.run_in_new_window(f);
@@ -544,7 +578,7 @@ impl Budget {
     pub fn check_async<F: Future>(&self, fut: F) -> impl Future<Output = Result<F::Output, BudgetExceeded>> {
         let location = Location::caller();
         self.refuse_steady_settings("check_async");
-        crate::install::require_installed("allocscope::Budget::check_async");
+        self.require_installed("check_async");
         let budget = *self;
         async move {
             let group = Group::new("allocscope::Budget::check_async");
@@ -574,6 +608,7 @@ impl Budget {
     /// ```
     #[track_caller]
     pub fn assert_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> T {
+        self.require_installed("assert_group");
         match self.check_group(group, f) {
             Ok(value) => value,
             Err(e) => panic!("{e}"),
@@ -613,6 +648,7 @@ impl Budget {
     /// ```
     #[track_caller]
     pub fn assert_async<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        self.require_installed("assert_async");
         let check = self.check_async(fut);
         async move {
             match check.await {
@@ -642,6 +678,7 @@ impl Budget {
     /// ```
     #[track_caller]
     pub fn assert<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.require_installed("assert");
         match self.check(f) {
             Ok(value) => value,
             Err(e) => panic!("{e}"),
@@ -668,7 +705,7 @@ impl Budget {
 /// ```
 #[track_caller]
 pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
-    Budget::new().max_allocs(0).max_bytes_allocated(0).assert(f)
+    Budget::new().max_allocs(0).max_bytes_allocated(0).__entry("allocscope::assert_no_alloc").assert(f)
 }
 
 /// Runs `f` once to warm up, then once measured, and panics if anything
@@ -693,7 +730,7 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 /// ```
 #[track_caller]
 pub fn assert_no_leaks<T>(f: impl FnMut() -> T) {
-    Budget::new().max_leaked_bytes(0).warmups(1).assert_steady(f);
+    Budget::new().max_leaked_bytes(0).warmups(1).__entry("allocscope::assert_no_leaks").assert_steady(f);
 }
 
 /// Which limit of a [`Budget`] was exceeded.

@@ -75,7 +75,7 @@ pub(crate) const INSTALL_HINT: &str = "allocscope::CountingAlloc is not the glob
 /// Panics with the install line unless the tracker is installed, and unless
 /// the current thread's counters are registered.
 #[track_caller]
-pub(crate) fn require_installed(what: &str) {
+pub(crate) fn require_installed(what: impl std::fmt::Display) {
     if !is_installed() {
         panic!("{what}: {INSTALL_HINT}");
     }

@@ -271,18 +271,7 @@ pub(crate) const NO_LINE_TABLES: &str = "this build has no line tables, so the s
 /// tables, release builds inline the code under test into its callers and
 /// only the symbol table's names are left.
 pub(crate) fn describe_frames(frames: Vec<Frame>, max: usize) -> Result<String, String> {
-    let lines: Vec<String> =
-        frames
-            .iter()
-            .take(max)
-            .map(|f| {
-                if f.line == 0 {
-                    format!("  at {}", f.name)
-                } else {
-                    format!("  at {} ({}:{})", f.name, f.file, f.line)
-                }
-            })
-            .collect();
+    let lines = frame_lines(&frames, max);
     if frames.iter().any(|f| f.line != 0) {
         Ok(lines.join("\n"))
     } else if lines.is_empty() {
@@ -290,6 +279,61 @@ pub(crate) fn describe_frames(frames: Vec<Frame>, max: usize) -> Result<String, 
     } else {
         Err(format!("{NO_LINE_TABLES}; the functions:\n{}", lines.join("\n")))
     }
+}
+
+/// The crate of a dependency's frame (a crate from a registry or a git
+/// checkout, by its source path), or `None` for the program's own code.
+fn dependency(f: &Frame) -> Option<String> {
+    let file = f.file.replace('\\', "/");
+    if !(file.contains("/registry/src/") || file.contains("/git/checkouts/")) {
+        return None;
+    }
+    let path = module_path(std::path::Path::new(&f.file));
+    Some(path.as_deref().unwrap_or(&f.name).split("::").next().unwrap_or_default().to_owned())
+}
+
+/// The lines of a stack: frames of the program's own code count toward
+/// `max`, and a run of more than two frames of one dependency shows its
+/// innermost frame and a count of the rest (`  … 14 frames in
+/// regex_automata …`), so that the lines always reach the first frame of
+/// the program's own code and two beyond, however deep the dependency's
+/// stack above it (a cache a library builds on first use, a parser).
+fn frame_lines(frames: &[Frame], max: usize) -> Vec<String> {
+    let line = |f: &Frame| {
+        if f.line == 0 {
+            format!("  at {}", f.name)
+        } else {
+            format!("  at {} ({}:{})", f.name, f.file, f.line)
+        }
+    };
+    let mut lines = Vec::new();
+    // Lines at which the first frame of the program's own code was shown.
+    let mut own_from = None;
+    let mut i = 0;
+    while i < frames.len() {
+        let shown = lines.len();
+        if own_from.is_some_and(|from: usize| shown >= max.max(from + 3)) {
+            break;
+        }
+        match dependency(&frames[i]) {
+            Some(krate) => {
+                let run = frames[i..].iter().take_while(|f| dependency(f).as_deref() == Some(krate.as_str())).count();
+                if run > 2 {
+                    lines.push(line(&frames[i]));
+                    lines.push(format!("  … {} frames in {krate} …", run - 1));
+                } else {
+                    lines.extend(frames[i..i + run].iter().map(line));
+                }
+                i += run;
+            }
+            None => {
+                own_from.get_or_insert(shown);
+                lines.push(line(&frames[i]));
+                i += 1;
+            }
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -378,6 +422,57 @@ mod tests {
         ];
         let nothing = describe_frames(keep_user_frames(inlined_away), 8);
         assert_eq!(nothing.unwrap_err(), NO_LINE_TABLES);
+    }
+
+    #[test]
+    fn a_deep_dependency_stack_is_elided_down_to_the_users_code() {
+        let registry =
+            |krate: &str, file: &str| format!("/root/.cargo/registry/src/index.crates.io-1/{krate}/src/{file}");
+        let mut frames = vec![Frame {
+            address: 0,
+            name: "regex_automata::util::pool::Pool::get".into(),
+            file: registry("regex-automata-0.4.9", "util/pool.rs"),
+            line: 1,
+        }];
+        for i in 0..14 {
+            frames.push(Frame {
+                address: 0,
+                name: format!("regex_automata::meta::f{i}"),
+                file: registry("regex-automata-0.4.9", "meta/mod.rs"),
+                line: 2 + i,
+            });
+        }
+        frames.push(Frame {
+            address: 0,
+            name: "regex::Regex::new".into(),
+            file: registry("regex-1.11.1", "regex.rs"),
+            line: 9,
+        });
+        for name in ["app::compile", "app::handle", "app::serve", "app::main"] {
+            frames.push(Frame { address: 0, name: name.into(), file: "/home/me/app/src/main.rs".into(), line: 3 });
+        }
+        let lines = frame_lines(&frames, 8);
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "  at regex_automata::util::pool::Pool::get ({}:1)",
+                    registry("regex-automata-0.4.9", "util/pool.rs")
+                ),
+                "  … 14 frames in regex_automata …".to_owned(),
+                format!("  at regex::Regex::new ({}:9)", registry("regex-1.11.1", "regex.rs")),
+                "  at app::compile (/home/me/app/src/main.rs:3)".to_owned(),
+                "  at app::handle (/home/me/app/src/main.rs:3)".to_owned(),
+                "  at app::serve (/home/me/app/src/main.rs:3)".to_owned(),
+                "  at app::main (/home/me/app/src/main.rs:3)".to_owned(),
+            ]
+        );
+        // A cap of 2 still reaches the program's code and two beyond it.
+        assert_eq!(frame_lines(&frames, 2).len(), 6);
+        // Without dependencies: the cap, and never fewer than the first
+        // frame and two beyond.
+        assert_eq!(frame_lines(&frames[16..], 4).len(), 4);
+        assert_eq!(frame_lines(&frames[16..], 2).len(), 3);
     }
 
     #[test]

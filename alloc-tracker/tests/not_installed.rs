@@ -57,3 +57,53 @@ fn criterion_measurements_refuse() {
     });
     assert!(msg.starts_with("allocscope::criterion::bench_function: "), "{msg}");
 }
+
+thread_local! {
+    /// Where the last panic on this thread happened (file, line).
+    static PANIC_AT: std::cell::RefCell<Option<(String, u32)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The panic's message and where it points (the hook records the location
+/// on the panicking thread, so parallel tests do not mix).
+fn refusal(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, String, u32) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info.location().map(|l| (l.file().to_owned(), l.line()));
+            // Only the panics `refusal` expects are recorded and kept
+            // quiet; a failing assertion prints as usual.
+            if PANIC_AT.with(|p| p.borrow().as_ref().is_some_and(|(f, _)| f.is_empty())) {
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                default(info);
+            }
+        }))
+    });
+    PANIC_AT.with(|p| *p.borrow_mut() = Some((String::new(), 0)));
+    let msg = panic_message(f);
+    let (file, line) = PANIC_AT.with(|p| p.borrow_mut().take()).expect("a location");
+    (msg, file, line)
+}
+
+const ATTRIBUTE_LINE: u32 = line!() + 1;
+#[allocscope::budget(max_allocs = 0)]
+fn budgeted_by_the_attribute() {}
+
+#[test]
+fn the_refusal_points_at_the_users_call_and_names_what_they_used() {
+    let here = file!();
+    let (msg, file, line) = refusal(|| drop(Budget::new().max_allocs(0).check(|| ())));
+    assert!(msg.starts_with("allocscope::Budget::check: "), "{msg}");
+    assert_eq!((file.as_str(), line), (here, line!() - 2), "{msg}");
+    let (msg, file, _) = refusal(|| Budget::new().assert(|| ()));
+    assert!(msg.starts_with("allocscope::Budget::assert: "), "{msg}");
+    assert_eq!(file, here);
+    let (msg, file, _) = refusal(|| assert_no_alloc(|| ()));
+    assert!(msg.starts_with("allocscope::assert_no_alloc: "), "{msg}");
+    assert_eq!(file, here);
+    let (msg, file, line) = refusal(budgeted_by_the_attribute);
+    assert!(msg.starts_with("#[allocscope::budget]: "), "{msg}");
+    assert!(msg.contains(INSTALL_LINE), "{msg}");
+    assert_eq!((file.as_str(), line), (here, ATTRIBUTE_LINE), "the attribute's line: {msg}");
+}

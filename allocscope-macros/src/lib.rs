@@ -70,7 +70,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         let k = syn::Ident::new(k, Span::call_site());
         quote!(.#k(#v))
     });
-    let budget = quote_spanned!(attr_span=> ::allocscope::Budget::new() #(#calls)*);
+    let budget = quote_spanned!(attr_span=> ::allocscope::Budget::new().__entry("#[allocscope::budget]") #(#calls)*);
 
     let mut f: ItemFn = syn::parse2(item)?;
     let block = f.block.clone();
