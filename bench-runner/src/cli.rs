@@ -57,7 +57,9 @@ pub enum Command {
         "Timings: each variant's ns/op relative to the baseline variant of the same run. A\n",
         "regression is a ratio grown by more than --max-regression percent whose difference\n",
         "over the repeats is significant: two-sided Mann-Whitney U at level 0.05, with Holm's\n",
-        "correction over all the timing rows. A delta of ~ is one the repeats do not show.\n\n",
+        "correction over all the timing rows. A delta of ~ is one the repeats do not show.\n",
+        "Reports of different workloads (message sizes, threads, capacity) are refused (exit 2)\n",
+        "unless --different-workloads is given.\n\n",
         "Exit codes: 0 no regression, 1 regression found, 2 bad input."
     ))]
     Compare(CompareArgs),
@@ -74,28 +76,28 @@ pub struct RunArgs {
     #[arg(long = "variant", value_name = "NAME", value_parser = one_of::<Variant>(Variant::ALL.iter().map(|v| v.name())))]
     pub variants: Vec<Variant>,
     /// Measured messages per run.
-    #[arg(long, value_name = "N", default_value_t = 500_000, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = 500_000, value_parser = positive, allow_negative_numbers = true)]
     pub messages: u64,
     /// Producer threads in `threads` mode.
-    #[arg(long, value_name = "P", default_value_t = 1, value_parser = positive)]
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = positive, allow_negative_numbers = true)]
     pub producers: u64,
     /// Consumer threads in `threads` mode.
-    #[arg(long, value_name = "C", default_value_t = 1, value_parser = positive)]
+    #[arg(long, value_name = "C", default_value_t = 1, value_parser = positive, allow_negative_numbers = true)]
     pub consumers: u64,
     /// Id length in bytes (the Go workload: about 16).
-    #[arg(long, value_name = "B", default_value_t = 16)]
+    #[arg(long, value_name = "B", default_value_t = 16, allow_negative_numbers = true, value_parser = whole)]
     pub id_bytes: usize,
     /// Payload length in bytes: a number, or MIN-MAX for sizes spread evenly
     /// over that range (the Go workload: about 32).
     #[arg(long, value_name = "B|MIN-MAX", default_value = "32", value_parser = parse_sizes)]
     pub payload_bytes: Sizes,
     /// Messages per run before measuring (not counted).
-    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    #[arg(long, value_name = "N", default_value_t = 50_000, allow_negative_numbers = true, value_parser = whole_u64)]
     pub warmup: u64,
     /// Measured runs per variant and mode, variants interleaved; each repeat
     /// runs in its own process (see --in-process). At least 7 are needed for
     /// `compare` to find a timing difference significant.
-    #[arg(long, value_name = "R", default_value_t = 7, value_parser = positive)]
+    #[arg(long, value_name = "R", default_value_t = 7, value_parser = positive, allow_negative_numbers = true)]
     pub repeat: u64,
     /// Run every repeat in this process. Faster to start, but the repeats
     /// then share one memory layout, and differences between processes
@@ -106,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_values = ["pair", "threads"], value_parser = one_of::<Mode>(Mode::ALL.map(Mode::name)))]
     pub mode: Vec<Mode>,
     /// Queue capacity.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = positive, allow_negative_numbers = true)]
     pub capacity: u64,
     /// Directory for the reports.
     #[arg(long, value_name = "DIR", default_value = "reports/latest")]
@@ -118,8 +120,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
     /// Timing regression threshold for --baseline, in percent.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent)]
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent, allow_negative_numbers = true)]
     pub max_regression: f64,
+    /// Compare with a --baseline of a different workload (other message
+    /// sizes, threads or capacity) instead of refusing.
+    #[arg(long)]
+    pub different_workloads: bool,
     /// Nothing on stderr but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -138,7 +144,7 @@ pub struct RunArgs {
     pub dhat: bool,
     /// Heap profile sampling rate: one sample per this many bytes on
     /// average (Go's MemProfileRate; 1 samples every allocation).
-    #[arg(long, value_name = "BYTES", default_value_t = allocscope::profile::DEFAULT_SAMPLE_RATE, value_parser = positive)]
+    #[arg(long, value_name = "BYTES", default_value_t = allocscope::profile::DEFAULT_SAMPLE_RATE, value_parser = positive, allow_negative_numbers = true)]
     pub sample_rate: u64,
 }
 
@@ -149,8 +155,12 @@ pub struct CompareArgs {
     #[arg(value_name = "FILE", num_args = 1..=2, required = true)]
     pub files: Vec<PathBuf>,
     /// Timing regression threshold, in percent.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent)]
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = percent, allow_negative_numbers = true)]
     pub max_regression: f64,
+    /// Compare reports of different workloads (other message sizes, threads
+    /// or capacity) instead of refusing with exit code 2.
+    #[arg(long)]
+    pub different_workloads: bool,
 }
 
 impl RunArgs {
@@ -192,6 +202,7 @@ impl RunArgs {
             formats: args.format.clone(),
             baseline: args.baseline.clone(),
             max_regression: args.max_regression,
+            different_workloads: args.different_workloads,
             verbose: !args.quiet,
             heap_profile: args.heap_profile.then_some(args.sample_rate),
             dhat,
@@ -249,8 +260,21 @@ fn positive(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
+        Err(_) if s.parse::<i64>().is_ok() => Err("must be at least 1".into()),
         Err(_) => Err(format!("{s:?} is not a whole number")),
     }
+}
+
+fn whole_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) if s.parse::<i64>().is_ok() => Err("must be 0 or more".into()),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
+fn whole(s: &str) -> Result<usize, String> {
+    whole_u64(s).and_then(|n| usize::try_from(n).map_err(|_| format!("{s:?} is too large")))
 }
 
 fn percent(s: &str) -> Result<f64, String> {

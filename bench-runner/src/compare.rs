@@ -24,10 +24,10 @@
 
 use queue::Variant;
 
-use crate::plan::Mode;
+use crate::plan::{Mode, Sizes, WorkloadPlan};
 use crate::report::num::{change, sig};
 use crate::report::table::{Align, Table};
-use crate::report::{Report, VariantResult};
+use crate::report::{Report, VariantResult, Workload};
 use crate::stats::{holm, mann_whitney_p};
 
 /// Allowed growth of allocs/op in `threads` mode; see the module docs.
@@ -41,6 +41,49 @@ pub const THREADS_BYTES_SLACK: f64 = 1.0;
 pub struct Comparison {
     pub table: Table,
     pub regressions: Vec<String>,
+}
+
+/// The parameters that define what a report measured: what each message
+/// is and how it travels. Two reports that differ in any of them measured
+/// different workloads, and their per-message figures are not comparable
+/// (message counts, warm-up and repeats only change the precision).
+fn defining(
+    producers: u64,
+    consumers: u64,
+    id_bytes: usize,
+    payload: Sizes,
+    capacity: u64,
+) -> [(&'static str, String); 5] {
+    let payload =
+        if payload.min == payload.max { payload.min.to_string() } else { format!("{}-{}", payload.min, payload.max) };
+    [
+        ("producers", producers.to_string()),
+        ("consumers", consumers.to_string()),
+        ("id_bytes", id_bytes.to_string()),
+        ("payload_bytes", payload),
+        ("capacity", capacity.to_string()),
+    ]
+}
+
+fn of_report(w: &Workload) -> [(&'static str, String); 5] {
+    defining(w.producers, w.consumers, w.id_bytes, w.payload_bytes, w.capacity)
+}
+
+/// The defining parameters in which `base` and `new` differ, as
+/// `payload_bytes 32 vs 0`; empty when they measured the same workload.
+pub fn workload_differences(base: &Workload, new: &Workload) -> Vec<String> {
+    differences(of_report(base), of_report(new))
+}
+
+/// [`workload_differences`] between a baseline report and the workload a
+/// run is about to measure (checked before the run starts).
+pub fn plan_differences(base: &Workload, plan: &WorkloadPlan) -> Vec<String> {
+    let planned = defining(plan.producers, plan.consumers, plan.id_bytes, plan.payload_bytes, plan.capacity);
+    differences(of_report(base), planned)
+}
+
+fn differences(base: [(&'static str, String); 5], new: [(&'static str, String); 5]) -> Vec<String> {
+    base.into_iter().zip(new).filter(|(b, n)| b.1 != n.1).map(|(b, n)| format!("{} {} vs {}", b.0, b.1, n.1)).collect()
 }
 
 /// Per-repeat time of `r` relative to the baseline variant of the same
@@ -112,6 +155,7 @@ pub fn compare(base: &Report, new: &Report, max_regression_pct: f64) -> Comparis
             let note = match (grew, exact) {
                 (true, true) => "grew (exact comparison)".to_owned(),
                 (true, false) => format!("grew by more than {slack}"),
+                (false, false) if new > old => format!("grew within the threads-mode tolerance of {slack}"),
                 (false, _) => String::new(),
             };
             rows.push(row(metric, old, new, note, grew, None));
@@ -225,6 +269,33 @@ mod tests {
 
     fn scaled(k: f64) -> [f64; 7] {
         FLAT.map(|x| x * k)
+    }
+
+    #[test]
+    fn a_threads_mode_growth_within_the_tolerance_says_so() {
+        let old: Report = serde_json::from_str(include_str!("../../reports/baseline/report.json")).unwrap();
+        let mut new = old.clone();
+        let threads = new.results.iter_mut().find(|r| r.mode == Mode::Threads && r.variant == Variant::Pooled).unwrap();
+        threads.allocs_per_op += THREADS_ALLOCS_SLACK / 2.0;
+        let c = compare(&old, &new, 10.0);
+        assert!(c.regressions.is_empty(), "{:?}", c.regressions);
+        let table = text::render(&c.table);
+        let row = table.lines().find(|l| l.starts_with("pooled") && l.contains("threads") && l.contains("allocs/op"));
+        assert!(row.unwrap().ends_with("grew within the threads-mode tolerance of 0.01"), "{table}");
+    }
+
+    #[test]
+    fn different_workloads_are_named() {
+        let old: Report = serde_json::from_str(include_str!("../../reports/baseline/report.json")).unwrap();
+        let mut new = old.clone();
+        assert!(workload_differences(&old.workload, &new.workload).is_empty());
+        new.workload.payload_bytes = Sizes { min: 0, max: 64 };
+        new.workload.producers = 2;
+        new.workload.messages = 7; // precision only: not a difference
+        assert_eq!(
+            workload_differences(&old.workload, &new.workload),
+            ["producers 1 vs 2", "payload_bytes 32 vs 0-64"]
+        );
     }
 
     #[test]

@@ -47,9 +47,10 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             args.plan(std::env::args().collect::<Vec<_>>().join(" ")).map_err(Into::into).and_then(|p| run::run(&p))
         }
-        Command::Compare(args) => {
-            args.pair().map_err(Into::into).and_then(|(base, new)| run::compare_files(&base, &new, args.max_regression))
-        }
+        Command::Compare(args) => args
+            .pair()
+            .map_err(Into::into)
+            .and_then(|(base, new)| run::compare_files(&base, &new, args.max_regression, args.different_workloads)),
         Command::Repeat => study::repeats::child_main().map(|()| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|e| {

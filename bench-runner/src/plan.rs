@@ -134,6 +134,8 @@ pub struct Plan {
     pub baseline: Option<PathBuf>,
     /// Timing regression threshold, in percent.
     pub max_regression: f64,
+    /// Compare with a baseline of a different workload instead of refusing.
+    pub different_workloads: bool,
     /// Progress and file names on stderr.
     pub verbose: bool,
     /// With `--heap-profile`: the sampling rate in bytes.

@@ -19,6 +19,9 @@ use crate::{compare, study};
 pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
     // Check every input before the long run starts.
     let baseline = plan.baseline.as_deref().map(Report::read).transpose()?;
+    if let (Some(base), Some(path)) = (&baseline, &plan.baseline) {
+        same_workload(&compare::plan_differences(&base.workload, &plan.workload), path, plan.different_workloads)?;
+    }
     check_writable(&plan.out)?;
 
     let show = plan.verbose && std::io::stderr().is_terminal();
@@ -84,12 +87,38 @@ pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `compare BASE NEW`.
-pub fn compare_files(base: &Path, new: &Path, max_regression: f64) -> anyhow::Result<ExitCode> {
-    println!("baseline {}\nnew      {}\n", base.display(), new.display());
-    let base = Report::read(base)?;
-    let new = Report::read(new)?;
+/// `compare BASE NEW`; `different_workloads`: compare reports of different
+/// workloads anyway.
+pub fn compare_files(
+    base_path: &Path,
+    new_path: &Path,
+    max_regression: f64,
+    different_workloads: bool,
+) -> anyhow::Result<ExitCode> {
+    let base = Report::read(base_path)?;
+    let new = Report::read(new_path)?;
+    same_workload(&compare::workload_differences(&base.workload, &new.workload), base_path, different_workloads)?;
+    println!("baseline {}\nnew      {}\n", base_path.display(), new_path.display());
     Ok(gate(&base, &new, max_regression))
+}
+
+/// Refuses (a bad input: exit 2) to compare different workloads unless
+/// asked to; when asked, says so.
+fn same_workload(differences: &[String], base: &Path, asked: bool) -> Result<(), BadInput> {
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let listed = differences.join(", ");
+    if asked {
+        println!("note: the baseline measured a different workload ({listed}); compared as --different-workloads asks");
+        Ok(())
+    } else {
+        Err(BadInput(format!(
+            "{} measured a different workload ({listed}): its figures are not comparable; pass \
+             --different-workloads to compare anyway",
+            base.display()
+        )))
+    }
 }
 
 fn gate(base: &Report, new: &Report, max_regression: f64) -> ExitCode {

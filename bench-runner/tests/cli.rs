@@ -53,6 +53,14 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
         "invalid value 'lots' for '--messages <N>': \"lots\" is not a whole number (see --help)",
     );
     assert_bad_input(
+        &["run", "--messages", "-5"],
+        "invalid value '-5' for '--messages <N>': must be at least 1 (see --help)",
+    );
+    assert_bad_input(
+        &["run", "--warmup", "-5"],
+        "invalid value '-5' for '--warmup <N>': must be 0 or more (see --help)",
+    );
+    assert_bad_input(
         &["run", "--repeat", "0"],
         "invalid value '0' for '--repeat <R>': must be at least 1 (see --help)",
     );
@@ -72,7 +80,7 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
     );
     assert_bad_input(
         &["compare", "a.json", "b.json", "--max-regression", "-3"],
-        "unexpected argument '-3' found (see --help)",
+        "invalid value '-3' for '--max-regression <PCT>': \"-3\" is not a non-negative percentage (see --help)",
     );
     // The default build has no dhat profiler to run under.
     if cfg!(not(feature = "dhat")) {
@@ -204,6 +212,31 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     assert_eq!(lines[0], "regression: baseline (pair): allocs/op 4 -> 8 (+100%) grew (exact comparison)", "{err}");
     assert!(lines[1].starts_with("regression: baseline (threads): allocs/op 4"), "{err}");
     assert!(lines[1].ends_with(" -> 8 (+100%) grew by more than 0.01"), "{err}");
+
+    // A report of another workload (payload 0 instead of 32): refused with
+    // exit 2 and one line naming the difference, unless asked for.
+    let mut other = json.clone();
+    other["workload"]["payload_bytes"] = serde_json::json!({ "min": 0, "max": 0 });
+    let other_path = d.join("other-workload.json");
+    std::fs::write(&other_path, serde_json::to_string(&other).unwrap()).unwrap();
+    assert_bad_input(
+        &["compare", ja.to_str().unwrap(), other_path.to_str().unwrap()],
+        &format!(
+            "{} measured a different workload (payload_bytes 32 vs 0): its figures are not comparable; pass \
+             --different-workloads to compare anyway",
+            ja.display()
+        ),
+    );
+    let o = runner(&["compare", ja.to_str().unwrap(), other_path.to_str().unwrap(), "--different-workloads"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().next().unwrap().starts_with(
+            "note: the baseline measured a different workload (payload_bytes 32 vs 0); compared as \
+             --different-workloads asks"
+        ),
+        "{out}"
+    );
 
     // One FILE, from a directory without reports/: the committed baseline
     // of the workspace the runner was built from.
