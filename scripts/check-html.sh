@@ -27,9 +27,13 @@ charts=$(grep -o '<svg' <<< "$dom" | wc -l)
 bars=$(grep -o '<rect' <<< "$dom" | wc -l)
 rows=$(grep -o '<tr>' <<< "$dom" | wc -l)
 [ "$charts" -ge 5 ] || { echo "check-html: expected 5 charts in the rendered page, found $charts" >&2; exit 1; }
+dots=$(grep -o '<circle' <<< "$dom" | wc -l)
 [ "$bars" -gt 0 ] || { echo "check-html: the charts have no bars" >&2; exit 1; }
+# Latencies are on a logarithmic axis: dots, not bars (a bar's length there
+# is not proportional to its value).
+[ "$dots" -gt 0 ] || { echo "check-html: the latency charts have no dots" >&2; exit 1; }
 [ "$rows" -gt 3 ] || { echo "check-html: the tables did not render" >&2; exit 1; }
 
-"$browser" "${flags[@]}" --window-size=1200,3800 --screenshot="$shot" "file://$page" 2>/dev/null
+"$browser" "${flags[@]}" --window-size=1600,3000 --screenshot="$shot" "file://$page" 2>/dev/null
 [ -s "$shot" ] || { echo "check-html: no screenshot produced" >&2; exit 1; }
-echo "check-html: $page renders: $charts charts, $bars bars, $rows table rows; screenshot $shot"
+echo "check-html: $page renders: $charts charts, $bars bars, $dots latency dots, $rows table rows; screenshot $shot"

@@ -173,6 +173,9 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     assert_eq!((cells[4], cells[6], cells[9].trim_end_matches(" |")), ("120", "4", "reference"), "{pair}");
     for r in results {
         let (variant, mode) = (r["variant"].as_str().unwrap(), r["mode"].as_str().unwrap());
+        // The leak check: nothing the run allocated is live once it has
+        // drained, in either mode (the run's own result rows excluded).
+        assert_eq!(r["live_after_drain_bytes"], 0, "{variant} {mode}");
         let allocs = r["allocs_per_op"].as_f64().unwrap();
         let bytes = r["bytes_per_op"].as_f64().unwrap();
         match (variant, mode) {

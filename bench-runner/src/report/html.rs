@@ -27,16 +27,33 @@ impl Bar {
     }
 }
 
-/// A horizontal bar chart, on a linear axis from 0, or on a logarithmic
-/// one (for latencies, whose values span decades: on a linear axis the
-/// short bars vanish), with a grid line per decade.
+/// Tick values for a linear axis from 0 to at least `hi`: steps of 1, 2 or
+/// 5 times a power of ten, up to the first one at or past `hi`.
+fn linear_ticks(hi: f64) -> Vec<f64> {
+    if hi <= 0.0 || !hi.is_finite() {
+        return vec![0.0];
+    }
+    let raw = hi / 5.0;
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|s| hi / s <= 10.0).unwrap_or(10.0 * power);
+    // Up to the first tick at or past `hi`, which ends the axis.
+    let last = (hi / step - 1e-9).ceil() as u32;
+    (0..=last).map(|i| f64::from(i) * step).collect()
+}
+
+/// A horizontal chart. On a linear axis from 0, each value is a bar
+/// (lengths proportional to the values), with ticks. On a logarithmic axis
+/// (latencies, whose values span decades), each value is a dot on a light
+/// guide line, with a grid line per decade: a bar's length there would not
+/// be proportional to its value, and a 150 times larger value would look 4
+/// times longer.
 fn bars(title: &str, unit: &str, items: &[Bar], log: bool) -> String {
     let top = items.iter().map(|i| i.spread.map_or(i.value, |s| s.1.max(i.value))).fold(0.0_f64, f64::max);
     let positive_min = items.iter().map(|i| i.value).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
     let (lo, hi) = if log && positive_min.is_finite() {
         (10f64.powf(positive_min.log10().floor()), 10f64.powf(top.log10().ceil()).max(positive_min * 10.0))
     } else {
-        (0.0, top.max(f64::MIN_POSITIVE))
+        (0.0, linear_ticks(top).last().copied().filter(|t| *t >= top).unwrap_or(top).max(f64::MIN_POSITIVE))
     };
     let (row, label_w, bar_w) = (26, 300, 420);
     let x = |v: f64| -> f64 {
@@ -73,19 +90,46 @@ fn bars(title: &str, unit: &str, items: &[Bar], log: bool) -> String {
             );
             d *= 10.0;
         }
+    } else {
+        let ticks = linear_ticks(hi);
+        for t in ticks {
+            let gx = x(t);
+            let _ = write!(
+                s,
+                "<line x1=\"{gx}\" x2=\"{gx}\" y1=\"4\" y2=\"{}\" stroke=\"#ddd\"/>\
+                 <text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"11\">{}</text>",
+                height - 16,
+                height - 4,
+                escape(&sig(t))
+            );
+        }
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"#777\" font-size=\"11\">{}</text>",
+            label_w + bar_w + 28,
+            height - 4,
+            escape(unit)
+        );
     }
     for (i, bar) in items.iter().enumerate() {
         let y = 8 + row * i;
         let x0 = x(if log { lo } else { 0.0 });
-        let w = (x(bar.value) - x0).max(if bar.value > 0.0 { 1.0 } else { 0.0 });
         let fill = if bar.reference { "#aaaaaa" } else { "#3b78c2" };
-        let _ = write!(
-            s,
-            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"{fill}\"/>",
-            y + 14,
-            escape(&bar.label),
-        );
-        let mut end = x0 + w;
+        let _ = write!(s, "<text x=\"0\" y=\"{}\">{}</text>", y + 14, escape(&bar.label));
+        let mut end = if log {
+            let (cx, cy) = (x(bar.value), y + 9);
+            let _ = write!(
+                s,
+                "<line x1=\"{x0}\" x2=\"{}\" y1=\"{cy}\" y2=\"{cy}\" stroke=\"#e4e4e4\" stroke-dasharray=\"2 3\"/>\
+                 <circle cx=\"{cx}\" cy=\"{cy}\" r=\"5\" fill=\"{fill}\"/>",
+                label_w + bar_w
+            );
+            cx + 5.0
+        } else {
+            let w = (x(bar.value) - x0).max(if bar.value > 0.0 { 1.0 } else { 0.0 });
+            let _ = write!(s, "<rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"18\" fill=\"{fill}\"/>");
+            x0 + w
+        };
         if let Some((min, max)) = bar.spread {
             let (a, b) = (x(min), x(max));
             let mid = y + 9;
@@ -194,11 +238,31 @@ pub fn render(r: &Report) -> String {
     }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Queue memory report</title>\n\
-         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}\
+         <style>body{{font-family:sans-serif;max-width:1500px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}\
          td.l,th{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}</style>\n\
          </head><body>\n{}\n<h2>Charts</h2>\n{}</body></html>\n",
         tables(&Document::of(r)),
         body
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_charts_have_ticks_and_log_charts_draw_dots_not_bars() {
+        let items = [Bar::of("a".into(), 341.0), Bar::of("b".into(), 50_900.0)];
+        let log = bars("latency", "", &items, true);
+        assert_eq!(log.matches("<circle").count(), 2, "{log}");
+        assert!(!log.contains("<rect"), "no bars on a log axis: {log}");
+        let linear = bars("throughput", "M msg/s", &[Bar::of("a".into(), 13.7), Bar::of("b".into(), 22.1)], false);
+        assert_eq!(linear.matches("<rect").count(), 2);
+        for tick in [">0<", ">5<", ">10<", ">15<", ">20<", ">25<", ">M msg/s<"] {
+            assert!(linear.contains(tick), "{tick} in {linear}");
+        }
+        assert_eq!(linear_ticks(22.1), [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]);
+        assert_eq!(linear_ticks(120.0), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0]);
+    }
 }

@@ -70,7 +70,16 @@ pub fn change(old: f64, new: f64) -> String {
         return if new > 0.0 { "+Inf%".into() } else { "-Inf%".into() };
     }
     let pct = (new / old - 1.0) * 100.0;
-    format!("{}{}%", if pct > 0.0 { "+" } else { "" }, sig(pct))
+    let sign = if pct > 0.0 { "+" } else { "-" };
+    // Three significant figures, but no finer than a hundredth of a
+    // percent: a change of 0.0000286 % is noise in the last digit of an
+    // exact figure, and its digits would only widen the column.
+    if pct.abs() < 0.01 {
+        return format!("{sign}<0.01%");
+    }
+    let shown = if pct.abs() < 1.0 { format!("{:.2}", pct.abs()) } else { sig(pct.abs()) };
+    let shown = if shown.contains('.') { shown.trim_end_matches('0').trim_end_matches('.').to_owned() } else { shown };
+    format!("{sign}{shown}%")
 }
 
 #[cfg(test)]
@@ -114,5 +123,9 @@ mod tests {
         assert_eq!(change(0.0, 0.0), "0%");
         assert_eq!(change(2.9e-4, 2.5e-4), "-13.8%");
         assert_eq!(change(100.0, 125.0), "+25%");
+        assert_eq!(change(4.0, 4.000_001_144), "+<0.01%");
+        assert_eq!(change(4.0, 3.998), "-0.05%");
+        assert_eq!(change(100.0, 100.5), "+0.5%");
+        assert_eq!(change(1.0, 0.5), "-50%");
     }
 }

@@ -17,9 +17,9 @@ use super::harness::{receive, received, Harness, Latencies, BATCH, MARKER};
 use super::RunFigures;
 use crate::report::OpFigures;
 
-/// One operation's figures per message, from its group.
-fn per_message(name: &str, group: &Group, messages: u64) -> OpFigures {
-    let per = group.stats().per_op(messages);
+/// One operation's figures per message, from its group's figures.
+fn per_message(name: &str, stats: AllocStats, messages: u64) -> OpFigures {
+    let per = stats.per_op(messages);
     OpFigures {
         name: name.to_owned(),
         calls: messages,
@@ -117,17 +117,19 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
     for worker in &workers {
         latencies.add(worker);
     }
-    let stats: AllocStats = producing.stats() + consuming.stats();
-    let ops = vec![per_message("enqueue", &producing, w.messages), per_message("dequeue", &consuming, w.messages)];
+    let (enqueue, dequeue) = (producing.stats(), consuming.stats());
     drop(workers);
     drop(q);
     drop((warmed, go, producing, consuming));
+    // The leak check ends here, before the run's own results (the
+    // per-operation rows and their names) are allocated.
+    let surroundings = before.until_now();
     RunFigures {
         elapsed,
-        stats,
+        stats: enqueue + dequeue,
         peak_bytes: peak.load(Ordering::Relaxed).max(0) as u64,
         latencies,
-        surroundings: before.until_now(),
-        ops: Some(ops),
+        surroundings,
+        ops: Some(vec![per_message("enqueue", enqueue, w.messages), per_message("dequeue", dequeue, w.messages)]),
     }
 }
