@@ -15,10 +15,7 @@ fn main() {
         let _op = allocscope::op("enqueue");
         std::hint::black_box(vec![i; 4]);
     }
-    for row in allocscope::op_stats() {
-        let per = row.per_call();
-        println!("{}: {} B/op, {} allocs/op", row.name, per.bytes_allocated, per.allocs);
-    }
+    print!("{}", allocscope::op_table(&allocscope::op_stats()));
 
     // Budgets, for tests: fail with every exceeded limit, the budget's
     // location, and the stack of the first allocation over the limit.

@@ -299,7 +299,7 @@ pub use crate::stats::{AllocStats, PerOp};
 
 // Operations.
 pub use crate::op::{op, op_stats, reset_op_stats, OpGuard};
-pub use crate::stats::OpStats;
+pub use crate::stats::{op_table, OpStats};
 
 // Groups.
 pub use crate::group::{Group, GroupGuard, Grouped, Held, InGroup};

@@ -299,11 +299,19 @@ fn dependency(f: &Frame) -> Option<String> {
 /// the program's own code and two beyond, however deep the dependency's
 /// stack above it (a cache a library builds on first use, a parser).
 fn frame_lines(frames: &[Frame], max: usize) -> Vec<String> {
+    // Files under the current directory are shown relative to it, as
+    // rustc and cargo show them (`src/main.rs:12`), not with the absolute
+    // path of the checkout.
+    let cwd = std::env::current_dir().ok();
+    let shown = |file: &str| {
+        let relative = cwd.as_deref().and_then(|d| std::path::Path::new(file).strip_prefix(d).ok());
+        relative.map_or_else(|| file.to_owned(), |r| r.display().to_string())
+    };
     let line = |f: &Frame| {
         if f.line == 0 {
             format!("  at {}", f.name)
         } else {
-            format!("  at {} ({}:{})", f.name, f.file, f.line)
+            format!("  at {} ({}:{})", f.name, shown(&f.file), f.line)
         }
     };
     let mut lines = Vec::new();

@@ -458,6 +458,112 @@ impl Add for AllocStats {
 ///     "allocs 1, reallocs 0, deallocs 1, bytes_allocated 8, bytes_freed 8, peak_bytes 8"
 /// ));
 /// ```
+/// A per-operation figure as Go's `-benchmem` prints it: whole numbers as
+/// such, others with up to two decimals (`4`, `0.25`, `37.5`).
+fn per_op_figure(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// Go's `-benchmem` columns: `120 B/op	4 allocs/op` (requested bytes; the
+/// rounded bytes, when known, follow in parentheses). A width (`{:>30}`)
+/// pads the whole.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// let (_, s) = allocscope::measure(|| drop(std::hint::black_box(vec![0u8; 100])));
+/// let per = s.per_op(4);
+/// assert!(per.to_string().starts_with("25 B/op\t0.25 allocs/op"), "{per}");
+/// ```
+impl fmt::Display for PerOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = format!("{} B/op\t{} allocs/op", per_op_figure(self.bytes_allocated), per_op_figure(self.allocs));
+        if let Some(r) = self.rounded_bytes_allocated {
+            s.push_str(&format!(" ({} rounded B/op)", per_op_figure(r)));
+        }
+        f.pad(&s)
+    }
+}
+
+/// One line of [`op_table`]'s kind, without alignment: `name  calls
+/// calls  B/op  allocs/op`.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// for _ in 0..2 {
+///     let _op = allocscope::op("doc.display");
+///     drop(std::hint::black_box(vec![0u8; 64]));
+/// }
+/// let row = allocscope::op_stats().into_iter().find(|r| r.name == "doc.display").unwrap();
+/// assert!(row.to_string().starts_with("doc.display\t2 calls\t64 B/op\t1 allocs/op"), "{row}");
+/// ```
+impl fmt::Display for OpStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\t{} calls\t{}", self.name, self.calls, self.per_call())
+    }
+}
+
+/// The operations as a table in Go's `-benchmem` style, one row per
+/// operation, columns aligned: name, calls, `B/op`, `allocs/op`, and
+/// `rounded B/op` when the allocator reports size classes.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// for i in 0..4 {
+///     let _op = allocscope::op("doc.table");
+///     drop(std::hint::black_box(vec![0u8; 32 * (i + 1)]));
+/// }
+/// let ops: Vec<_> = allocscope::op_stats().into_iter().filter(|r| r.name == "doc.table").collect();
+/// let table = allocscope::op_table(&ops);
+/// assert_eq!(table.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), ["doc.table", "4", "80", "1"]);
+/// ```
+pub fn op_table(ops: &[OpStats]) -> String {
+    let rounded = ops.iter().any(|o| o.stats.rounded_bytes_allocated.is_some());
+    let mut rows = vec![vec!["op".to_owned(), "calls".to_owned(), "B/op".to_owned(), "allocs/op".to_owned()]];
+    if rounded {
+        rows[0].push("rounded B/op".to_owned());
+    }
+    for o in ops {
+        let per = o.per_call();
+        let mut row =
+            vec![o.name.to_owned(), o.calls.to_string(), per_op_figure(per.bytes_allocated), per_op_figure(per.allocs)];
+        if rounded {
+            row.push(per.rounded_bytes_allocated.map_or_else(|| "-".to_owned(), per_op_figure));
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 impl fmt::Display for AllocStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
