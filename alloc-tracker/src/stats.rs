@@ -469,9 +469,9 @@ fn per_op_figure(v: f64) -> String {
     }
 }
 
-/// Go's `-benchmem` columns: `120 B/op	4 allocs/op` (requested bytes; the
-/// rounded bytes, when known, follow in parentheses). A width (`{:>30}`)
-/// pads the whole.
+/// Go's `-benchmem` columns, separated by a tab: `120 B/op`, `4 allocs/op`
+/// (requested bytes; the rounded bytes, when known, follow in
+/// parentheses). A width (`{:>30}`) pads the whole.
 ///
 /// # Examples
 ///

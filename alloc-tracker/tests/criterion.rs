@@ -2,6 +2,9 @@
 //! allocates per iteration, over the iterations criterion ran, and the
 //! measurements count exactly. One test function: `bench_function` counts
 //! every thread of the process, so nothing else may run beside it.
+//! Needs the `criterion` feature (the workspace's self dev-dependency turns
+//! it on; a packaged crate's tests have no such dev-dependency).
+#![cfg(feature = "criterion")]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -49,7 +52,7 @@ fn go_lines_and_measurements_count_exactly() {
     let mut n = 0u64;
     let line = bench_function(&mut c, "every other", || {
         n += 1;
-        (n % 2 == 0).then(|| Box::new(n))
+        n.is_multiple_of(2).then(|| Box::new(n))
     })
     .expect("criterion ran it");
     assert!((line.allocs_per_op - 0.5).abs() < 0.01, "{line}");

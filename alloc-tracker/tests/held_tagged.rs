@@ -110,18 +110,18 @@ fn over_aligned_and_zeroed_blocks_keep_their_alignment_and_owner() {
         // SAFETY: non-zero sizes; every block is freed with its layout.
         unsafe {
             let p = g.run(|| alloc_zeroed(layout));
-            assert!(!p.is_null() && p as usize % align == 0, "{size}/{align}");
+            assert!(!p.is_null() && (p as usize).is_multiple_of(align), "{size}/{align}");
             assert!(std::slice::from_raw_parts(p, size).iter().all(|&b| b == 0), "zeroed {size}/{align}");
             std::ptr::write_bytes(p, 0xAB, size);
             assert_eq!(figures(g.held()), exact(size as u64, 1), "{size}/{align}");
             // Grow (likely moving), then shrink.
             let q = realloc(p, layout, size * 3 + 17);
-            assert!(!q.is_null() && q as usize % align == 0);
+            assert!(!q.is_null() && (q as usize).is_multiple_of(align));
             assert!(std::slice::from_raw_parts(q, size).iter().all(|&b| b == 0xAB), "kept {size}/{align}");
             assert_eq!(figures(g.held()), exact((size * 3 + 17) as u64, 1));
             let grown = Layout::from_size_align(size * 3 + 17, align).unwrap();
             let r = realloc(q, grown, size);
-            assert!(!r.is_null() && r as usize % align == 0);
+            assert!(!r.is_null() && (r as usize).is_multiple_of(align));
             assert_eq!(figures(g.held()), exact(size as u64, 1));
             dealloc(r, layout);
         }

@@ -21,7 +21,7 @@ pub fn document(bytes: usize) -> String {
             x % 11,
             x % 13,
             x % 5000,
-            x % 2 == 0,
+            x.is_multiple_of(2),
             "lorem ipsum ".repeat((x % 4) as usize)
         ));
         i += 1;

@@ -125,7 +125,7 @@ impl<'a> Harness<'a> {
             let k = ((end - seq) as usize).min(Q::BATCH);
             let timed = (seq..seq + k as u64).any(|s| s % LATENCY_SAMPLE_EVERY == 0);
             let t0 = if timed { now_ns() } else { 0 };
-            let message = |s: u64| self.message(s, if s % LATENCY_SAMPLE_EVERY == 0 { t0 } else { 0 });
+            let message = |s: u64| self.message(s, if s.is_multiple_of(LATENCY_SAMPLE_EVERY) { t0 } else { 0 });
             let sent = if k == 1 {
                 q.enqueue(&message(seq))
             } else {
