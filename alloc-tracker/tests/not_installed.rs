@@ -40,6 +40,7 @@ fn ops_and_snapshots_refuse() {
     .contains(INSTALL_LINE));
 }
 
+#[cfg(feature = "criterion")]
 #[test]
 fn criterion_measurements_refuse() {
     use criterion::measurement::Measurement;
