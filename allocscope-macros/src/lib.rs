@@ -199,7 +199,11 @@ mod tests {
             compact(out),
             compact(quote!(
                 fn t() -> u8 {
-                    ::allocscope::Budget::new().max_allocs(2).max_bytes_allocated(64).assert(move || -> u8 { 1 })
+                    ::allocscope::Budget::new()
+                        .__entry("#[allocscope::budget]")
+                        .max_allocs(2)
+                        .max_bytes_allocated(64)
+                        .assert(move || -> u8 { 1 })
                 }
             ))
         );
@@ -218,7 +222,11 @@ mod tests {
             // as written (it rewrote `|| { work() }` inside `quote!(..)`).
             compact(quote! {
                 fn t() {
-                    ::allocscope::Budget::new().warmups(1).max_leaked_bytes(0).assert_steady(|| { work() })
+                    ::allocscope::Budget::new()
+                        .__entry("#[allocscope::budget]")
+                        .warmups(1)
+                        .max_leaked_bytes(0)
+                        .assert_steady(|| { work() })
                 }
             })
         );
