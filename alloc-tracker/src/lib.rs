@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | the counting allocator | installed once, counts every allocation | [`CountingAlloc`], [`Jemalloc`], [`is_installed`] |
 //! | scopes | what one thread did between two points | [`measure`], [`Scope`], [`thread_stats`], [`process_stats`], [`AllocStats`] |
-//! | operations | figures per named operation: `B/op`, `allocs/op` | [`op`], [`op_stats`], [`OpStats`] |
+//! | operations | figures per named operation: `B/op`, `allocs/op` | [`op`], [`op_stats`], [`OpStats`], [`op_table`] |
 //! | groups | one unit of work (a request, a job, a component) on every thread and task it uses, and what it still holds | [`Group`], [`InGroup`], [`Held`] |
 //! | budgets | limits that tests assert | [`Budget`], [`assert_no_alloc`], [`assert_no_leaks`], [`#[budget]`](macro@budget) |
 //!
@@ -249,9 +249,10 @@
 //!   `tracing-core` and `tracing-subscriber`).
 //! - `metrics`: `allocscope::serve::metrics`, snapshots through the
 //!   `metrics` facade (adds `metrics`).
-//! - `serve`: `allocscope::serve::start`, `/metrics` and
-//!   `/debug/pprof/{heap,allocs}` over HTTP (adds `axum` and `tokio`;
-//!   implies `pprof`).
+//! - `serve`: `allocscope::serve::start`, `/metrics`,
+//!   `/debug/pprof/{heap,allocs}` with Go's parameters, an index and a
+//!   run-time sampling switch over HTTP (adds `axum` and `tokio`; implies
+//!   `pprof`).
 //! - `criterion`: [`criterion::Allocs`] and [`criterion::Bytes`]
 //!   measurements, and a Go `-benchmem` line beside criterion's time.
 //!
