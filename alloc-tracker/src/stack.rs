@@ -302,7 +302,8 @@ fn frame_lines(frames: &[Frame], max: usize) -> Vec<String> {
     // Files under the current directory are shown relative to it, as
     // rustc and cargo show them (`src/main.rs:12`), not with the absolute
     // path of the checkout.
-    let cwd = std::env::current_dir().ok();
+    // (Miri's isolation has no current directory: paths stay absolute.)
+    let cwd = if cfg!(miri) { None } else { std::env::current_dir().ok() };
     let shown = |file: &str| {
         let relative = cwd.as_deref().and_then(|d| std::path::Path::new(file).strip_prefix(d).ok());
         relative.map_or_else(|| file.to_owned(), |r| r.display().to_string())
