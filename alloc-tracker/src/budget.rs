@@ -530,7 +530,6 @@ impl Budget {
     #[track_caller]
     pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
         let location = Location::caller();
-        self.require_installed("check_group");
         self.refuse_steady_settings("check_group");
         let check = GroupCheck::start(self, group);
         let value = group.run_in_new_window(f);

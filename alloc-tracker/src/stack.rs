@@ -316,12 +316,12 @@ fn frame_lines(frames: &[Frame], max: usize) -> Vec<String> {
         }
     };
     let mut lines = Vec::new();
-    // Lines at which the first frame of the program's own code was shown.
-    let mut own_from = None;
+    // Set at the first frame of the program's own code: the lines end at
+    // `max`, or two frames past that one, whichever comes later.
+    let mut limit: Option<usize> = None;
     let mut i = 0;
     while i < frames.len() {
-        let shown = lines.len();
-        if own_from.is_some_and(|from: usize| shown >= max.max(from + 3)) {
+        if limit.is_some_and(|l| lines.len() >= l) {
             break;
         }
         match dependency(&frames[i]) {
@@ -336,7 +336,7 @@ fn frame_lines(frames: &[Frame], max: usize) -> Vec<String> {
                 i += run;
             }
             None => {
-                own_from.get_or_insert(shown);
+                limit.get_or_insert(max.max(lines.len() + 3));
                 lines.push(line(&frames[i]));
                 i += 1;
             }

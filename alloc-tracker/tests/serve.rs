@@ -21,11 +21,11 @@ mod protobuf;
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
 
-/// `GET path` over HTTP/1.1; the status and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+/// `METHOD path` over HTTP/1.1, no body; the status and the body.
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
@@ -33,6 +33,16 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
     (status, raw[split + 4..].to_vec())
+}
+
+/// `GET path`; the status and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    request(addr, "GET", path)
+}
+
+/// `POST path`, no body; the status and the body.
+fn post(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    request(addr, "POST", path)
 }
 
 /// The samples of a text exposition, by (name, labels), checking that each
@@ -202,18 +212,6 @@ fn gos_profile_parameters_index_text_windows_and_bad_values() {
         assert!(body.contains(parameter) && body.lines().count() == 1, "{path}: {body}");
     }
     drop((before, during));
-}
-
-/// `POST path` over HTTP/1.1, no body; the status and the body.
-fn post(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), raw[split + 4..].to_vec())
 }
 
 #[test]

@@ -76,32 +76,27 @@ fn bars(title: &str, unit: &str, items: &[Bar], log: bool) -> String {
         escape(title),
         label_w + bar_w + 140
     );
+    // A grid line at `v`, labelled under the axis.
+    let grid = |s: &mut String, v: f64, label: String| {
+        let gx = x(v);
+        let _ = write!(
+            s,
+            "<line x1=\"{gx}\" x2=\"{gx}\" y1=\"4\" y2=\"{}\" stroke=\"#ddd\"/>\
+             <text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"11\">{}</text>",
+            height - 16,
+            height - 4,
+            escape(&label)
+        );
+    };
     if log {
         let mut d = lo;
         while d <= hi * 1.0001 {
-            let gx = x(d);
-            let _ = write!(
-                s,
-                "<line x1=\"{gx}\" x2=\"{gx}\" y1=\"4\" y2=\"{}\" stroke=\"#ddd\"/>\
-                 <text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"11\">{}</text>",
-                height - 16,
-                height - 4,
-                escape(&super::num::time(d))
-            );
+            grid(&mut s, d, super::num::time(d));
             d *= 10.0;
         }
     } else {
-        let ticks = linear_ticks(hi);
-        for t in ticks {
-            let gx = x(t);
-            let _ = write!(
-                s,
-                "<line x1=\"{gx}\" x2=\"{gx}\" y1=\"4\" y2=\"{}\" stroke=\"#ddd\"/>\
-                 <text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"11\">{}</text>",
-                height - 16,
-                height - 4,
-                escape(&sig(t))
-            );
+        for t in linear_ticks(hi) {
+            grid(&mut s, t, sig(t));
         }
         let _ = write!(
             s,
