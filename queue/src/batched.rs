@@ -14,7 +14,7 @@ use crate::{Message, MessageRef, Pool, PoolStats, PooledMessage, Queue, QueueCon
 
 #[derive(Debug)]
 struct Ring {
-    items: VecDeque<Message>,
+    items: VecDeque<Box<Message>>,
     closed: bool,
     waiting_producers: usize,
     waiting_consumers: usize,
@@ -167,10 +167,9 @@ impl Queue for Batched {
                 return if done == 0 { Err(QueueError::Closed) } else { Ok(done) };
             }
             let room = self.capacity - ring.items.len();
-            for m in &msgs[done..msgs.len().min(done + room)] {
-                self.push(&mut ring, m);
-                done += 1;
-            }
+            let chunk = &msgs[done..msgs.len().min(done + room)];
+            self.pool.take_each(chunk, |m| ring.items.push_back(m));
+            done += chunk.len();
             self.pushed(ring);
         }
         Ok(done)

@@ -76,7 +76,7 @@ pub use crate::baseline::Baseline;
 pub use crate::batched::Batched;
 pub use crate::lockfree::{LockFree, WaitCounts};
 pub use crate::message::{Message, MessageRef};
-pub use crate::pool::{Pool, PoolConfig, PoolStats, PooledMessage};
+pub use crate::pool::{Pool, PoolConfig, PoolStats, PooledMessage, THREAD_CACHE, TRANSFER};
 pub use crate::pooled::Pooled;
 
 /// Why an enqueue or dequeue did not happen.

@@ -136,10 +136,16 @@ impl LockFree {
     }
 
     fn try_write(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
+        self.write(msg)?;
+        self.not_empty.notify();
+        Ok(())
+    }
+
+    /// Copies `msg` into a free slot, in place; wakes nobody.
+    #[inline]
+    fn write(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
         let mut slot = self.ring.push_ref().map_err(|_| QueueError::Full)?;
         slot.copy_from(msg);
-        drop(slot);
-        self.not_empty.notify();
         Ok(())
     }
 }
@@ -171,6 +177,55 @@ impl Queue for LockFree {
     fn try_enqueue(&self, msg: &MessageRef<'_>) -> Result<(), QueueError> {
         let _in_flight = self.closing.enter()?;
         self.try_write(msg)
+    }
+
+    /// 64 messages per call: one announcement to the close protocol and
+    /// one wake-up check per batch instead of per message; each message
+    /// still claims its own slot.
+    const BATCH: usize = 64;
+
+    fn enqueue_batch(&self, msgs: &[MessageRef<'_>]) -> Result<usize, QueueError> {
+        let _in_flight = self.closing.enter()?;
+        for (done, msg) in msgs.iter().enumerate() {
+            if self.write(msg).is_ok() {
+                continue;
+            }
+            // Full: let the consumers see what this call wrote, then wait
+            // for room as `enqueue` does.
+            if done > 0 {
+                self.not_empty.notify();
+            }
+            let written = self.not_full.wait_for(|| match self.write(msg) {
+                Ok(()) => Some(true),
+                Err(_) if self.closing.is_closed() => Some(false),
+                Err(_) => None,
+            });
+            if !written {
+                return if done == 0 { Err(QueueError::Closed) } else { Ok(done) };
+            }
+        }
+        self.not_empty.notify();
+        Ok(msgs.len())
+    }
+
+    fn dequeue_batch<'q>(&'q self, out: &mut Vec<thingbuf::Ref<'q, Message>>, max: usize) -> Result<usize, QueueError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut n = 0;
+        while n < max {
+            match self.ring.pop_ref() {
+                Some(m) => out.push(m),
+                None if n == 0 => {
+                    // Empty: block for one message as `dequeue` does.
+                    out.push(self.dequeue()?);
+                }
+                None => break,
+            }
+            n += 1;
+        }
+        self.not_full.notify();
+        Ok(n)
     }
 
     fn dequeue(&self) -> Result<thingbuf::Ref<'_, Message>, QueueError> {

@@ -14,11 +14,14 @@
 //! - At most [`PoolConfig::max_retained`] messages are retained; the pool
 //!   frees the rest. It never grows without bound.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use thread_local::ThreadLocal;
 
 use crate::recycling::Recycling;
 use crate::{Message, MessageRef};
@@ -65,7 +68,45 @@ pub struct PoolStats {
     pub retained: usize,
 }
 
-/// A bounded pool of reusable [`Message`]s.
+/// Messages moved at once between a thread's cache and the pool's shared
+/// store (a refill of an empty cache, or a flush of a full one), as
+/// jemalloc's thread cache fills and flushes its bins in batches and Go's
+/// `sync.Pool` moves objects between its per-P private slots and shared
+/// chains.
+pub const TRANSFER: usize = 32;
+
+/// The most messages one thread's cache keeps (at most
+/// [`PoolConfig::max_retained`] altogether).
+pub const THREAD_CACHE: usize = 2 * TRANSFER;
+
+/// One thread's cache of a pool, on its own cache line.
+struct ThreadCache {
+    items: RefCell<Vec<Box<Message>>>,
+    /// `items.len()`, for [`Pool::stats`] on any thread.
+    len: Arc<AtomicUsize>,
+    /// How many messages this cache may keep: its share of
+    /// `max_retained`, reserved when the cache was made.
+    quota: usize,
+}
+
+/// A bounded pool of reusable [`Message`]s, cached per thread.
+///
+/// Each thread that takes or gives back messages has a cache of its own
+/// (at most [`THREAD_CACHE`] messages), which [`take`](Pool::take) and
+/// [`give_back`](Pool::give_back) use without any atomic operation or lock;
+/// a cache that runs empty takes [`TRANSFER`] messages from the pool's
+/// shared store at once, and a full one moves [`TRANSFER`] there, so a
+/// message that a consumer thread gives back reaches a producer thread in
+/// batches, one lock per [`TRANSFER`] messages. As Go's `sync.Pool`: an
+/// object may come back on another thread than the one that took it, and
+/// the pool may drop what it does not want to keep.
+///
+/// What it keeps is capped: the shared store and the threads' caches
+/// together hold at most [`PoolConfig::max_retained`] messages (each cache
+/// reserves its share when a thread first uses the pool; a thread that
+/// finds nothing left to reserve uses the shared store directly). A
+/// thread's cache is freed with the pool, not when the thread exits; a new
+/// thread may inherit an exited one's cache.
 ///
 /// # Examples
 ///
@@ -75,13 +116,19 @@ pub struct PoolStats {
 /// let pool = Pool::new(PoolConfig::default());
 /// let m = pool.take(&MessageRef { id: "a", payload: b"xyz", seq: 1, stamp_ns: 0 });
 /// assert_eq!(m.payload(), b"xyz");
-/// drop(m); // back to the pool
+/// drop(m); // back to this thread's cache
 /// let again = pool.take(&MessageRef { id: "b", payload: b"", seq: 2, stamp_ns: 0 });
 /// assert_eq!(pool.stats().created, 1, "the first message was reused");
 /// # drop(again);
 /// ```
 pub struct Pool {
-    free: ArrayQueue<Message>,
+    caches: ThreadLocal<CachePadded<ThreadCache>>,
+    /// Every cache's length, for [`Pool::stats`] (a cache's `RefCell` can
+    /// only be read by its own thread).
+    cache_lens: Mutex<Vec<Arc<AtomicUsize>>>,
+    shared: Mutex<Vec<Box<Message>>>,
+    /// The caches' quotas, reserved out of `max_retained`.
+    reserved: AtomicUsize,
     config: PoolConfig,
     recycling: Recycling,
     created: AtomicU64,
@@ -95,8 +142,16 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// Locks `m`, whatever a panicking holder left: every critical section
+/// here is a sequence of whole `Vec` calls, which a panic cannot leave half
+/// done.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Pool {
-    /// A pool holding `config.prefill` new messages (counted as created).
+    /// A pool holding `config.prefill` new messages (counted as created)
+    /// in its shared store.
     ///
     /// # Panics
     ///
@@ -104,22 +159,57 @@ impl Pool {
     pub fn new(config: PoolConfig) -> Pool {
         assert!(config.max_retained > 0, "PoolConfig::max_retained must be at least 1");
         let pool = Pool {
-            free: ArrayQueue::new(config.max_retained),
+            caches: ThreadLocal::new(),
+            cache_lens: Mutex::new(Vec::new()),
+            shared: Mutex::new(Vec::with_capacity(config.max_retained)),
+            reserved: AtomicUsize::new(0),
             config,
             recycling: Recycling::new(&config),
             created: AtomicU64::new(0),
             discarded_oversize: AtomicU64::new(0),
             discarded_full: AtomicU64::new(0),
         };
-        for _ in 0..config.prefill.min(config.max_retained) {
-            pool.give_back(pool.create());
-        }
+        let prefill: Vec<Box<Message>> = (0..config.prefill.min(config.max_retained)).map(|_| pool.create()).collect();
+        lock(&pool.shared).extend(prefill);
         pool
     }
 
-    fn create(&self) -> Message {
+    fn create(&self) -> Box<Message> {
         self.created.fetch_add(1, Ordering::Relaxed);
-        self.recycling.new_message()
+        Box::new(self.recycling.new_message())
+    }
+
+    /// The calling thread's cache.
+    #[inline]
+    fn cache(&self) -> &ThreadCache {
+        match self.caches.get() {
+            Some(cache) => cache,
+            None => self.new_cache(),
+        }
+    }
+
+    /// Makes the calling thread's cache, on its first use of the pool (one
+    /// allocation for the cache, one for its length, and its buffer), and
+    /// reserves its quota.
+    #[cold]
+    #[inline(never)]
+    fn new_cache(&self) -> &ThreadCache {
+        self.caches.get_or(|| {
+            let quota = self
+                .reserved
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                    Some(r + THREAD_CACHE.min(self.config.max_retained.saturating_sub(r)))
+                })
+                .map_or(0, |before| THREAD_CACHE.min(self.config.max_retained.saturating_sub(before)));
+            let len = Arc::new(AtomicUsize::new(0));
+            lock(&self.cache_lens).push(Arc::clone(&len));
+            CachePadded::new(ThreadCache { items: RefCell::new(Vec::with_capacity(quota)), len, quota })
+        })
+    }
+
+    /// Room in the shared store: `max_retained` less the caches' quotas.
+    fn shared_cap(&self) -> usize {
+        self.config.max_retained.saturating_sub(self.reserved.load(Ordering::Relaxed))
     }
 
     /// The configuration.
@@ -128,70 +218,142 @@ impl Pool {
     }
 
     /// A message from the pool (or a new one) holding a copy of `m`.
+    #[inline]
     pub fn take(&self, m: &MessageRef<'_>) -> PooledMessage<'_> {
-        let mut msg = self.free.pop().unwrap_or_else(|| self.create());
+        let mut msg = self.take_message();
         msg.copy_from(m);
-        PooledMessage { msg, pool: self }
+        PooledMessage { msg: Some(msg), pool: self }
+    }
+
+    /// Copies each of `msgs` into a message of the pool (or a new one), in
+    /// order, and hands it to `put` off loan (as
+    /// [`PooledMessage::into_inner`]): one look-up of the thread's cache
+    /// for the whole batch.
+    pub fn take_each(&self, msgs: &[MessageRef<'_>], mut put: impl FnMut(Box<Message>)) {
+        let cache = self.cache();
+        for m in msgs {
+            let mut msg = self.take_from(cache);
+            msg.copy_from(m);
+            put(msg);
+        }
+    }
+
+    /// A retained message (from this thread's cache, refilled from the
+    /// shared store when empty), or a new one.
+    #[inline]
+    fn take_message(&self) -> Box<Message> {
+        self.take_from(self.cache())
+    }
+
+    #[inline]
+    fn take_from(&self, cache: &ThreadCache) -> Box<Message> {
+        let mut items = cache.items.borrow_mut();
+        let msg = match items.pop() {
+            Some(msg) => Some(msg),
+            None if cache.quota == 0 => lock(&self.shared).pop(),
+            None => {
+                // Within the cache's capacity (its quota): no allocation.
+                let mut shared = lock(&self.shared);
+                let from = shared.len() - TRANSFER.min(cache.quota).min(shared.len());
+                items.extend(shared.drain(from..));
+                drop(shared);
+                items.pop()
+            }
+        };
+        cache.len.store(items.len(), Ordering::Relaxed);
+        drop(items);
+        msg.unwrap_or_else(|| self.create())
     }
 
     /// Wraps a message taken out of this pool (with
     /// [`PooledMessage::into_inner`]) so that it comes back when dropped.
-    pub fn lend(&self, msg: Message) -> PooledMessage<'_> {
-        PooledMessage { msg, pool: self }
+    #[inline]
+    pub fn lend(&self, msg: Box<Message>) -> PooledMessage<'_> {
+        PooledMessage { msg: Some(msg), pool: self }
     }
 
-    /// Takes `msg` back: retained if its buffers are within the cap and the
-    /// pool has room, freed otherwise.
-    pub fn give_back(&self, msg: Message) {
+    /// Takes `msg` back: kept (in this thread's cache, which moves
+    /// [`TRANSFER`] messages to the shared store when full) if its buffers
+    /// are within the cap and the pool has room, freed otherwise.
+    pub fn give_back(&self, msg: Box<Message>) {
         if !self.recycling.keeps(&msg) {
             self.discarded_oversize.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if self.free.push(msg).is_err() {
+        let cache = self.cache();
+        let mut items = cache.items.borrow_mut();
+        let refused = if items.len() < cache.quota {
+            items.push(msg);
+            None
+        } else {
+            // Full (or no quota): move the oldest to the shared store, as
+            // many as it has room for, and keep `msg` here if that made
+            // room (else it goes to the store, or is dropped).
+            let mut shared = lock(&self.shared);
+            let room = self.shared_cap().saturating_sub(shared.len());
+            let n = TRANSFER.min(items.len()).min(room);
+            shared.extend(items.drain(..n));
+            if items.len() < cache.quota {
+                items.push(msg);
+                None
+            } else if shared.len() < self.shared_cap() {
+                shared.push(msg);
+                None
+            } else {
+                Some(msg)
+            }
+        };
+        cache.len.store(items.len(), Ordering::Relaxed);
+        drop(items);
+        if let Some(msg) = refused {
             self.discarded_full.fetch_add(1, Ordering::Relaxed);
+            drop(msg);
         }
     }
 
-    /// The pool's figures so far.
+    /// The pool's figures so far (`retained` is a snapshot: other threads'
+    /// caches may be changing).
     pub fn stats(&self) -> PoolStats {
+        let cached: usize = lock(&self.cache_lens).iter().map(|l| l.load(Ordering::Relaxed)).sum();
         PoolStats {
             created: self.created.load(Ordering::Relaxed),
             discarded_oversize: self.discarded_oversize.load(Ordering::Relaxed),
             discarded_full: self.discarded_full.load(Ordering::Relaxed),
-            retained: self.free.len(),
+            retained: lock(&self.shared).len() + cached,
         }
     }
 }
 
 /// A message on loan from a [`Pool`]; dropping it gives it back.
 pub struct PooledMessage<'p> {
-    msg: Message,
+    /// `None` only once [`into_inner`](PooledMessage::into_inner) took it.
+    msg: Option<Box<Message>>,
     pool: &'p Pool,
 }
 
 impl PooledMessage<'_> {
-    /// Takes the message off loan: it will not return to the pool unless
-    /// handed back with [`Pool::give_back`] or re-wrapped with [`Pool::lend`]
-    /// (the queues move messages through their transport this way).
-    pub fn into_inner(mut self) -> Message {
-        std::mem::take(&mut self.msg)
+    /// Takes the message object off loan: it will not return to the pool
+    /// unless handed back with [`Pool::give_back`] or re-wrapped with
+    /// [`Pool::lend`] (the queues move message objects through their
+    /// transport this way: a pointer, not the message).
+    pub fn into_inner(mut self) -> Box<Message> {
+        self.msg.take().expect("a loan holds its message until it ends")
     }
 }
 
 impl Deref for PooledMessage<'_> {
     type Target = Message;
 
+    #[inline]
     fn deref(&self) -> &Message {
-        &self.msg
+        self.msg.as_deref().expect("a loan holds its message until it ends")
     }
 }
 
 impl Drop for PooledMessage<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let msg = std::mem::take(&mut self.msg);
-        // `into_inner` leaves an empty message with no buffers: nothing to
-        // give back.
-        if msg.capacities() != (0, 0) {
+        if let Some(msg) = self.msg.take() {
             self.pool.give_back(msg);
         }
     }
@@ -199,6 +361,6 @@ impl Drop for PooledMessage<'_> {
 
 impl fmt::Debug for PooledMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.msg.fmt(f)
+        (**self).fmt(f)
     }
 }

@@ -24,7 +24,7 @@ use crate::{Message, MessageRef, Pool, PoolStats, PooledMessage, Queue, QueueCon
 /// ```
 #[derive(Debug)]
 pub struct Pooled {
-    channel: ClosableChannel<Message>,
+    channel: ClosableChannel<Box<Message>>,
     pool: Pool,
 }
 
@@ -38,7 +38,7 @@ impl Pooled {
         Pooled { channel: ClosableChannel::new(config.capacity), pool: Pool::new(config.pool) }
     }
 
-    fn copy(&self, msg: &MessageRef<'_>) -> Message {
+    fn copy(&self, msg: &MessageRef<'_>) -> Box<Message> {
         self.pool.take(msg).into_inner()
     }
 }

@@ -73,14 +73,17 @@ fn lockfree_steady_state_allocates_nothing() {
     steady_state_allocates_nothing::<LockFree>();
 }
 
-#[test]
-fn batched_batches_allocate_nothing_in_steady_state() {
-    let q = Batched::new(QueueConfig::default());
+/// Batches of 64 through `enqueue_batch` and `dequeue_batch`, after one
+/// pass over every slot: no allocation.
+fn batches_allocate_nothing_in_steady_state<Q: Queue>() {
+    let q = Q::from_config(QueueConfig::default());
     let batch: Vec<_> = (0..64).map(msg).collect();
     let mut out = Vec::with_capacity(64);
-    q.enqueue_batch(&batch).unwrap();
-    q.dequeue_batch(&mut out, 64).unwrap();
-    out.clear();
+    for _ in 0..q.capacity() / 64 {
+        q.enqueue_batch(&batch).unwrap();
+        q.dequeue_batch(&mut out, 64).unwrap();
+        out.clear();
+    }
     assert_no_alloc(|| {
         for _ in 0..MESSAGES / 64 {
             assert_eq!(q.enqueue_batch(&batch), Ok(64));
@@ -88,6 +91,65 @@ fn batched_batches_allocate_nothing_in_steady_state() {
             out.clear();
         }
     });
+}
+
+#[test]
+fn batched_batches_allocate_nothing_in_steady_state() {
+    batches_allocate_nothing_in_steady_state::<Batched>();
+}
+
+#[test]
+fn lockfree_batches_allocate_nothing_in_steady_state() {
+    batches_allocate_nothing_in_steady_state::<LockFree>();
+}
+
+/// The pooled variants' steady state across threads: a producer thread
+/// takes messages, a consumer thread gives them back, and the batches
+/// that move between the two threads' caches and the shared store let the
+/// producer allocate nothing, exactly. The pool holds the working set from
+/// the start: the producer's cache can only run dry with the shared store
+/// empty when every message is in the queue (256), the consumer's cache
+/// (`THREAD_CACHE`) or the consumer's hand (1), so one more than that is
+/// enough, whatever the threads' timing.
+fn producer_allocates_nothing_when_another_thread_gives_back<Q: Queue + 'static>() {
+    let capacity = 256;
+    let mut config = QueueConfig { capacity, ..QueueConfig::default() };
+    config.pool.prefill = capacity + queue::THREAD_CACHE + 2;
+    let q = std::sync::Arc::new(Q::from_config(config));
+    let consumer = {
+        let q = std::sync::Arc::clone(&q);
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while let Ok(m) = q.dequeue() {
+                assert_eq!(m.seq(), n);
+                n += 1;
+            }
+            n
+        })
+    };
+    // Warm-up: the pool grows to what is in flight at once.
+    for seq in 0..MESSAGES {
+        q.enqueue(&msg(seq)).unwrap();
+    }
+    let ((), produced) = measure(|| {
+        for seq in MESSAGES..11 * MESSAGES {
+            q.enqueue(&msg(seq)).unwrap();
+        }
+    });
+    q.close();
+    assert_eq!(consumer.join().unwrap(), 11 * MESSAGES);
+    assert_eq!((produced.allocs, produced.bytes_allocated), (0, 0), "{produced}");
+    assert_eq!(q.pool_stats().unwrap().created, config.pool.prefill as u64, "nothing created after the prefill");
+}
+
+#[test]
+fn pooled_producer_allocates_nothing_when_the_consumer_gives_back() {
+    producer_allocates_nothing_when_another_thread_gives_back::<Pooled>();
+}
+
+#[test]
+fn batched_producer_allocates_nothing_when_the_consumer_gives_back() {
+    producer_allocates_nothing_when_another_thread_gives_back::<Batched>();
 }
 
 #[test]

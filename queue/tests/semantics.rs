@@ -81,6 +81,26 @@ fn close_wakes_a_blocked_consumer_and_a_blocked_producer() {
     });
 }
 
+/// A batch that fills the queue and waits for room when the queue closes:
+/// it reports how many it enqueued, and exactly those are delivered.
+#[test]
+fn close_ends_a_blocked_batch_with_the_count_it_enqueued() {
+    for_each_variant!(Q => {
+        let q: Arc<Q> = Arc::new(small(2));
+        let producer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.enqueue_batch(&(0..5).map(msg).collect::<Vec<_>>()))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        let name = q.name();
+        assert_eq!(within(10, name, move || producer.join().unwrap()), Ok(2), "{name}");
+        let mut out = Vec::new();
+        while q.dequeue_batch(&mut out, 8).is_ok() {}
+        assert_eq!(out.iter().map(|m| m.seq()).collect::<Vec<_>>(), [0, 1], "{name}");
+    });
+}
+
 #[test]
 fn batch_dequeue_appends_and_keeps_the_buffer() {
     for_each_variant!(Q => {
@@ -145,6 +165,30 @@ fn the_pool_retains_at_most_max_retained_messages() {
     drop(loans);
     let s = pool.stats();
     assert_eq!((s.retained, s.discarded_full), (2, 3));
+}
+
+/// Per-thread caches included, the pool keeps at most `max_retained`:
+/// four threads each give back 50 messages to a pool capped at 100.
+#[test]
+fn the_threads_caches_count_towards_max_retained() {
+    let pool = Pool::new(PoolConfig { max_retained: 100, ..PoolConfig::default() });
+    // All four hold their loans at once, so that each thread has its own
+    // cache (an exited thread's cache goes to the next new thread).
+    let taken = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (pool, taken) = (&pool, &taken);
+            s.spawn(move || {
+                let loans: Vec<_> = (0..50).map(|i| pool.take(&msg(t * 50 + i))).collect();
+                taken.wait();
+                drop(loans);
+            });
+        }
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.created, 200);
+    assert_eq!(stats.retained as u64 + stats.discarded_full, 200);
+    assert!(stats.retained <= 100, "{stats:?}");
 }
 
 #[test]

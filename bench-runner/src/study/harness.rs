@@ -103,11 +103,12 @@ impl<'a> Harness<'a> {
 
     /// A new queue sized for the workload: pooled variants retain every
     /// message that can be in flight at once (the queue full, a batch in
-    /// each producer's and each consumer's hands), prefilled.
+    /// each producer's and each consumer's hands, and each thread's pool
+    /// cache full), prefilled.
     pub fn queue<Q: Queue>(&self) -> Q {
         let w = self.workload;
         let mut c = QueueConfig { capacity: w.capacity as usize, ..QueueConfig::default() };
-        let in_flight = c.capacity + BATCH * (w.producers + w.consumers) as usize;
+        let in_flight = c.capacity + (BATCH + queue::THREAD_CACHE) * (w.producers + w.consumers) as usize;
         c.pool.max_retained = c.pool.max_retained.max(2 * in_flight);
         c.pool.prefill = in_flight;
         c.pool.payload_capacity = c.pool.payload_capacity.max(w.payload_bytes.max);
@@ -185,8 +186,16 @@ pub fn receive<'q, Q: Queue>(
         received(&m, end_to_end);
     } else {
         q.dequeue_batch(out, max)?;
+        // The messages of one call arrive together: one clock read for the
+        // batch's timed messages.
+        let mut now = 0;
         for m in out.drain(..) {
-            received(&m, end_to_end);
+            if m.stamp_ns() != 0 && m.seq() != MARKER {
+                if now == 0 {
+                    now = now_ns();
+                }
+                end_to_end.saturating_record(now.saturating_sub(m.stamp_ns()));
+            }
         }
     }
     Ok(())
