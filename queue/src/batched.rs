@@ -4,11 +4,14 @@
 //! operations"). Single operations work too. Steady state: 0 allocations
 //! per message.
 //!
-//! Producers and consumers wait on condition variables, and are notified
-//! only when someone waits (a notification is a system call).
+//! Producers and consumers that find the ring full or empty spin and yield
+//! briefly, then wait on condition variables, and are notified only when
+//! someone waits (a notification is a system call).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crossbeam_utils::Backoff;
 
 use crate::{Message, MessageRef, Pool, PoolStats, PooledMessage, Queue, QueueConfig, QueueError};
 
@@ -74,9 +77,25 @@ impl Batched {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Locks the ring once `ready` holds, spinning and yielding briefly
+    /// (`crossbeam_utils::Backoff`) before the caller sleeps on a condition
+    /// variable: the other side usually makes it true within microseconds,
+    /// and a sleep costs both sides a system call.
+    fn lock_when(&self, ready: impl Fn(&Ring) -> bool) -> MutexGuard<'_, Ring> {
+        let backoff = Backoff::new();
+        loop {
+            let ring = self.lock();
+            if ready(&ring) || backoff.is_completed() {
+                return ring;
+            }
+            drop(ring);
+            backoff.snooze();
+        }
+    }
+
     /// Waits until there is room (or the queue closed).
     fn lock_with_room(&self) -> MutexGuard<'_, Ring> {
-        let mut ring = self.lock();
+        let mut ring = self.lock_when(|r| r.items.len() < self.capacity || r.closed);
         while ring.items.len() == self.capacity && !ring.closed {
             ring.waiting_producers += 1;
             ring = self.not_full.wait(ring).unwrap_or_else(|e| e.into_inner());
@@ -87,7 +106,7 @@ impl Batched {
 
     /// Waits until there is a message (or the queue closed).
     fn lock_with_message(&self) -> MutexGuard<'_, Ring> {
-        let mut ring = self.lock();
+        let mut ring = self.lock_when(|r| !r.items.is_empty() || r.closed);
         while ring.items.is_empty() && !ring.closed {
             ring.waiting_consumers += 1;
             ring = self.not_empty.wait(ring).unwrap_or_else(|e| e.into_inner());
@@ -161,16 +180,29 @@ impl Queue for Batched {
 
     fn enqueue_batch(&self, msgs: &[MessageRef<'_>]) -> Result<usize, QueueError> {
         let mut done = 0;
-        while done < msgs.len() {
-            let mut ring = self.lock_with_room();
-            if ring.closed {
-                return if done == 0 { Err(QueueError::Closed) } else { Ok(done) };
+        for chunk in msgs.chunks(Self::BATCH) {
+            // Copied in before the lock is taken, so that the lock is held
+            // only to move pointers.
+            let mut staged: [Option<Box<Message>>; Self::BATCH] = [const { None }; Self::BATCH];
+            let mut n = 0;
+            self.pool.take_each(chunk, |m| {
+                staged[n] = Some(m);
+                n += 1;
+            });
+            let mut next = 0;
+            while next < n {
+                let mut ring = self.lock_with_room();
+                if ring.closed {
+                    drop(ring);
+                    staged.into_iter().flatten().for_each(|m| self.pool.give_back(m));
+                    return if done == 0 { Err(QueueError::Closed) } else { Ok(done) };
+                }
+                let k = (self.capacity - ring.items.len()).min(n - next);
+                ring.items.extend(staged[next..next + k].iter_mut().flat_map(Option::take));
+                next += k;
+                done += k;
+                self.pushed(ring);
             }
-            let room = self.capacity - ring.items.len();
-            let chunk = &msgs[done..msgs.len().min(done + room)];
-            self.pool.take_each(chunk, |m| ring.items.push_back(m));
-            done += chunk.len();
-            self.pushed(ring);
         }
         Ok(done)
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::closing::Closing;
+use crate::closing::{Closing, InFlight};
 use crate::QueueError;
 
 /// How often a blocked send or receive looks at the closed flag.
@@ -31,19 +31,32 @@ impl<T> ClosableChannel<T> {
     /// on goes to `refused`.
     pub(crate) fn send(&self, make: impl FnOnce() -> T, refused: impl FnOnce(T)) -> Result<(), QueueError> {
         let _in_flight = self.closing.enter()?;
+        self.send_announced(make()).map_err(|item| {
+            refused(item);
+            QueueError::Closed
+        })
+    }
+
+    /// Announces a producer for several sends ([`Closing::enter`]); fails
+    /// if the queue is closed.
+    pub(crate) fn enter(&self) -> Result<InFlight<'_>, QueueError> {
+        self.closing.enter()
+    }
+
+    /// Sends `item` for a producer announced with [`enter`](Self::enter),
+    /// blocking while the channel is full; hands `item` back if the queue
+    /// closes meanwhile.
+    pub(crate) fn send_announced(&self, item: T) -> Result<(), T> {
         // Try first: a timed send reads the clock, which costs more than the
         // whole non-blocking send.
-        let mut item = match self.tx.try_send(make()) {
+        let mut item = match self.tx.try_send(item) {
             Ok(()) => return Ok(()),
             Err(e) => e.into_inner(),
         };
         loop {
             match self.tx.send_timeout(item, CLOSE_POLL) {
                 Ok(()) => return Ok(()),
-                Err(e) if self.closing.is_closed() => {
-                    refused(e.into_inner());
-                    return Err(QueueError::Closed);
-                }
+                Err(e) if self.closing.is_closed() => return Err(e.into_inner()),
                 Err(e) => item = e.into_inner(),
             }
         }

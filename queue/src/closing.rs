@@ -13,14 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crossbeam_utils::Backoff;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::QueueError;
 
 #[derive(Debug, Default)]
 pub(crate) struct Closing {
     closed: AtomicBool,
-    inflight: AtomicUsize,
+    /// On a cache line of its own: every enqueue writes it twice, and a
+    /// consumer reading a neighbouring field (the channel's receiver, the
+    /// ring's slots) would otherwise pull the line across cores each time
+    /// (measured: the two writes were 17 % of `pooled`'s threads mode).
+    inflight: CachePadded<AtomicUsize>,
 }
 
 /// A producer in flight; withdraws on drop.

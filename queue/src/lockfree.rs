@@ -212,20 +212,16 @@ impl Queue for LockFree {
         if max == 0 {
             return Ok(0);
         }
-        let mut n = 0;
-        while n < max {
-            match self.ring.pop_ref() {
-                Some(m) => out.push(m),
-                None if n == 0 => {
-                    // Empty: block for one message as `dequeue` does.
-                    out.push(self.dequeue()?);
-                }
-                None => break,
-            }
-            n += 1;
+        let before = out.len();
+        out.extend(std::iter::from_fn(|| self.ring.pop_ref()).take(max));
+        if out.len() == before {
+            // Empty: block for one message as `dequeue` does (it wakes a
+            // waiting producer), then take what else is there.
+            out.push(self.dequeue()?);
+            out.extend(std::iter::from_fn(|| self.ring.pop_ref()).take(max - 1));
         }
         self.not_full.notify();
-        Ok(n)
+        Ok(out.len() - before)
     }
 
     fn dequeue(&self) -> Result<thingbuf::Ref<'_, Message>, QueueError> {

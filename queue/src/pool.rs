@@ -81,6 +81,7 @@ pub const THREAD_CACHE: usize = 2 * TRANSFER;
 
 /// One thread's cache of a pool, on its own cache line.
 struct ThreadCache {
+    #[expect(clippy::vec_box, reason = "message objects travel as pointers, through the queues too")]
     items: RefCell<Vec<Box<Message>>>,
     /// `items.len()`, for [`Pool::stats`] on any thread.
     len: Arc<AtomicUsize>,
@@ -126,6 +127,7 @@ pub struct Pool {
     /// Every cache's length, for [`Pool::stats`] (a cache's `RefCell` can
     /// only be read by its own thread).
     cache_lens: Mutex<Vec<Arc<AtomicUsize>>>,
+    #[expect(clippy::vec_box, reason = "message objects travel as pointers, through the queues too")]
     shared: Mutex<Vec<Box<Message>>>,
     /// The caches' quotas, reserved out of `max_retained`.
     reserved: AtomicUsize,
@@ -248,18 +250,30 @@ impl Pool {
     #[inline]
     fn take_from(&self, cache: &ThreadCache) -> Box<Message> {
         let mut items = cache.items.borrow_mut();
-        let msg = match items.pop() {
-            Some(msg) => Some(msg),
-            None if cache.quota == 0 => lock(&self.shared).pop(),
-            None => {
-                // Within the cache's capacity (its quota): no allocation.
-                let mut shared = lock(&self.shared);
-                let from = shared.len() - TRANSFER.min(cache.quota).min(shared.len());
-                items.extend(shared.drain(from..));
-                drop(shared);
-                items.pop()
-            }
+        if let Some(msg) = items.pop() {
+            cache.len.store(items.len(), Ordering::Relaxed);
+            return msg;
+        }
+        drop(items);
+        self.take_refill(cache)
+    }
+
+    /// `take` from an empty cache: refills it with up to [`TRANSFER`]
+    /// messages from the shared store (within its quota: no allocation),
+    /// or takes one from the store directly (no quota), or creates one.
+    #[cold]
+    #[inline(never)]
+    fn take_refill(&self, cache: &ThreadCache) -> Box<Message> {
+        let mut items = cache.items.borrow_mut();
+        let mut shared = lock(&self.shared);
+        let msg = if cache.quota == 0 {
+            shared.pop()
+        } else {
+            let from = shared.len() - TRANSFER.min(cache.quota).min(shared.len());
+            items.extend(shared.drain(from..));
+            items.pop()
         };
+        drop(shared);
         cache.len.store(items.len(), Ordering::Relaxed);
         drop(items);
         msg.unwrap_or_else(|| self.create())
@@ -275,6 +289,7 @@ impl Pool {
     /// Takes `msg` back: kept (in this thread's cache, which moves
     /// [`TRANSFER`] messages to the shared store when full) if its buffers
     /// are within the cap and the pool has room, freed otherwise.
+    #[inline]
     pub fn give_back(&self, msg: Box<Message>) {
         if !self.recycling.keeps(&msg) {
             self.discarded_oversize.fetch_add(1, Ordering::Relaxed);
@@ -282,27 +297,37 @@ impl Pool {
         }
         let cache = self.cache();
         let mut items = cache.items.borrow_mut();
+        if items.len() < cache.quota {
+            items.push(msg);
+            cache.len.store(items.len(), Ordering::Relaxed);
+        } else {
+            drop(items);
+            self.give_back_full(cache, msg);
+        }
+    }
+
+    /// `give_back` to a full cache (or a thread with no quota): moves the
+    /// oldest messages to the shared store, as many as it has room for,
+    /// and keeps `msg` in the cache if that made room (else it goes to the
+    /// store, or is dropped).
+    #[cold]
+    #[inline(never)]
+    fn give_back_full(&self, cache: &ThreadCache, msg: Box<Message>) {
+        let mut items = cache.items.borrow_mut();
+        let mut shared = lock(&self.shared);
+        let room = self.shared_cap().saturating_sub(shared.len());
+        let n = TRANSFER.min(items.len()).min(room);
+        shared.extend(items.drain(..n));
         let refused = if items.len() < cache.quota {
             items.push(msg);
             None
+        } else if shared.len() < self.shared_cap() {
+            shared.push(msg);
+            None
         } else {
-            // Full (or no quota): move the oldest to the shared store, as
-            // many as it has room for, and keep `msg` here if that made
-            // room (else it goes to the store, or is dropped).
-            let mut shared = lock(&self.shared);
-            let room = self.shared_cap().saturating_sub(shared.len());
-            let n = TRANSFER.min(items.len()).min(room);
-            shared.extend(items.drain(..n));
-            if items.len() < cache.quota {
-                items.push(msg);
-                None
-            } else if shared.len() < self.shared_cap() {
-                shared.push(msg);
-                None
-            } else {
-                Some(msg)
-            }
+            Some(msg)
         };
+        drop(shared);
         cache.len.store(items.len(), Ordering::Relaxed);
         drop(items);
         if let Some(msg) = refused {

@@ -13,7 +13,10 @@ use crate::{Message, PoolConfig};
 pub(crate) struct Recycling {
     id_capacity: usize,
     payload_capacity: usize,
-    retention_factor: usize,
+    /// The largest buffers kept: `retention_factor` times the initial
+    /// capacities, computed once (every give-back compares with them).
+    id_limit: usize,
+    payload_limit: usize,
 }
 
 impl Recycling {
@@ -22,7 +25,8 @@ impl Recycling {
         Recycling {
             id_capacity: config.id_capacity,
             payload_capacity: config.payload_capacity,
-            retention_factor: config.retention_factor,
+            id_limit: config.retention_factor.saturating_mul(config.id_capacity),
+            payload_limit: config.retention_factor.saturating_mul(config.payload_capacity),
         }
     }
 
@@ -33,10 +37,10 @@ impl Recycling {
     }
 
     /// Whether `m`'s buffers are still within the retention cap.
+    #[inline]
     pub(crate) fn keeps(&self, m: &Message) -> bool {
         let (id, payload) = m.capacities();
-        let factor = self.retention_factor;
-        id <= factor.saturating_mul(self.id_capacity) && payload <= factor.saturating_mul(self.payload_capacity)
+        id <= self.id_limit && payload <= self.payload_limit
     }
 }
 
