@@ -1,11 +1,15 @@
-//! What limits cross-thread throughput on this machine, measured:
+//! What limits the queue's throughput on this machine, measured:
 //!
 //! 1. the one-way transfer of a cache line between two threads (an atomic
 //!    counter handed back and forth), the floor under any message passed
 //!    from one core to another;
-//! 2. `LockFree` with one producer and one consumer thread: throughput, and
-//!    how often each side found the ring full or empty and had to wait or
-//!    sleep (the wake-ups).
+//! 2. one uncontended locked read-modify-write (`fetch_add`): every
+//!    compare-and-swap of a ring's index, every close-protocol
+//!    announcement, costs at least this, and it serialises the core;
+//! 3. every variant with one producer and one consumer thread, one message
+//!    per call and then [`Queue::BATCH`] per call: nanoseconds per message
+//!    and what that is in one-way cache-line transfers; for `lockfree`,
+//!    how often each side found the ring full or empty.
 //!
 //! `cargo run --release -p queue --example limits`
 
@@ -14,9 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use queue::{LockFree, MessageRef, Queue, QueueConfig};
+use queue::{LockFree, MessageRef, Queue, QueueConfig, Variant, VariantVisitor};
 
 const ROUND_TRIPS: u64 = 1_000_000;
+const RMWS: u64 = 10_000_000;
 const MESSAGES: u64 = 2_000_000;
 const REPEATS: usize = 5;
 
@@ -49,24 +54,60 @@ fn ping_pong() -> f64 {
     ns
 }
 
-fn lockfree_threads() -> (f64, queue::WaitCounts) {
-    let q = Arc::new(LockFree::new(QueueConfig::default()));
+/// Nanoseconds per uncontended `fetch_add` (a `lock xadd` on x86-64).
+fn locked_rmw() -> f64 {
+    let line = Line(AtomicU64::new(0));
+    let start = Instant::now();
+    for _ in 0..RMWS {
+        black_box(&line).0.fetch_add(1, Ordering::SeqCst);
+    }
+    start.elapsed().as_nanos() as f64 / RMWS as f64
+}
+
+/// One producer and one consumer thread moving [`MESSAGES`] messages
+/// through a new queue of type `Q`, `batch` per call: nanoseconds per
+/// message, and the queue itself (for its wait counts).
+fn threads<Q: Queue + 'static>(batch: usize) -> (f64, Arc<Q>) {
+    let q = Arc::new(Q::from_config(QueueConfig::default()));
     let consumer = {
         let q = Arc::clone(&q);
         std::thread::spawn(move || {
-            while let Ok(m) = q.dequeue() {
-                black_box(m.seq());
+            let mut out = Vec::with_capacity(batch);
+            loop {
+                if batch == 1 {
+                    match q.dequeue() {
+                        Ok(m) => black_box(m.seq()),
+                        Err(_) => return,
+                    };
+                } else {
+                    let more = q.dequeue_batch(&mut out, batch).is_ok();
+                    out.drain(..).for_each(|m| {
+                        black_box(m.seq());
+                    });
+                    if !more {
+                        return;
+                    }
+                }
             }
         })
     };
     let payload = [0xA5u8; 32];
+    let message = |seq| MessageRef { id: "message-00000001", payload: &payload, seq, stamp_ns: 0 };
     let start = Instant::now();
-    for seq in 0..MESSAGES {
-        q.enqueue(&MessageRef { id: "message-00000001", payload: &payload, seq, stamp_ns: 0 }).unwrap();
+    let mut seq = 0;
+    while seq < MESSAGES {
+        if batch == 1 {
+            q.enqueue(&message(seq)).unwrap();
+            seq += 1;
+        } else {
+            let msgs: Vec<_> = (seq..seq + batch as u64).map(message).collect();
+            q.enqueue_batch(&msgs).unwrap();
+            seq += batch as u64;
+        }
     }
     q.close();
     consumer.join().unwrap();
-    (start.elapsed().as_nanos() as f64 / MESSAGES as f64, q.wait_counts())
+    (start.elapsed().as_nanos() as f64 / seq as f64, q)
 }
 
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -74,27 +115,47 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn main() {
-    let mut transfers = Vec::new();
-    let mut messages = Vec::new();
-    let mut waits = Vec::new();
-    for _ in 0..REPEATS {
-        transfers.push(ping_pong());
-        let (ns, w) = lockfree_threads();
-        messages.push(ns);
-        waits.push(w);
+/// Every run of one variant: single calls, then batch calls.
+struct Runs;
+
+impl VariantVisitor for Runs {
+    type Output = [Vec<f64>; 2];
+    fn visit<Q: Queue + 'static>(self) -> [Vec<f64>; 2] {
+        [(0..REPEATS).map(|_| threads::<Q>(1).0).collect(), (0..REPEATS).map(|_| threads::<Q>(Q::BATCH).0).collect()]
     }
-    let (t, tlo, thi) = median(transfers);
-    let (m, mlo, mhi) = median(messages);
+}
+
+/// A variant's batch size.
+struct Batch;
+
+impl VariantVisitor for Batch {
+    type Output = usize;
+    fn visit<Q: Queue + 'static>(self) -> usize {
+        Q::BATCH
+    }
+}
+
+fn main() {
+    let (t, tlo, thi) = median((0..REPEATS).map(|_| ping_pong()).collect());
     println!("cache-line transfer, one way: {t:.1} ns median ({tlo:.1}-{thi:.1}), {REPEATS} runs of {ROUND_TRIPS} round trips");
-    println!(
-        "lockfree, 1 producer + 1 consumer thread: {m:.1} ns/msg median ({mlo:.1}-{mhi:.1}) = {:.1} M msg/s, {REPEATS} runs of {MESSAGES} messages",
-        1e3 / m
-    );
-    println!("  = {:.1} one-way cache-line transfers per message", m / t);
+    let (r, rlo, rhi) = median((0..REPEATS).map(|_| locked_rmw()).collect());
+    println!("locked read-modify-write, uncontended: {r:.1} ns median ({rlo:.1}-{rhi:.1}), {REPEATS} runs of {RMWS}");
+    println!("1 producer + 1 consumer thread, {REPEATS} runs of {MESSAGES} messages each, ns/msg median (min-max) = one-way transfers per message:");
+    for &v in Variant::ALL {
+        let [single, batched] = v.visit(Runs);
+        let batch = v.visit(Batch);
+        let (s, slo, shi) = median(single);
+        print!("  {:<9} 1 per call: {s:6.1} ({slo:.1}-{shi:.1}) = {:4.1}", v.name(), s / t);
+        if batch > 1 {
+            let (b, blo, bhi) = median(batched);
+            print!("   {batch} per call: {b:6.1} ({blo:.1}-{bhi:.1}) = {:4.1}", b / t);
+        }
+        println!();
+    }
+    let waits: Vec<_> = (0..REPEATS).map(|_| threads::<LockFree>(1).1.wait_counts()).collect();
     for (i, w) in waits.iter().enumerate() {
         println!(
-            "  run {}: producer found the ring full {} times ({} sleeps), consumer found it empty {} times ({} sleeps)",
+            "  lockfree, 1 per call, run {}: producer found the ring full {} times ({} sleeps), consumer found it empty {} times ({} sleeps)",
             i + 1,
             w.full_waits,
             w.full_sleeps,
