@@ -19,8 +19,8 @@
 //! | variant | transport | per message, steady state |
 //! |---|---|---|
 //! | [`Baseline`] | bounded channel of `Box<dyn Any + Send>` | 4 allocations on enqueue (message box, id `String`, payload `Vec`, the `dyn Any` box), 4 frees on dequeue |
-//! | [`Pooled`] | typed bounded channel of pooled messages | 0: message objects and their buffers are reused |
-//! | [`Batched`] | a mutex-guarded ring, one lock per batch | 0 |
+//! | [`Pooled`] | typed bounded channel of pooled message objects (a pointer each), from a [`Pool`] cached per thread | 0: message objects and their buffers are reused |
+//! | [`Batched`] | a mutex-guarded ring of pooled message objects, one lock per batch | 0 |
 //! | [`LockFree`] | `thingbuf`'s lock-free ring; each slot keeps its buffers, written and read in place | 0 |
 //!
 //! Pooled messages go back to their [`Pool`] (or, for [`LockFree`], their

@@ -6,10 +6,8 @@
 //! A producer claims a slot and copies the message into that slot's own
 //! buffers, in place; a consumer reads the slot in place and releases it when
 //! it drops its handle. Nothing moves through a separate pool, so a message
-//! costs two atomic claims and no allocation. An earlier version moved
-//! pooled messages through `crossbeam_queue::ArrayQueue` with a second
-//! `ArrayQueue` as the pool: four compare-and-swaps per message, and slower
-//! than the baseline's four jemalloc allocations (see `queue/README.md`).
+//! costs two atomic claims and no allocation; batch calls announce
+//! themselves to the close protocol and check for sleepers once per batch.
 //!
 //! Buffers grown past the retention cap are freed (and replaced by fresh
 //! ones of the initial size) when their slot is next written. Slots are

@@ -1,8 +1,9 @@
 //! [`Pooled`]: the source material's first two recommendations, object
 //! pooling and typed channels. Message objects and their buffers come from
-//! a [`Pool`] and go back to it when the consumer drops its handle; the
-//! channel carries the message type itself, so nothing is boxed. Steady
-//! state: 0 allocations per message.
+//! a [`Pool`] (cached per thread, as Go's `sync.Pool`) and go back to it
+//! when the consumer drops its handle; the channel is typed, so nothing is
+//! boxed into a `dyn Any`, and it carries the pooled object's pointer, not
+//! the 64-byte message. Steady state: 0 allocations per message.
 
 use crate::channel::ClosableChannel;
 use crate::{Message, MessageRef, Pool, PoolStats, PooledMessage, Queue, QueueConfig, QueueError};

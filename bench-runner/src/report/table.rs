@@ -157,7 +157,7 @@ fn latency(r: &Report) -> Table {
         })
         .collect();
     Table {
-        heading: format!("Latency (every {}th message timed)", r.workload.latency_sample_every),
+        heading: format!("Latency (every {} message timed)", ordinal(r.workload.latency_sample_every)),
         columns: columns(&[
             "variant",
             "mode",
@@ -271,5 +271,27 @@ fn per_operation(r: &Report) -> Table {
                 .into(),
         columns: columns(&["variant", "mode", "operation", "calls", "B/op", "allocs/op", "deallocs/op"]),
         rows,
+    }
+}
+
+/// `n` as an English ordinal: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st,
+/// 32nd, ...
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod ordinal_tests {
+    #[test]
+    fn ordinals_take_the_english_suffix() {
+        let got: Vec<String> = [1, 2, 3, 4, 8, 11, 12, 13, 21, 32, 101, 112].map(super::ordinal).into();
+        assert_eq!(got, ["1st", "2nd", "3rd", "4th", "8th", "11th", "12th", "13th", "21st", "32nd", "101st", "112th"]);
     }
 }
