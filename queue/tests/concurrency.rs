@@ -111,8 +111,18 @@ fn baseline_4x4() {
 }
 
 #[test]
+fn baseline_4x4_with_batches() {
+    run::<queue::Baseline>(Api::Batch);
+}
+
+#[test]
 fn pooled_4x4() {
     run::<queue::Pooled>(Api::Single);
+}
+
+#[test]
+fn pooled_4x4_with_batches() {
+    run::<queue::Pooled>(Api::Batch);
 }
 
 #[test]
