@@ -115,23 +115,15 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// Every run of one variant: single calls, then batch calls.
+/// Every run of one variant: single calls, then batch calls (none for a
+/// variant that moves one message per call), and its batch size.
 struct Runs;
 
 impl VariantVisitor for Runs {
-    type Output = [Vec<f64>; 2];
-    fn visit<Q: Queue + 'static>(self) -> [Vec<f64>; 2] {
-        [(0..REPEATS).map(|_| threads::<Q>(1).0).collect(), (0..REPEATS).map(|_| threads::<Q>(Q::BATCH).0).collect()]
-    }
-}
-
-/// A variant's batch size.
-struct Batch;
-
-impl VariantVisitor for Batch {
-    type Output = usize;
-    fn visit<Q: Queue + 'static>(self) -> usize {
-        Q::BATCH
+    type Output = (usize, Vec<f64>, Vec<f64>);
+    fn visit<Q: Queue + 'static>(self) -> (usize, Vec<f64>, Vec<f64>) {
+        let runs = |batch| (0..REPEATS).map(|_| threads::<Q>(batch).0).collect();
+        (Q::BATCH, runs(1), if Q::BATCH > 1 { runs(Q::BATCH) } else { Vec::new() })
     }
 }
 
@@ -142,8 +134,7 @@ fn main() {
     println!("locked read-modify-write, uncontended: {r:.1} ns median ({rlo:.1}-{rhi:.1}), {REPEATS} runs of {RMWS}");
     println!("1 producer + 1 consumer thread, {REPEATS} runs of {MESSAGES} messages each, ns/msg median (min-max) = one-way transfers per message:");
     for &v in Variant::ALL {
-        let [single, batched] = v.visit(Runs);
-        let batch = v.visit(Batch);
+        let (batch, single, batched) = v.visit(Runs);
         let (s, slo, shi) = median(single);
         print!("  {:<9} 1 per call: {s:6.1} ({slo:.1}-{shi:.1}) = {:4.1}", v.name(), s / t);
         if batch > 1 {

@@ -222,7 +222,7 @@ impl Pool {
     /// A message from the pool (or a new one) holding a copy of `m`.
     #[inline]
     pub fn take(&self, m: &MessageRef<'_>) -> PooledMessage<'_> {
-        let mut msg = self.take_message();
+        let mut msg = self.take_from(self.cache());
         msg.copy_from(m);
         PooledMessage { msg: Some(msg), pool: self }
     }
@@ -242,11 +242,6 @@ impl Pool {
 
     /// A retained message (from this thread's cache, refilled from the
     /// shared store when empty), or a new one.
-    #[inline]
-    fn take_message(&self) -> Box<Message> {
-        self.take_from(self.cache())
-    }
-
     #[inline]
     fn take_from(&self, cache: &ThreadCache) -> Box<Message> {
         let mut items = cache.items.borrow_mut();

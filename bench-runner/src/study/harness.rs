@@ -193,14 +193,10 @@ pub fn receive<'q, Q: Queue>(
         q.dequeue_batch(out, max)?;
         // The messages of one call arrive together: one clock read for the
         // batch's timed messages.
-        let mut now = 0;
+        let mut now = None;
+        let mut arrival = || *now.get_or_insert_with(now_ns);
         for m in out.drain(..) {
-            if m.stamp_ns() != 0 && m.seq() != MARKER {
-                if now == 0 {
-                    now = now_ns();
-                }
-                end_to_end.saturating_record(now.saturating_sub(m.stamp_ns()));
-            }
+            received_at(&m, end_to_end, &mut arrival);
         }
     }
     Ok(())
@@ -209,11 +205,17 @@ pub fn receive<'q, Q: Queue>(
 /// Records a received message's end-to-end latency; returns false for the
 /// warm-up marker.
 pub fn received(m: &queue::Message, end_to_end: &mut Histogram<u64>) -> bool {
+    received_at(m, end_to_end, &mut now_ns)
+}
+
+/// [`received`], with the arrival time from `arrival` (read only for a
+/// timed message).
+fn received_at(m: &queue::Message, end_to_end: &mut Histogram<u64>, arrival: &mut impl FnMut() -> u64) -> bool {
     if m.seq() == MARKER {
         return false;
     }
     if m.stamp_ns() != 0 {
-        end_to_end.saturating_record(now_ns().saturating_sub(m.stamp_ns()));
+        end_to_end.saturating_record(arrival().saturating_sub(m.stamp_ns()));
     }
     true
 }
