@@ -110,7 +110,11 @@ fn lockfree_batches_allocate_nothing_in_steady_state() {
 /// the start: the producer's cache can only run dry with the shared store
 /// empty when every message is in the queue (256), the consumer's cache
 /// (`THREAD_CACHE`) or the consumer's hand (1), so one more than that is
-/// enough, whatever the threads' timing.
+/// enough, whatever the threads' timing. The producer's first wait on a
+/// full queue is part of the warm-up too: crossbeam's channel allocates a
+/// waiter entry and the thread's context the first time a thread blocks
+/// on it (two blocks, once), so the consumer starts reading only once the
+/// queue is full and the producer has had time to block.
 fn producer_allocates_nothing_when_another_thread_gives_back<Q: Queue + 'static>() {
     let capacity = 256;
     let mut config = QueueConfig { capacity, ..QueueConfig::default() };
@@ -119,6 +123,10 @@ fn producer_allocates_nothing_when_another_thread_gives_back<Q: Queue + 'static>
     let consumer = {
         let q = std::sync::Arc::clone(&q);
         std::thread::spawn(move || {
+            while q.len() < q.capacity() {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
             let mut n = 0u64;
             while let Ok(m) = q.dequeue() {
                 assert_eq!(m.seq(), n);
@@ -127,7 +135,7 @@ fn producer_allocates_nothing_when_another_thread_gives_back<Q: Queue + 'static>
             n
         })
     };
-    // Warm-up: the pool grows to what is in flight at once.
+    // Warm-up: more than the queue holds, so the producer blocks.
     for seq in 0..MESSAGES {
         q.enqueue(&msg(seq)).unwrap();
     }
