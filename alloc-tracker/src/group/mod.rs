@@ -50,9 +50,14 @@
 //! that another thread writes. Instead each shard counts its thread's
 //! entries of the group (`open`, a plain add by the owner), and when the
 //! last handle goes, the memory is freed only if no shard has an entry
-//! left. An entry whose guard was forgotten (`std::mem::forget`) keeps its
-//! group's memory for the life of the process, so no entry can ever point
-//! at freed memory, whatever safe code does with its guards.
+//! left. An entry whose guard was forgotten (`std::mem::forget`), or still
+//! open when the group's last handle went (`Group::new("x").enter()`, the
+//! handle a temporary), keeps its group's memory for the life of the
+//! process, so no entry can ever point at freed memory, whatever safe code
+//! does with its guards and handles. A handle keeps the pointer the group
+//! was made with (handles from `clone`, `Group::current` and futures
+//! alike), so whichever handle is the last frees the block with the
+//! allocation's own provenance.
 
 use std::cell::Cell;
 use std::fmt;
@@ -385,22 +390,26 @@ impl Group {
     ///
     /// `shared` must point to a group's block that is not freed: one that a
     /// handle or an entry on a thread's stack keeps.
-    unsafe fn from_shared(shared: *const GroupShared) -> Group {
+    ///
+    /// The handle keeps `shared` itself, never a pointer re-derived from a
+    /// reference: whichever handle is the last, it frees the block through
+    /// a pointer with the provenance of the `Box` it was made from.
+    unsafe fn from_shared(shared: NonNull<GroupShared>) -> Group {
         // SAFETY: the caller's contract.
-        let g = unsafe { &*shared };
+        let g = unsafe { shared.as_ref() };
         if g.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
             // As `Arc`: a count this high means handles were leaked in a
             // loop; wrapping would free the block under live handles.
             std::process::abort();
         }
-        Group { shared: NonNull::from(g) }
+        Group { shared }
     }
 }
 
 impl Clone for Group {
     fn clone(&self) -> Group {
         // SAFETY: this handle keeps the block alive.
-        unsafe { Group::from_shared(self.shared.as_ptr()) }
+        unsafe { Group::from_shared(self.shared) }
     }
 }
 
@@ -576,7 +585,7 @@ impl Group {
                 counters::thread_slot().expect("registered by require_installed")
             }
         };
-        let id = push(self.shared(), slot, fresh, cache).unwrap_or_else(|| too_many());
+        let id = push(self.shared, slot, fresh, cache).unwrap_or_else(|| too_many());
         GroupGuard { id, _not_send: PhantomData }
     }
 
@@ -652,8 +661,9 @@ impl Group {
     pub fn current() -> Option<Group> {
         let top = STACK.with(Stack::top)?;
         // SAFETY: an entry's group is never freed while the entry exists
-        // (see the module docs).
-        Some(unsafe { Group::from_shared(top.group) })
+        // (see the module docs); the entry keeps the pointer of the handle
+        // that entered it, with that handle's provenance.
+        Some(unsafe { Group::from_shared(NonNull::new_unchecked(top.group.cast_mut())) })
     }
 
     /// Exact totals of what the group's windows counted: every window that
@@ -881,12 +891,28 @@ thread_local! {
 }
 
 /// A [`Grouped`] future's shard for the thread that polled it last: its
-/// registry slot plus one (0 none), and the shard's address.
-#[derive(Clone, Copy, Debug, Default)]
+/// registry slot plus one (0 none), and the shard (a pointer, not an
+/// address kept as an integer, so that Miri checks every use of it).
+#[derive(Clone, Copy, Debug)]
 struct ShardCache {
     slot: usize,
-    shard: usize,
+    shard: *const Shard,
 }
+
+impl Default for ShardCache {
+    fn default() -> ShardCache {
+        ShardCache { slot: 0, shard: ptr::null() }
+    }
+}
+
+// SAFETY: the pointer is only read on the thread that polls the future,
+// and only when `slot` says that thread found it (a shard is shared state
+// made of atomics, alive as long as its group, which the future's handle
+// keeps); moving the cache to another thread moves nothing it points to.
+unsafe impl Send for ShardCache {}
+// SAFETY: `&ShardCache` gives no access to the shard (it is read through
+// `&mut` only, in `shard_for`).
+unsafe impl Sync for ShardCache {}
 
 impl Stack {
     fn top(&self) -> Option<Entry> {
@@ -931,7 +957,7 @@ impl Stack {
     fn shard_for(&self, g: &GroupShared, slot: usize, cache: Option<&mut ShardCache>) -> *const Shard {
         if let Some(c) = &cache {
             if c.slot == slot + 1 {
-                return c.shard as *const Shard;
+                return c.shard;
             }
         }
         let line = &self.cache[g.serial as usize % CACHE_LINES];
@@ -944,7 +970,7 @@ impl Stack {
             shard
         };
         if let Some(c) = cache {
-            *c = ShardCache { slot: slot + 1, shard: shard as usize };
+            *c = ShardCache { slot: slot + 1, shard };
         }
         shard
     }
@@ -961,7 +987,9 @@ fn owner_of(g: *const GroupShared, shard: *const Shard) -> Owner {
 /// Enters `g` on this thread, which holds registry slot `slot`; returns
 /// the entry's id, or `None` when the stack is full. The caller checked
 /// that the tracker is installed.
-fn push(g: &GroupShared, slot: usize, fresh: Fresh, cache: Option<&mut ShardCache>) -> Option<u64> {
+fn push(shared: NonNull<GroupShared>, slot: usize, fresh: Fresh, cache: Option<&mut ShardCache>) -> Option<u64> {
+    // SAFETY: the caller's handle keeps the block alive.
+    let g = unsafe { shared.as_ref() };
     STACK.with(|st| {
         let len = st.len.get();
         let budget = g.budget.load(Ordering::Acquire);
@@ -989,7 +1017,10 @@ fn push(g: &GroupShared, slot: usize, fresh: Fresh, cache: Option<&mut ShardCach
         add_owned(&unsafe { &*shard }.open, 1);
         let id = st.next_id.get();
         st.next_id.set(id + 1);
-        st.entries[len].set(Entry { group: g, shard, budget, id, depth: 1 });
+        // The handle's own pointer, not one made from `g`: a handle that
+        // `Group::current` builds from this entry may be the one that frees
+        // the block.
+        st.entries[len].set(Entry { group: shared.as_ptr(), shard, budget, id, depth: 1 });
         st.len.set(len + 1);
         counters::held::set_owner(owner_of(g, shard));
         if !(budget.is_null() && top.is_none_or(|t| t.budget.is_null())) {
@@ -1131,7 +1162,7 @@ pub(crate) fn enter_raw(group: &Group) -> Option<u64> {
     if !crate::install::is_installed() {
         return None;
     }
-    push(group.shared(), counters::thread_slot()?, Fresh::No, None)
+    push(group.shared, counters::thread_slot()?, Fresh::No, None)
 }
 
 /// Ends an entry made by [`enter_raw`].
@@ -1301,6 +1332,8 @@ mod listed {
     }
 }
 
+#[cfg(test)]
+mod handle_tests;
 mod held;
 #[cfg(test)]
 mod tests;
