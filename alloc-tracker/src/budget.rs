@@ -67,7 +67,7 @@ impl<'g> GroupCheck<'g> {
     fn start(budget: &Budget, group: &'g Group) -> GroupCheck<'g> {
         budget.require_installed("check_group");
         let limit = |max: Option<u64>| max.unwrap_or(u64::MAX);
-        let shared = crate::counters::internal(|| {
+        let shared = crate::jemalloc::library_work(|| {
             Arc::new(SharedTrip::new(
                 limit(budget.max_allocs),
                 limit(budget.max_bytes_allocated),

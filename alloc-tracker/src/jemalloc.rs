@@ -168,11 +168,50 @@ std::thread_local! {
     static ROUNDED: std::cell::Cell<(usize, *const u64)> = const { std::cell::Cell::new((0, std::ptr::null())) };
 }
 
+std::thread_local! {
+    /// Rounded bytes jemalloc handed this thread for the library's own
+    /// work ([`library_work`]), taken out of [`rounded_thread_allocated`].
+    static LIBRARY_ROUNDED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` as the library's own work ([`counters::internal`]: in no
+/// figure of the program's), and keeps the rounded bytes jemalloc hands
+/// the thread meanwhile out of [`rounded_thread_allocated`], so that a
+/// scope's or a group's rounded bytes leave out the library's blocks as
+/// every other figure does (a thread's first entry into a group makes its
+/// shard inside the caller's scope, say). Nested calls are measured once,
+/// by the outermost.
+///
+/// [`counters::internal`]: crate::counters::internal
+pub(crate) fn library_work<R>(f: impl FnOnce() -> R) -> R {
+    if crate::counters::is_internal() {
+        return f();
+    }
+    /// Adds what `f` was handed on every exit, a panic's too.
+    struct Measure(Option<u64>);
+    impl Drop for Measure {
+        fn drop(&mut self) {
+            if let (Some(before), Some(after)) = (self.0, jemalloc_thread_allocated()) {
+                LIBRARY_ROUNDED.set(LIBRARY_ROUNDED.get().wrapping_add(after.wrapping_sub(before)));
+            }
+        }
+    }
+    let _measure = Measure(jemalloc_thread_allocated());
+    crate::counters::internal(f)
+}
+
 /// The current thread's cumulative rounded bytes, when jemalloc serves the
-/// program's allocations: a thread-local read and one load once looked up
+/// program's allocations, the library's own work's left out
+/// ([`library_work`]): two thread-local reads and one load once looked up
 /// (every scope's and group window's start and end reads it).
 #[inline]
 pub(crate) fn rounded_thread_allocated() -> Option<u64> {
+    jemalloc_thread_allocated().map(|all| all.wrapping_sub(LIBRARY_ROUNDED.get()))
+}
+
+/// jemalloc's own counter of the rounded bytes it handed this thread.
+#[inline]
+fn jemalloc_thread_allocated() -> Option<u64> {
     let (generation, p) = ROUNDED.get();
     if generation == GENERATION.load(Ordering::Relaxed) {
         // SAFETY: jemalloc keeps this thread's counter at `p` for the

@@ -71,7 +71,7 @@ fn row_index(name: &'static str) -> usize {
             Some(n) => n,
             None => {
                 if mine.is_null() {
-                    mine = counters::internal(|| Box::into_raw(Box::new(name)));
+                    mine = crate::jemalloc::library_work(|| Box::into_raw(Box::new(name)));
                 }
                 match row.name.compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => return i,

@@ -78,7 +78,7 @@ fn with_table<R>(stacks: &[&[usize]], f: impl FnOnce(&Table) -> R) -> R {
         // SAFETY: the resolution lock is held until `_lock` drops, after
         // the last use of `cache`.
         let cache = unsafe { &mut *CACHE.0.get() };
-        counters::internal(|| fill(cache, stacks));
+        crate::jemalloc::library_work(|| fill(cache, stacks));
         f(cache.as_ref().expect("filled above"))
     })
 }
@@ -176,7 +176,7 @@ pub(crate) fn prints_into_capture(addresses: &[usize]) -> bool {
 /// stays out of the program's figures but the answer itself.
 pub(crate) fn produce<T: Clone>(f: impl FnOnce() -> T) -> T {
     sample::paused(|| {
-        let made = counters::internal(f);
+        let made = crate::jemalloc::library_work(f);
         let copy = made.clone();
         counters::internal(|| drop(made));
         copy

@@ -99,3 +99,23 @@ fn snapshot_difference_matches_a_scope() {
     assert_eq!(d.rounded_bytes_allocated, Some(256));
     drop(v);
 }
+
+#[test]
+fn rounded_bytes_leave_out_the_librarys_own_blocks() {
+    // A thread's first entry into a group makes the thread's shard of it
+    // (the library's own block, 128 bytes): inside the scope, but in none
+    // of its figures, rounded bytes included.
+    std::thread::spawn(|| {
+        let g = allocscope::Group::new("exact.rounded");
+        for entry in ["first", "second"] {
+            let ((), s) = measure(|| g.run(|| drop(black_box(Box::new([0u8; 100])))));
+            assert_eq!((s.allocs, s.bytes_allocated), (1, 100), "{entry} entry");
+            assert_eq!(s.rounded_bytes_allocated, Some(112), "{entry} entry");
+        }
+        // And a group made inside the scope, with its first entry.
+        let ((), s) = measure(|| allocscope::Group::new("exact.rounded_new").run(|| drop(black_box(vec![0u8; 100]))));
+        assert_eq!(s.rounded_bytes_allocated, Some(112));
+    })
+    .join()
+    .unwrap();
+}

@@ -732,6 +732,11 @@ pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether the thread is running the library's own work ([`internal`]).
+pub(crate) fn is_internal() -> bool {
+    mode_bit(INTERNAL)
+}
+
 /// The current thread's serial number (registering it if needed): no two
 /// threads of the process share one.
 pub(crate) fn thread_serial() -> u64 {

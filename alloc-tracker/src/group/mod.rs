@@ -334,7 +334,7 @@ impl GroupShared {
         if self.first.slot.compare_exchange(UNCLAIMED, slot, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             return &self.first;
         }
-        let new = counters::internal(|| Box::into_raw(Box::new(Shard::new(slot))));
+        let new = crate::jemalloc::library_work(|| Box::into_raw(Box::new(Shard::new(slot))));
         let mut head = self.shards.load(Ordering::Acquire);
         loop {
             // SAFETY: `new` is ours until it is published below.
@@ -496,7 +496,7 @@ impl Group {
     /// ```
     pub fn new(name: &'static str) -> Group {
         reclaim();
-        let shared = counters::internal(|| Box::into_raw(Box::new(GroupShared::new(name))));
+        let shared = crate::jemalloc::library_work(|| Box::into_raw(Box::new(GroupShared::new(name))));
         // SAFETY: just made, not null.
         Group { shared: unsafe { NonNull::new_unchecked(shared) } }
     }
@@ -1116,7 +1116,7 @@ pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) 
     let g = unsafe { &*top.group };
     let mut rows = g.ops.load(Ordering::Acquire);
     if rows.is_null() {
-        let new = counters::internal(|| {
+        let new = crate::jemalloc::library_work(|| {
             Box::into_raw(Box::new(OpRows(
                 [const {
                     OpRow {
@@ -1311,7 +1311,7 @@ mod listed {
                 return node.group.clone();
             }
             if new.is_null() {
-                new = counters::internal(|| {
+                new = crate::jemalloc::library_work(|| {
                     Box::into_raw(Box::new(Node { group: Group::new(name), next: std::ptr::null() }))
                 });
             }
