@@ -10,12 +10,15 @@
 //! library's loader lock on old C libraries: that is why it runs only when
 //! a budget trips or a sample is taken, never when counting.
 //!
-//! Resolution takes the `backtrace` crate's lock and fills caches. So
-//! that a `fork`ed child never inherits that lock held by a thread that did
-//! not survive the fork, this crate resolves under a lock of its own that a
-//! `pthread_atfork` handler takes before the fork and releases on both
-//! sides ([`before_fork`], [`after_fork`]): a fork waits for a resolution in
-//! progress to end.
+//! Resolution (`crate::symbols`) runs under a lock of this crate's own,
+//! which a `pthread_atfork` handler takes before the fork and releases on
+//! both sides ([`before_fork`], [`after_fork`]): a fork waits for a
+//! resolution in progress to end. On Linux it takes no other lock: the
+//! `backtrace` crate's global lock is shared with the application (its own
+//! backtraces, panic hooks, loggers), and a child forked while an
+//! application thread held it would wait for it for ever; so neither the
+//! walk (`trace_unsynchronized`) nor the resolution (the library's own
+//! reader) takes it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

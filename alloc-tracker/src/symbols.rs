@@ -14,15 +14,19 @@
 //!   [`MAX_CACHED_ADDRESSES`] addresses (emptied when a resolution would
 //!   pass that, unless one request needs more), so that a second profile
 //!   of the same stacks parses nothing;
-//! - after each resolution the parsed debug info is freed
-//!   (`backtrace::clear_symbol_cache`): between profiles the symbolizer
+//! - after each resolution the parsed debug info is freed (on Linux the
+//!   library reads the program's objects itself, [`objects`], sharing no
+//!   lock or cache with the application's `backtrace`; elsewhere
+//!   `backtrace::clear_symbol_cache`): between profiles the symbolizer
 //!   holds only the cache;
 //! - what a caller gets back (frames, a profile's bytes) is copied out of
 //!   the library's memory by the caller ([`produce`]), so that every block
 //!   is freed in the mode it was allocated in.
 //!
 //! Everything here runs under the resolution lock of [`crate::stack`],
-//! which a `fork` waits for.
+//! which a `fork` waits for; on Linux no other lock is taken, so a child
+//! forked while an application thread held `backtrace`'s lock still
+//! resolves.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -30,6 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::counters::{self, sample};
 use crate::stack::{self, Frame, Origin, ResolutionLock};
+
+#[cfg(target_os = "linux")]
+mod objects;
 
 /// The most addresses whose frames are kept between resolutions.
 pub(crate) const MAX_CACHED_ADDRESSES: usize = 1 << 14;
@@ -97,28 +104,70 @@ fn fill(cache: &mut Option<Table>, stacks: &[&[usize]]) {
     if table.len() + missing.len() > MAX_CACHED_ADDRESSES {
         *table = HashMap::new();
     }
+    let mut reader = Reader::new();
     for &ip in &missing {
-        table.insert(ip, resolve(ip));
+        table.insert(ip, reader.resolve(ip));
     }
-    backtrace::clear_symbol_cache();
+    drop(reader);
     RESOLVED.fetch_add(missing.len() as u64, Ordering::Relaxed);
     RESOLUTIONS.fetch_add(1, Ordering::Relaxed);
     CACHED.store(table.len() as u64, Ordering::Relaxed);
 }
 
-fn resolve(ip: usize) -> Box<[Resolved]> {
-    let mut frames = Vec::new();
-    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-        let raw = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
-        let file = symbol.filename();
-        frames.push(Resolved {
-            name: stack::with_module_path(&raw, file).into(),
-            file: file.map(|f| f.display().to_string()).unwrap_or_default().into(),
-            line: symbol.lineno().unwrap_or(0),
-            origin: stack::origin(&raw, file),
+/// Resolves addresses for one batch, and frees what it parsed when dropped.
+/// On Linux the library's own reader ([`objects`]): no lock or cache
+/// shared with the application's `backtrace`, so a forked child never
+/// waits for a lock an application thread held. Elsewhere `backtrace`'s
+/// resolver, whose parsed debug info is dropped after each batch.
+struct Reader {
+    #[cfg(target_os = "linux")]
+    objects: objects::Objects,
+}
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            #[cfg(target_os = "linux")]
+            objects: objects::Objects::new(),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn resolve(&mut self, ip: usize) -> Box<[Resolved]> {
+        let mut frames = Vec::new();
+        self.objects.resolve(ip, |frame| {
+            let raw = frame.name.unwrap_or_else(|| format!("{ip:#x}"));
+            let file = frame.file.map(std::path::Path::new);
+            frames.push(resolved(&raw, file, frame.line));
         });
-    });
-    frames.into()
+        frames.into()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn resolve(&mut self, ip: usize) -> Box<[Resolved]> {
+        let mut frames = Vec::new();
+        backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+            let raw = symbol.name().map(|n| format!("{n:#}")).unwrap_or_else(|| format!("{ip:#x}"));
+            frames.push(resolved(&raw, symbol.filename(), symbol.lineno()));
+        });
+        frames.into()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Drop for Reader {
+    fn drop(&mut self) {
+        backtrace::clear_symbol_cache();
+    }
+}
+
+fn resolved(raw: &str, file: Option<&std::path::Path>, line: Option<u32>) -> Resolved {
+    Resolved {
+        name: stack::with_module_path(raw, file).into(),
+        file: file.map(|f| f.display().to_string()).unwrap_or_default().into(),
+        line: line.unwrap_or(0),
+        origin: stack::origin(raw, file),
+    }
 }
 
 /// The frames of the code under test in `addresses` (innermost first); an

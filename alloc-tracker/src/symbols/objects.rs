@@ -1,0 +1,123 @@
+//! The symbolizer's own reader of the program's objects (Linux): names from
+//! DWARF (inlined frames included) or, without debug info, from the ELF
+//! symbol table, through `addr2line`'s loader, with no state shared with
+//! any other user of `backtrace` or `addr2line` in the process.
+//!
+//! Why not `backtrace::resolve`: it takes the `backtrace` crate's global
+//! lock and fills its global cache, both shared with the application (its
+//! own `Backtrace::new()`, a panic hook, a logger). A child `fork`ed while
+//! an application thread held that lock would wait for it for ever when it
+//! writes a profile or names a budget's site. Everything here is made for
+//! one batch of addresses ([`Objects::new`]), used by the thread that holds
+//! the library's resolution lock (which a `fork` waits for), and dropped
+//! after it: the objects' files are mapped, not copied, and unmapped again.
+
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// One loaded object (the executable, a shared library): where its
+/// segments are, and its DWARF once a lookup needed it.
+struct Object {
+    path: PathBuf,
+    /// What the loader added to the object's virtual addresses.
+    bias: usize,
+    /// Its loaded segments' address ranges (start, end), with the bias.
+    segments: Vec<(usize, usize)>,
+    /// `None` until first used; `Some(None)` when it cannot be read (the
+    /// vDSO, a deleted file).
+    loader: Option<Option<addr2line::Loader>>,
+}
+
+/// The process's loaded objects, read once per batch.
+pub(crate) struct Objects(Vec<Object>);
+
+/// One frame at an address, as [`Objects::resolve`] hands it out.
+pub(crate) struct RawFrame<'a> {
+    /// The symbol's name, demangled, without its hash.
+    pub(crate) name: Option<String>,
+    pub(crate) file: Option<&'a str>,
+    pub(crate) line: Option<u32>,
+}
+
+impl Objects {
+    /// The objects loaded now (`dl_iterate_phdr`).
+    pub(crate) fn new() -> Objects {
+        let mut objects: Vec<Object> = Vec::new();
+        // SAFETY: the callback receives `&mut objects` as its data pointer,
+        // for the duration of this call only.
+        unsafe { libc::dl_iterate_phdr(Some(each_object), (&raw mut objects).cast::<c_void>()) };
+        Objects(objects)
+    }
+
+    /// The frames at return address `ip`, innermost (inlined) first, to
+    /// `f`; nothing when no object covers it.
+    pub(crate) fn resolve(&mut self, ip: usize, mut f: impl FnMut(RawFrame<'_>)) {
+        // A return address is the instruction after the call: look up the
+        // call itself (as `backtrace` does).
+        let Some(at) = ip.checked_sub(1) else { return };
+        let Some(object) = self.0.iter_mut().find(|o| o.segments.iter().any(|&(s, e)| (s..e).contains(&at))) else {
+            return;
+        };
+        let probe = (at - object.bias) as u64;
+        let path = &object.path;
+        let Some(loader) = object.loader.get_or_insert_with(|| addr2line::Loader::new(path).ok()) else { return };
+        let mut any = false;
+        if let Ok(mut frames) = loader.find_frames(probe) {
+            while let Ok(Some(frame)) = frames.next() {
+                let name = frame
+                    .function
+                    .as_ref()
+                    .and_then(|n| n.raw_name().ok())
+                    .map(|raw| format!("{:#}", rustc_demangle::demangle(&raw)));
+                let (file, line) = frame.location.map_or((None, None), |l| (l.file, l.line));
+                if name.is_some() || file.is_some() {
+                    any = true;
+                    f(RawFrame { name, file, line });
+                }
+            }
+        }
+        if !any {
+            // No debug info here: the symbol table names the function.
+            if let Some(name) = loader.find_symbol(probe) {
+                f(RawFrame { name: Some(format!("{:#}", rustc_demangle::demangle(name))), file: None, line: None });
+            }
+        }
+    }
+}
+
+/// `dl_iterate_phdr`'s callback: records one object.
+unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: `data` is the `Vec` passed by `Objects::new`, and `info` the C
+    // library's description of one object, both valid during the call.
+    let (objects, info) = unsafe { (&mut *data.cast::<Vec<Object>>(), &*info) };
+    let name = if info.dlpi_name.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: a NUL-terminated string of the C library's.
+        unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes()
+    };
+    let path = if name.is_empty() {
+        if !objects.is_empty() {
+            return 0; // an unnamed object other than the program
+        }
+        PathBuf::from("/proc/self/exe")
+    } else {
+        PathBuf::from(std::ffi::OsStr::from_bytes(name))
+    };
+    let bias = info.dlpi_addr as usize;
+    let headers = if info.dlpi_phdr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `dlpi_phnum` program headers at `dlpi_phdr`.
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+    };
+    let segments = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD)
+        .map(|h| (bias.wrapping_add(h.p_vaddr as usize), bias.wrapping_add((h.p_vaddr + h.p_memsz) as usize)))
+        .collect();
+    objects.push(Object { path, bias, segments, loader: None });
+    0
+}
