@@ -208,8 +208,13 @@ head -c 14 < <(curl -sf "http://$svc/debug/pprof/heap?debug=1") | grep -q '^heap
 status=$(curl -s -o "$work/bad.txt" -w '%{http_code}' "http://$svc/debug/pprof/allocs?seconds=abc")
 [ "$status" = 400 ] && grep -q '"seconds"' "$work/bad.txt" \
   || { echo "check-service: ?seconds=abc answered $status: $(cat "$work/bad.txt")" >&2; exit 1; }
-[ "$(curl -sf -X POST "http://$svc/debug/pprof/sample_rate?bytes=0")" = 0 ] \
+[ "$(curl -sf -X PUT "http://$svc/debug/pprof/sample_rate?bytes=0")" = 0 ] \
   && [ "$(curl -sf "http://$svc/debug/pprof/sample_rate")" = 0 ] \
-  && [ "$(curl -sf -X POST "http://$svc/debug/pprof/sample_rate?bytes=524288")" = 524288 ] \
+  && [ "$(curl -sf -X PUT "http://$svc/debug/pprof/sample_rate?bytes=524288")" = 524288 ] \
   || { echo "check-service: the sampling rate could not be switched off and on at run time" >&2; exit 1; }
-echo "check-service: /debug/pprof/ lists the profiles, ?debug=1 is text, ?seconds=abc is a 400, sampling switched off and on at run time"
+# What a web page can send cross-site without a preflight changes nothing.
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Origin: http://attacker.example' \
+  -H 'Content-Type: text/plain' "http://$svc/debug/pprof/sample_rate?bytes=1")
+[ "$status" = 405 ] && [ "$(curl -sf "http://$svc/debug/pprof/sample_rate")" = 524288 ] \
+  || { echo "check-service: a cross-site POST to the switch answered $status" >&2; exit 1; }
+echo "check-service: /debug/pprof/ lists the profiles, ?debug=1 is text, ?seconds=abc is a 400, sampling switched off and on at run time (PUT), a cross-site POST refused"

@@ -82,7 +82,11 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async move {
-        let app = Router::new().route("/work", get(work)).merge(allocscope::serve::router());
+        // The endpoints with their default limits, served within them:
+        // connections capped, a header-read timeout, accept errors waited
+        // out (axum::serve has none of these).
+        let options = allocscope::serve::Options::default();
+        let app = Router::new().route("/work", get(work)).merge(options.router());
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -91,7 +95,7 @@ fn main() -> ExitCode {
             }
         };
         println!("listening on http://{}", listener.local_addr().expect("a bound address"));
-        match axum::serve(listener, app).await {
+        match allocscope::serve::serve(listener, app, &options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("service: {e}");

@@ -251,8 +251,9 @@
 //!   `metrics` facade (adds `metrics`).
 //! - `serve`: `allocscope::serve::start`, `/metrics`,
 //!   `/debug/pprof/{heap,allocs}` with Go's parameters, an index and a
-//!   run-time sampling switch over HTTP (adds `axum` and `tokio`; implies
-//!   `pprof`).
+//!   run-time sampling switch over HTTP, on a server with a connection
+//!   limit and a header-read timeout (adds `axum`, `hyper`, `hyper-util`
+//!   and `tokio`; implies `pprof`).
 //! - `criterion`: [`criterion::Allocs`] and [`criterion::Bytes`]
 //!   measurements, and a Go `-benchmem` line beside criterion's time.
 //!

@@ -7,42 +7,29 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use allocscope::{CountingAlloc, Group, Jemalloc};
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/protobuf.rs"]
 mod protobuf;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
 
-/// `METHOD path` over HTTP/1.1, no body; the status and the body.
-fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    (status, raw[split + 4..].to_vec())
-}
-
 /// `GET path`; the status and the body.
 fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    request(addr, "GET", path)
+    http::request(addr, "GET", path)
 }
 
-/// `POST path`, no body; the status and the body.
-fn post(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    request(addr, "POST", path)
+/// `PUT path`, no body; the status and the body.
+fn put(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    http::request(addr, "PUT", path)
 }
 
 /// The samples of a text exposition, by (name, labels), checking that each
@@ -206,7 +193,7 @@ fn gos_profile_parameters_index_text_windows_and_bad_values() {
         ("/debug/pprof/heap?debug=yes", "\"debug\""),
         ("/debug/pprof/sample_rate?bytes=-1", "\"bytes\""),
     ] {
-        let (status, body) = if path.contains("sample_rate") { post(addr, path) } else { get(addr, path) };
+        let (status, body) = if path.contains("sample_rate") { put(addr, path) } else { get(addr, path) };
         let body = String::from_utf8(body).unwrap();
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains(parameter) && body.lines().count() == 1, "{path}: {body}");
@@ -218,11 +205,11 @@ fn gos_profile_parameters_index_text_windows_and_bad_values() {
 fn sampling_is_switched_on_and_off_at_run_time() {
     let server = allocscope::serve::start_on("127.0.0.1:0").unwrap();
     let addr = server.local_addr();
-    let (status, body) = post(addr, "/debug/pprof/sample_rate?bytes=65536");
+    let (status, body) = put(addr, "/debug/pprof/sample_rate?bytes=65536");
     assert_eq!((status, body.as_slice()), (200, &b"65536\n"[..]));
     assert_eq!(allocscope::profile::process_sample_rate(), 65536);
     assert_eq!(get(addr, "/debug/pprof/sample_rate").1, b"65536\n");
-    let (status, body) = post(addr, "/debug/pprof/sample_rate?bytes=0");
+    let (status, body) = put(addr, "/debug/pprof/sample_rate?bytes=0");
     assert_eq!((status, body.as_slice()), (200, &b"0\n"[..]));
     assert_eq!(allocscope::profile::process_sample_rate(), 0);
 }

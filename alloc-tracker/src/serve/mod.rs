@@ -14,10 +14,13 @@
 //!   `?seconds=N` (1 to [`MAX_SECONDS`]), what happened in the next N
 //!   seconds (the difference of two profiles, as `go tool pprof -seconds N`
 //!   asks for it); a bad value gets a 400 that names the parameter;
-//! - `GET /debug/pprof/`: an index of the above with links;
+//! - `GET /debug/pprof/`: an index of the above with links
+//!   (`/debug/pprof` redirects there, as in Go);
 //! - `GET /debug/pprof/sample_rate`: the process-wide sampling rate, and
-//!   `POST /debug/pprof/sample_rate?bytes=N` to change it at run time (0
-//!   turns it off; what sampling costs when off is unchanged).
+//!   `PUT /debug/pprof/sample_rate?bytes=N` to change it at run time (0
+//!   turns it off; otherwise [`MIN_SAMPLE_RATE`] to [`MAX_SAMPLE_RATE`];
+//!   what sampling costs when off is unchanged). See the threat model
+//!   below.
 //!
 //! Writing a profile resolves its symbols as the library's own work: the
 //! symbolizer's memory is in no figure of the program's and in no profile,
@@ -76,14 +79,48 @@
 //! | `allocscope_library_allocated_bytes_total` | counter |  | what allocscope allocated for itself since start, the symbolizer's parsing included |
 //! | `allocscope_sampler_cached_addresses` | gauge |  | return addresses whose frames the symbolizer keeps |
 //!
-//! # Security
+//! # Security: what the endpoints expose, and to whom
 //!
-//! Like Go's `net/http/pprof`, the endpoints expose the program's
-//! internals: function names, source paths, allocation patterns. [`start`]
-//! binds to loopback (`127.0.0.1`); bind elsewhere, or mount the router on
-//! a public server, only behind the authentication the rest of the service
-//! has.
-
+//! Like Go's `net/http/pprof`, the read endpoints expose the program's
+//! internals: function names, source paths, allocation patterns, memory
+//! figures. Anyone who can reach them can read them. [`start`] binds to
+//! loopback (`127.0.0.1`); bind elsewhere, or mount the router on a public
+//! server, only behind the authentication the rest of the service has, or
+//! on a private port as Go services mount `net/http/pprof`.
+//!
+//! What a client can do, and what it cannot:
+//!
+//! - **Read** (`GET`): any client that reaches the port. Each request's
+//!   work is bounded: a profile is written by one blocking thread at a
+//!   time (at most 16 requests wait for it, further ones get a 503);
+//!   `?seconds=N` windows wait on a timer, never on a thread, at most
+//!   [`Options::max_windows`] at once (a 503 beyond, naming the limit) and
+//!   at most [`MAX_SECONDS`] each. A web page can make a browser send such
+//!   GETs, but reads no answer back (no CORS header is ever sent).
+//! - **Change the sampling rate** (`PUT /debug/pprof/sample_rate`): only a
+//!   request that a web page cannot send to another site without a CORS
+//!   preflight, which this server never grants: the method is `PUT` (a
+//!   `POST` gets a 405); a request whose `Origin` is not the server's own,
+//!   or that a browser marks `Sec-Fetch-Site: cross-site`, gets a 403; so
+//!   does one whose `Host` is not an IP address, `localhost` or a name in
+//!   [`Options::allowed_hosts`] (a page whose own name resolves to
+//!   127.0.0.1, DNS rebinding, cannot use it). The value is digits only,
+//!   0 or [`MIN_SAMPLE_RATE`] to [`MAX_SAMPLE_RATE`]; rates below the floor
+//!   (down to every allocation) only through the Rust API. A service that
+//!   wants no switch at all sets [`Options::sample_rate_switch`] to
+//!   `false`.
+//! - **Hold connections**: the server that [`start`], [`start_on`] and
+//!   [`serve`] run serves at most [`Options::max_connections`] at once and
+//!   closes a connection that takes longer than
+//!   [`Options::header_read_timeout`] to send a request's headers; when
+//!   the process runs out of file descriptors it waits and accepts again.
+//!   Mounted on an application's own server instead, the application's
+//!   server sets these limits: serve it with [`serve`].
+//!
+//! HTTP/1.1 requests without `Host` get a 400. Nothing here authenticates
+//! a client: a process on the same host, or anyone on a network the port
+//! is bound to, can read the profiles and, through the switch, make the
+//! service sample more (within the floor).
 mod catalogue;
 #[cfg(feature = "serve")]
 mod http;
@@ -93,5 +130,8 @@ mod prometheus;
 mod snapshot;
 
 #[cfg(feature = "serve")]
-pub use http::{heap_pprof, metrics_text, router, start, start_on, Server, DEFAULT_ADDR, MAX_SECONDS};
+pub use http::{
+    heap_pprof, metrics_text, router, serve, start, start_on, Options, Server, DEFAULT_ADDR, MAX_SAMPLE_RATE,
+    MAX_SECONDS, MIN_SAMPLE_RATE,
+};
 pub use snapshot::{snapshot, ListedGroup, SamplerStats, Snapshot};
