@@ -174,16 +174,22 @@ fn resolved(raw: &str, file: Option<&std::path::Path>, line: Option<u32>) -> Res
 /// address that inlines several functions gives several frames. The
 /// frames are the caller's memory.
 pub(crate) fn user_frames(addresses: &[usize]) -> Vec<Frame> {
-    with_table(&[addresses], |table| {
-        let frames = addresses
-            .iter()
-            .flat_map(|ip| table[ip].iter().map(move |r| (r, *ip)))
-            .map(|(r, ip)| {
-                (Frame { address: ip, name: r.name.to_string(), file: r.file.to_string(), line: r.line }, r.origin)
-            })
-            .collect();
-        stack::keep_user_frames(frames)
-    })
+    with_table(&[addresses], |table| frames_in(table, addresses))
+}
+
+/// [`user_frames`] of each of `stacks`, resolved in one batch: one parse of
+/// the debug info for all of them.
+pub(crate) fn user_frames_of_each(stacks: &[&[usize]]) -> Vec<Vec<Frame>> {
+    with_table(stacks, |table| stacks.iter().map(|addresses| frames_in(table, addresses)).collect())
+}
+
+fn frames_in(table: &Table, addresses: &[usize]) -> Vec<Frame> {
+    let frames = addresses
+        .iter()
+        .flat_map(|ip| table[ip].iter().map(move |r| (r, *ip)))
+        .map(|(r, ip)| (Frame { address: ip, name: r.name.to_string(), file: r.file.to_string(), line: r.line }, r.origin))
+        .collect();
+    stack::keep_user_frames(frames)
 }
 
 /// Resolves every address of `stacks` in one batch (one parse of the

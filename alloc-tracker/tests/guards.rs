@@ -14,11 +14,13 @@ static GLOBAL: CountingAlloc<Jemalloc> = CountingAlloc::new(Jemalloc);
 
 /// Samples taken at sites whose frames name `function`.
 fn samples_in(function: &str) -> u64 {
-    heap_profile()
+    let profile = heap_profile();
+    profile
         .sites
         .iter()
-        .filter(|s| s.user_frames().iter().any(|f| f.name.ends_with(function)))
-        .map(|s| s.samples)
+        .zip(profile.user_frames())
+        .filter(|(_, frames)| frames.iter().any(|f| f.name.ends_with(function)))
+        .map(|(s, _)| s.samples)
         .sum()
 }
 

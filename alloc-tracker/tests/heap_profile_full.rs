@@ -36,8 +36,9 @@ fn overflowing_the_live_table_is_counted_and_never_leaves_live_bytes_behind() {
     let ours = |p: &allocscope::profile::HeapProfile| -> (f64, f64) {
         p.sites
             .iter()
-            .filter(|s| s.user_frames().first().is_some_and(|f| f.name.ends_with("one_of_many")))
-            .fold((0.0, 0.0), |(a, l), s| (a + s.allocs, l + s.live_allocs))
+            .zip(p.user_frames())
+            .filter(|(_, frames)| frames.first().is_some_and(|f| f.name.ends_with("one_of_many")))
+            .fold((0.0, 0.0), |(a, l), (s, _)| (a + s.allocs, l + s.live_allocs))
     };
     let (allocs, live) = ours(&during);
     assert_eq!(allocs, n as f64, "rate 1: every allocation sampled");

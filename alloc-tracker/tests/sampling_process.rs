@@ -18,8 +18,9 @@ fn at(profile: &HeapProfile, function: &str) -> (u64, f64) {
     profile
         .sites
         .iter()
-        .filter(|s| s.user_frames().first().is_some_and(|f| f.name.ends_with(function)))
-        .fold((0, 0.0), |(n, live), s| (n + s.samples, live + s.live_bytes))
+        .zip(profile.user_frames())
+        .filter(|(_, frames)| frames.first().is_some_and(|f| f.name.ends_with(function)))
+        .fold((0, 0.0), |(n, live), (s, _)| (n + s.samples, live + s.live_bytes))
 }
 
 #[inline(never)]

@@ -61,9 +61,12 @@ fn writing_profiles_leaves_no_symbolizer_memory_in_the_programs_figures() {
 
     // The writers' own allocations were not sampled: the profile has the
     // buffer's site and no frame of the symbolizer or of the writers.
-    let sites = allocscope::profile::heap_profile().sites;
-    let names: Vec<String> =
-        sites.iter().flat_map(|s| s.user_frames()).map(|f| format!("{} ({})", f.name, f.file)).collect();
+    let names: Vec<String> = allocscope::profile::heap_profile()
+        .user_frames()
+        .into_iter()
+        .flatten()
+        .map(|f| format!("{} ({})", f.name, f.file))
+        .collect();
     assert!(names.iter().any(|n| n.contains("make_profiled_buffer")), "{names:#?}");
     for forbidden in ["gimli", "addr2line", "backtrace", "flate2", "miniz"] {
         assert!(!names.iter().any(|n| n.contains(forbidden)), "{forbidden} in the profile: {names:#?}");

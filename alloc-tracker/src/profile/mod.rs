@@ -173,6 +173,10 @@ impl Site {
     /// assert!(found);
     /// # drop(v);
     /// ```
+    ///
+    /// Each call resolves this site's addresses (a parse of the program's
+    /// debug info when they are not cached): to read every site's frames,
+    /// [`HeapProfile::user_frames`] resolves them all in one batch.
     pub fn user_frames(&self) -> Vec<Frame> {
         symbols::user_frames(&self.addresses)
     }
@@ -357,6 +361,39 @@ impl HeapProfile {
             sample_rate: self.sample_rate,
             duration: Some(duration),
         }
+    }
+
+    /// Each site's frames of the code under test ([`Site::user_frames`]),
+    /// in the order of [`sites`](HeapProfile::sites), resolved in one
+    /// batch: one parse of the program's debug info for the whole profile,
+    /// where calling [`Site::user_frames`] site by site parses once per
+    /// site whose frames are not cached yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// #[inline(never)]
+    /// fn make_table() -> Vec<u64> {
+    ///     std::hint::black_box(vec![0u64; 32])
+    /// }
+    /// allocscope::profile::start_thread_sampling(1);
+    /// let v = make_table();
+    /// allocscope::profile::stop_thread_sampling();
+    /// let profile = allocscope::profile::heap_profile();
+    /// let frames = profile.user_frames();
+    /// assert_eq!(frames.len(), profile.sites.len());
+    /// let (site, _) = profile.sites.iter().zip(&frames)
+    ///     .find(|(_, f)| f.first().is_some_and(|f| f.name.ends_with("make_table")))
+    ///     .expect("the site of make_table");
+    /// assert_eq!(site.bytes, 256.0);
+    /// # drop(v);
+    /// ```
+    pub fn user_frames(&self) -> Vec<Vec<Frame>> {
+        let stacks: Vec<&[usize]> = self.sites.iter().map(|s| s.addresses.as_slice()).collect();
+        symbols::user_frames_of_each(&stacks)
     }
 
     /// Runs a writer of the profile as the library's own work: every
