@@ -7,8 +7,17 @@ use std::hint::black_box;
 
 use allocscope::{measure, CountingAlloc, Group, Held};
 
+// Over jemalloc when it is built in: its sized frees then check the layout
+// the trailer grows (`.ci/run` runs these tests over a jemalloc with its
+// debug assertions, where a wrong size aborts); over the system allocator
+// without it (Miri).
+#[cfg(feature = "jemalloc")]
+type Inner = allocscope::Jemalloc;
+#[cfg(not(feature = "jemalloc"))]
+type Inner = std::alloc::System;
+
 #[global_allocator]
-static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System).with_owner_tags();
+static GLOBAL: CountingAlloc<Inner> = CountingAlloc::new(Inner {}).with_owner_tags();
 
 fn exact(bytes: u64, blocks: u64) -> (u64, u64, bool) {
     (bytes, blocks, true)
