@@ -187,7 +187,9 @@ fn frames_in(table: &Table, addresses: &[usize]) -> Vec<Frame> {
     let frames = addresses
         .iter()
         .flat_map(|ip| table[ip].iter().map(move |r| (r, *ip)))
-        .map(|(r, ip)| (Frame { address: ip, name: r.name.to_string(), file: r.file.to_string(), line: r.line }, r.origin))
+        .map(|(r, ip)| {
+            (Frame { address: ip, name: r.name.to_string(), file: r.file.to_string(), line: r.line }, r.origin)
+        })
         .collect();
     stack::keep_user_frames(frames)
 }
