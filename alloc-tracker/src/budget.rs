@@ -829,8 +829,17 @@ pub struct Exceeded {
 ///     assert!(site.starts_with("  at "));
 /// }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub struct BudgetExceeded(Box<Details>);
+
+/// The report itself, as [`Display`](fmt::Display) writes it: `unwrap`,
+/// `expect` and `?` in tests print what was exceeded, by how much and
+/// where, rather than a dump of the fields.
+impl fmt::Debug for BudgetExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// What [`BudgetExceeded`] carries (boxed, so that `check`'s `Result` stays
 /// one pointer wide).

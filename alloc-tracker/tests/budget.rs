@@ -84,3 +84,17 @@ fn assert_no_alloc_allows_frees() {
 fn assert_no_alloc_fails_when_something_is_allocated() {
     assert_no_alloc(|| drop(black_box(Box::new([0u8; 16]))));
 }
+
+#[test]
+fn unwrap_on_a_failed_budget_prints_the_report_not_a_struct_dump() {
+    let err = Budget::new().max_allocs(2).check(three_allocs_of_248_bytes).unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+    let payload = std::panic::catch_unwind(|| Budget::new().max_allocs(2).check(three_allocs_of_248_bytes).unwrap())
+        .expect_err("unwrap panics");
+    let message = payload.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(
+        message.starts_with("called `Result::unwrap()` on an `Err` value: allocation budget exceeded: allocs 3 > 2"),
+        "{message}"
+    );
+    assert!(!message.contains("Details {") && !message.contains("AllocStats {"), "{message}");
+}
