@@ -10,9 +10,12 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use allocscope::CountingAlloc;
+
+#[path = "support/forked.rs"]
+mod forked;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
@@ -121,25 +124,11 @@ fn a_child_forked_while_other_threads_use_every_part_of_the_library_does_not_han
         if pid == 0 {
             child();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut status = 0;
-        loop {
-            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if done == pid {
-                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
-                break;
+        match forked::wait_at_most(pid, Duration::from_secs(10)) {
+            Some(status) => {
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}")
             }
-            if Instant::now() > deadline {
-                // SAFETY: our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                hung += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+            None => hung += 1,
         }
     }
     stop.store(true, Ordering::Relaxed);

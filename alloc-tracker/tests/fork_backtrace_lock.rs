@@ -8,9 +8,12 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use allocscope::CountingAlloc;
+
+#[path = "support/forked.rs"]
+mod forked;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
@@ -34,28 +37,6 @@ fn child() -> ! {
     // SAFETY: `_exit` ends the child at once, without the parent's atexit
     // handlers or destructors.
     unsafe { libc::_exit(if named && sited { 0 } else { 3 }) }
-}
-
-/// Waits up to 10 seconds for `pid`; its exit status, or `None` (killed)
-/// when it hung.
-fn wait(pid: libc::pid_t) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut status = 0;
-    loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            // SAFETY: our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -87,7 +68,9 @@ fn a_child_forked_while_the_application_holds_backtraces_lock_writes_a_profile_a
         if pid == 0 {
             child();
         }
-        outcomes.push(wait(pid).map(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0));
+        outcomes.push(
+            forked::wait_at_most(pid, Duration::from_secs(10)).map(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0),
+        );
     }
     release.store(true, Ordering::Release);
     holder.join().unwrap();

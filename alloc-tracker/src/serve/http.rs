@@ -240,7 +240,8 @@ impl<T> Drop for LibraryOwned<T> {
 
 /// What a router's handlers share: its limits.
 struct Limits {
-    options: Options,
+    /// [`Options::max_windows`], for the 503's message.
+    max_windows: usize,
     /// Windows open now.
     windows: Arc<Semaphore>,
     /// One profile written at a time (symbol resolution is serial anyway),
@@ -297,7 +298,7 @@ async fn pprof(limits: Arc<Limits>, default: SampleType, query: Option<String>) 
             let Ok(permit) = Arc::clone(&limits.windows).try_acquire_owned() else {
                 return busy(format!(
                     "at most {} profile windows (?seconds=N) run at once; try again when one ends\n",
-                    limits.options.max_windows
+                    limits.max_windows
                 ));
             };
             let started = Instant::now();
@@ -478,7 +479,7 @@ impl Options {
     /// ```
     pub fn router(&self) -> Router {
         let limits = Arc::new(Limits {
-            options: self.clone(),
+            max_windows: self.max_windows,
             windows: Arc::new(Semaphore::new(self.max_windows)),
             writing: Semaphore::new(1),
             queued: AtomicUsize::new(0),
