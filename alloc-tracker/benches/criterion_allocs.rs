@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::hint::black_box;
 
-use allocscope::criterion::{bench_function, Allocs};
+use allocscope::criterion::{bench_function, Allocs, Counted};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 #[global_allocator]
@@ -50,7 +50,7 @@ fn time_and_go_lines(c: &mut Criterion) {
 
 /// `words_into` is left out here: it allocates nothing per iteration, and
 /// criterion refuses to analyse samples that read zero.
-fn allocs_per_iteration(c: &mut Criterion<Allocs>) {
+fn allocs_per_iteration(c: &mut Criterion<Counted<Allocs>>) {
     // Ids of their own: criterion compares each id with its last run.
     let mut group = c.benchmark_group("allocs");
     group.bench_function("words", |b| b.iter(|| words(black_box(LINE))));

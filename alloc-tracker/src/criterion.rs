@@ -9,9 +9,10 @@
 //!   `B/op` and `allocs/op`, counted over the very iterations criterion
 //!   timed. [`bench_custom`] does the same for a routine that times itself
 //!   (criterion's `iter_custom`: work spread over threads).
-//! - [`Allocs`] and [`Bytes`] are criterion [`Measurement`]s: criterion
-//!   then measures allocations (or bytes) per iteration instead of time,
-//!   with its statistics, its baselines and its change detection. Allocation
+//! - [`config`]`(`[`Allocs`]`::new())` (or [`Bytes`]) is a `Criterion`
+//!   whose [`Measurement`] is allocations (or bytes) per iteration instead
+//!   of time: criterion's statistics, baselines and change detection, with
+//!   its plots off (over exact counts they panic). Allocation
 //!   counts are exact, so the "distribution" of a deterministic routine is
 //!   one value; criterion reports it with a zero-width interval. Criterion
 //!   refuses to analyse a benchmark whose samples read zero (it prints
@@ -32,7 +33,7 @@
 //! In `benches/parse.rs`, with `harness = false`:
 //!
 //! ```no_run
-//! use allocscope::criterion::{bench_function, Allocs};
+//! use allocscope::criterion::{bench_function, Allocs, Counted};
 //! use criterion::{criterion_group, criterion_main, Criterion};
 //!
 //! #[global_allocator]
@@ -45,7 +46,7 @@
 //!     bench_function(c, "parse_words", || "a few words".split(' ').map(String::from).count());
 //! }
 //!
-//! fn parse_allocs(c: &mut Criterion<Allocs>) {
+//! fn parse_allocs(c: &mut Criterion<Counted<Allocs>>) {
 //!     // criterion's analysis of allocations per iteration: `2.0000 allocs`
 //!     let mut group = c.benchmark_group("allocs");
 //!     group.bench_function("parse_words", |b| b.iter(|| "a b".split(' ').map(String::from).count()));
@@ -54,8 +55,7 @@
 //! criterion_group!(time, parse);
 //! criterion_group! {
 //!     name = allocs;
-//!     // `Criterion::default().with_measurement(Allocs::new())` without
-//!     // plots, which exact counts would crash: see [`config`].
+//!     // criterion's plots are off: over exact counts they panic (see [`config`]).
 //!     config = allocscope::criterion::config(Allocs::new());
 //!     targets = parse_allocs
 //! }
@@ -72,17 +72,28 @@ use ::criterion::{Criterion, Throughput};
 use crate::scope::{process_stats, thread_stats};
 use crate::stats::AllocStats;
 
-/// The `Criterion` configuration for an allocation measurement ([`Allocs`]
-/// or [`Bytes`]): `Criterion::default().with_measurement(measurement)`
-/// with criterion's plots off. Use it as the `config` of the
+/// The `Criterion` for an allocation benchmark group: it measures
+/// `quantity` ([`Allocs`] or [`Bytes`]) per iteration instead of time,
+/// with criterion's plots off. This is the one way to build the
+/// measurement ([`Counted`]); use it as the `config` of the
 /// `criterion_group!` of allocation benchmarks.
 ///
-/// Why: exact counts have no variance, and criterion's plots (on with its
-/// default features) estimate a density whose bandwidth comes from the
-/// standard deviation: with none, criterion 0.8 panics (`kde.rs: index out
-/// of bounds`) on the second run, when it plots the comparison with the
-/// first. Without plots, criterion's text report, statistics, saved
+/// Why plots are off, and cannot be forgotten: exact counts have no
+/// variance, and criterion's plots (on with its default features) estimate
+/// a density whose bandwidth comes from the standard deviation. With none,
+/// criterion 0.8 panics (`kde.rs: index out of bounds`) on the second run,
+/// when it plots the comparison with the first. So [`Allocs`] and
+/// [`Bytes`] are not measurements themselves, and criterion's own spelling,
+/// `Criterion::default().with_measurement(Allocs::new())`, does not
+/// compile. Without plots, criterion's text report, statistics, saved
 /// baselines and change detection all work, and no variance is faked.
+/// (Turning plots back on, with `.with_plots()` or criterion's
+/// `--plotting-backend` flag, brings the panic back.)
+///
+/// # Panics
+///
+/// If [`CountingAlloc`](crate::CountingAlloc) is not the global allocator
+/// (every sample would read zero).
 ///
 /// # Examples
 ///
@@ -90,9 +101,9 @@ use crate::stats::AllocStats;
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// use allocscope::criterion::{config, Allocs};
+/// use allocscope::criterion::{config, Allocs, Counted};
 ///
-/// fn words(c: &mut criterion::Criterion<Allocs>) {
+/// fn words(c: &mut criterion::Criterion<Counted<Allocs>>) {
 ///     c.bench_function("words", |b| b.iter(|| "a b c".split(' ').map(String::from).count()));
 /// }
 /// criterion::criterion_group! {
@@ -102,36 +113,65 @@ use crate::stats::AllocStats;
 /// }
 /// # let _ = allocs;
 /// ```
-pub fn config<M: Measurement + 'static>(measurement: M) -> Criterion<M> {
-    Criterion::default().with_measurement(measurement).without_plots()
+#[track_caller]
+pub fn config<Q: Quantity>(quantity: Q) -> Criterion<Counted<Q>> {
+    crate::install::require_installed("allocscope::criterion::config");
+    Criterion::default().with_measurement(Counted(quantity)).without_plots()
 }
 
-/// Which threads a measurement counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Threads {
-    Process,
-    ThisThread,
-}
+mod sealed {
+    use super::{process_stats, thread_stats, AllocStats};
 
-impl Threads {
-    #[track_caller]
-    fn read(self) -> AllocStats {
-        crate::install::require_installed("allocscope::criterion");
-        match self {
-            Threads::Process => process_stats(),
-            Threads::ThisThread => thread_stats(),
+    /// Which threads a measurement counts.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Threads {
+        Process,
+        ThisThread,
+    }
+
+    impl Threads {
+        #[track_caller]
+        pub(super) fn read(self) -> AllocStats {
+            crate::install::require_installed("allocscope::criterion");
+            match self {
+                Threads::Process => process_stats(),
+                Threads::ThisThread => thread_stats(),
+            }
         }
+    }
+
+    /// What a quantity needs, out of the public API's reach.
+    pub trait Sealed {
+        /// The unit criterion prints (`allocs`, `B`).
+        const UNIT: &'static str;
+        /// This quantity of a difference of counters.
+        fn of(&self, stats: AllocStats) -> u64;
+        /// Which threads are counted.
+        fn threads(&self) -> Threads;
     }
 }
 
-/// A criterion [`Measurement`]: allocations per iteration, in Go's sense
-/// ([`AllocStats::allocs`]: reallocations included).
+use sealed::{Sealed, Threads};
+
+/// What a [`Counted`] measurement counts per iteration: [`Allocs`] or
+/// [`Bytes`] (sealed: implemented by these two only).
+pub trait Quantity: Sealed + Copy + fmt::Debug + 'static {}
+
+impl Quantity for Allocs {}
+impl Quantity for Bytes {}
+
+/// Allocations per iteration, in Go's sense ([`AllocStats::allocs`]:
+/// reallocations included): the quantity to hand to [`config`].
 ///
-/// # Panics
+/// Not a criterion `Measurement` itself, so that the combination that
+/// panics on the second run (criterion's plots over exact counts, see
+/// [`config`]) cannot be built:
 ///
-/// When criterion starts a measurement and
-/// [`CountingAlloc`](crate::CountingAlloc) is not the global allocator (the
-/// figures would all read zero).
+/// ```compile_fail,E0277
+/// use allocscope::criterion::Allocs;
+/// // error[E0277]: the trait bound `Allocs: Measurement` is not satisfied
+/// let c = criterion::Criterion::default().with_measurement(Allocs::new());
+/// ```
 ///
 /// # Examples
 ///
@@ -139,12 +179,10 @@ impl Threads {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// use criterion::measurement::Measurement;
+/// use allocscope::criterion::{config, Allocs};
 ///
-/// let allocs = allocscope::criterion::Allocs::this_thread();
-/// let start = allocs.start();
-/// std::hint::black_box((Box::new(1u8), vec![2u8; 100]));
-/// assert_eq!(allocs.end(start), 2);
+/// let c = config(Allocs::this_thread());
+/// # drop(c);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Allocs(Threads);
@@ -168,13 +206,21 @@ impl Default for Allocs {
     }
 }
 
-/// A criterion [`Measurement`]: bytes allocated per iteration (requested
-/// sizes; a reallocation counts its full new size, as
-/// [`AllocStats::bytes_allocated`]).
-///
-/// # Panics
-///
-/// As [`Allocs`].
+impl Sealed for Allocs {
+    const UNIT: &'static str = "allocs";
+
+    fn of(&self, stats: AllocStats) -> u64 {
+        stats.allocs
+    }
+
+    fn threads(&self) -> Threads {
+        self.0
+    }
+}
+
+/// Bytes allocated per iteration (requested sizes; a reallocation counts
+/// its full new size, as [`AllocStats::bytes_allocated`]): the quantity to
+/// hand to [`config`]. Not a `Measurement` itself, as [`Allocs`].
 ///
 /// # Examples
 ///
@@ -182,12 +228,10 @@ impl Default for Allocs {
 /// # #[global_allocator]
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// use criterion::measurement::Measurement;
+/// use allocscope::criterion::{config, Bytes, Counted};
 ///
-/// let bytes = allocscope::criterion::Bytes::this_thread();
-/// let start = bytes.start();
-/// std::hint::black_box(vec![0u8; 100]);
-/// assert_eq!(bytes.end(start), 100);
+/// let c: criterion::Criterion<Counted<Bytes>> = config(Bytes::new());
+/// # drop(c);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Bytes(Threads);
@@ -210,45 +254,52 @@ impl Default for Bytes {
     }
 }
 
-impl Measurement for Allocs {
-    type Intermediate = AllocStats;
-    type Value = u64;
+impl Sealed for Bytes {
+    const UNIT: &'static str = "B";
 
-    fn start(&self) -> AllocStats {
-        self.0.read()
+    fn of(&self, stats: AllocStats) -> u64 {
+        stats.bytes_allocated
     }
 
-    fn end(&self, start: AllocStats) -> u64 {
-        (self.0.read() - start).allocs
-    }
-
-    fn add(&self, v1: &u64, v2: &u64) -> u64 {
-        v1 + v2
-    }
-
-    fn zero(&self) -> u64 {
-        0
-    }
-
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Count { unit: "allocs" }
+    fn threads(&self) -> Threads {
+        self.0
     }
 }
 
-impl Measurement for Bytes {
+/// The criterion [`Measurement`] of a [`Quantity`] per iteration, built by
+/// [`config`] only (it has no public constructor): the `M` of the
+/// `Criterion<M>` an allocation benchmark receives.
+///
+/// # Panics
+///
+/// When criterion starts a measurement and
+/// [`CountingAlloc`](crate::CountingAlloc) is not the global allocator (the
+/// figures would all read zero).
+///
+/// # Examples
+///
+/// ```
+/// use allocscope::criterion::{Allocs, Counted};
+/// use criterion::Criterion;
+///
+/// fn allocs_per_iteration(c: &mut Criterion<Counted<Allocs>>) {
+///     c.bench_function("two boxes", |b| b.iter(|| (Box::new(1u8), Box::new(2u8))));
+/// }
+/// # let _ = allocs_per_iteration;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Counted<Q>(Q);
+
+impl<Q: Quantity> Measurement for Counted<Q> {
     type Intermediate = AllocStats;
     type Value = u64;
 
     fn start(&self) -> AllocStats {
-        self.0.read()
+        self.0.threads().read()
     }
 
     fn end(&self, start: AllocStats) -> u64 {
-        (self.0.read() - start).bytes_allocated
+        self.0.of(self.0.threads().read() - start)
     }
 
     fn add(&self, v1: &u64, v2: &u64) -> u64 {
@@ -264,7 +315,7 @@ impl Measurement for Bytes {
     }
 
     fn formatter(&self) -> &dyn ValueFormatter {
-        &Count { unit: "B" }
+        &Count { unit: Q::UNIT }
     }
 }
 
@@ -505,4 +556,28 @@ pub fn bench_custom(c: &mut Criterion, id: &str, mut routine: impl FnMut(u64) ->
     let line = tally.line(id)?;
     println!("{line}");
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hint::black_box;
+
+    use super::*;
+
+    #[test]
+    fn measurements_count_exactly_and_name_their_unit() {
+        for m in [Counted(Allocs::new()), Counted(Allocs::this_thread())] {
+            let start = m.start();
+            black_box((Box::new(1u8), vec![0u8; 100], String::from("abc")));
+            assert_eq!(m.end(start), 3);
+        }
+        for m in [Counted(Bytes::new()), Counted(Bytes::this_thread())] {
+            let start = m.start();
+            black_box((Box::new(1u8), vec![0u8; 100]));
+            assert_eq!(m.end(start), 101);
+        }
+        assert_eq!(Counted(Allocs::new()).formatter().format_value(3.0), "3.0000 allocs");
+        let per_elem = Counted(Bytes::new()).formatter().format_throughput(&Throughput::Elements(4), 64.0);
+        assert_eq!(per_elem, "16.000 B/elem");
+    }
 }

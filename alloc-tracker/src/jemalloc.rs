@@ -12,7 +12,8 @@
 //! the figures are absent (`None`), never zero. It uses nothing else of
 //! the crate but the counters' `internal` mode, for its one probe block.
 //!
-//! [`Jemalloc`]: crate::Jemalloc
+#![cfg_attr(feature = "jemalloc", doc = "[`Jemalloc`]: crate::Jemalloc")]
+#![cfg_attr(not(feature = "jemalloc"), doc = "[`Jemalloc`]: crate#feature-flags")]
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -20,7 +20,7 @@
 //! | scopes | what one thread did between two points | [`measure`], [`Scope`], [`thread_stats`], [`process_stats`], [`AllocStats`] |
 //! | operations | figures per named operation: `B/op`, `allocs/op` | [`op`], [`op_stats`], [`OpStats`], [`op_table`] |
 //! | groups | one unit of work (a request, a job, a component) on every thread and task it uses, and what it still holds | [`Group`], [`InGroup`], [`Held`] |
-//! | budgets | limits that tests assert | [`Budget`], [`assert_no_alloc`], [`assert_no_leaks`], [`#[budget]`](macro@budget) |
+//! | budgets | limits that tests assert | [`Budget`], [`assert_no_alloc`], [`assert_no_leaks`], [`#[budget]`][attr-budget] |
 //!
 //! The rest is in modules: [`profile`] (sampled heap profiles: where the
 //! bytes come from), [`serve`] (a [`serve::Snapshot`] of everything, in
@@ -208,7 +208,7 @@
 //!
 //! With the `macros` feature (default), a budget reads as a property of
 //! the test: `#[allocscope::budget(max_allocs = 2, max_bytes_allocated = 256)]` (see
-//! [`budget`](macro@budget)).
+//! [`budget`][attr-budget]).
 //!
 //! Every entry point refuses loudly (panics with the
 //! install line) when `CountingAlloc` is not the global allocator, rather
@@ -234,7 +234,7 @@
 //!
 //! # Feature flags
 //!
-//! - `macros` (default): the [`budget`](macro@budget) test attribute.
+//! - `macros` (default): the [`budget`][attr-budget] test attribute.
 //! - `jemalloc` (default): re-exports [`Jemalloc`] (tikv-jemallocator 0.7)
 //!   and reads the rounded byte counts and [`jemalloc::JemallocStats`]
 //!   through its `mallctl`. Off, wrap any allocator; an application with
@@ -254,8 +254,9 @@
 //!   run-time sampling switch over HTTP, on a server with a connection
 //!   limit and a header-read timeout (adds `axum`, `hyper`, `hyper-util`
 //!   and `tokio`; implies `pprof`).
-//! - `criterion`: [`criterion::Allocs`] and [`criterion::Bytes`]
-//!   measurements, and a Go `-benchmem` line beside criterion's time.
+//! - `criterion`: [`criterion::config`], criterion benchmarks that
+//!   measure allocations or bytes per iteration, and a Go `-benchmem` line
+//!   beside criterion's time.
 //!
 //! # Heap profiles
 //!
@@ -265,6 +266,14 @@
 //! [`profile::heap_profile`] returns the sites with their estimated
 //! allocations and bytes, as folded stacks, pprof, a flame graph or DHAT
 //! JSON.
+//!
+// Links to what a feature adds: with the feature off (the docs of a build
+// without it), they lead to the list of features above, which names it.
+#![cfg_attr(feature = "macros", doc = "[attr-budget]: macro@budget")]
+#![cfg_attr(not(feature = "macros"), doc = "[attr-budget]: crate#feature-flags")]
+#![cfg_attr(not(feature = "jemalloc"), doc = "[`Jemalloc`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "criterion"), doc = "[`criterion`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "criterion"), doc = "[`criterion::config`]: crate#feature-flags")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]

@@ -6,11 +6,9 @@
 //! it on; a packaged crate's tests have no such dev-dependency).
 #![cfg(feature = "criterion")]
 
-use std::hint::black_box;
 use std::time::Duration;
 
-use allocscope::criterion::{bench_function, Allocs, Bytes};
-use criterion::measurement::Measurement;
+use allocscope::criterion::{bench_function, config, Allocs, Bytes, Counted, Quantity};
 use criterion::Criterion;
 
 #[global_allocator]
@@ -22,6 +20,24 @@ fn quick() -> Criterion {
         .measurement_time(Duration::from_millis(100))
         .sample_size(10)
         .without_plots()
+}
+
+fn quick_config<Q: Quantity>(quantity: Q, out: &std::path::Path) -> Criterion<Counted<Q>> {
+    config(quantity)
+        .warm_up_time(Duration::from_millis(20))
+        .measurement_time(Duration::from_millis(100))
+        .sample_size(10)
+        .output_directory(out)
+}
+
+/// The mean per iteration and its standard deviation, from the estimates
+/// criterion saved for a benchmark's last run.
+fn mean_and_spread(bench: &std::path::Path) -> (f64, f64) {
+    let path = bench.join("new/estimates.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let point = |name: &str| json[name]["point_estimate"].as_f64().unwrap_or_else(|| panic!("{name} in {text}"));
+    (point("mean"), point("std_dev"))
 }
 
 #[test]
@@ -57,25 +73,20 @@ fn go_lines_and_measurements_count_exactly() {
     .expect("criterion ran it");
     assert!((line.allocs_per_op - 0.5).abs() < 0.01, "{line}");
 
-    // The measurements, read directly: exact per batch.
-    for m in [Allocs::new(), Allocs::this_thread()] {
-        let start = m.start();
-        black_box((Box::new(1u8), vec![0u8; 100], String::from("abc")));
-        assert_eq!(m.end(start), 3);
+    // Criterion driven by `config(Allocs)` and `config(Bytes)`, run twice
+    // into one directory (the second run compares with the first, where
+    // plots over exact counts would panic): exact figures per iteration,
+    // with no spread, in criterion's own estimates.
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("criterion-measurements");
+    let _ = std::fs::remove_dir_all(&out);
+    for _run in 0..2 {
+        let mut c = quick_config(Allocs::this_thread(), &out);
+        c.bench_function("three boxes", |b| b.iter(|| [Box::new(1u8), Box::new(2u8), Box::new(3u8)]));
+        let mut c = quick_config(Bytes::new(), &out);
+        c.bench_function("vec of 100", |b| b.iter(|| (Box::new(1u8), vec![0u8; 100])));
     }
-    for m in [Bytes::new(), Bytes::this_thread()] {
-        let start = m.start();
-        black_box((Box::new(1u8), vec![0u8; 100]));
-        assert_eq!(m.end(start), 101);
-    }
-
-    // Criterion driven by `Allocs`: it runs, and its formatter names the unit.
-    let mut c = quick().with_measurement(Allocs::new());
-    let mut group = c.benchmark_group("allocs");
-    group.bench_function("three", |b| b.iter(|| [Box::new(1u8), Box::new(2u8), Box::new(3u8)]));
-    group.finish();
-    assert_eq!(Allocs::new().formatter().format_value(3.0), "3.0000 allocs");
-    assert_eq!(Bytes::new().formatter().format_throughput(&criterion::Throughput::Elements(4), 64.0), "16.000 B/elem");
+    assert_eq!(mean_and_spread(&out.join("three boxes")), (3.0, 0.0));
+    assert_eq!(mean_and_spread(&out.join("vec of 100")), (101.0, 0.0));
 
     // A benchmark that criterion's filter leaves out prints no line.
     let mut c = quick().with_filter("^only-this$");

@@ -43,13 +43,15 @@ fn ops_and_snapshots_refuse() {
 #[cfg(feature = "criterion")]
 #[test]
 fn criterion_measurements_refuse() {
-    use criterion::measurement::Measurement;
     let msg = panic_message(|| {
-        let _ = allocscope::criterion::Allocs::new().start();
+        drop(allocscope::criterion::config(allocscope::criterion::Allocs::new()));
     });
-    assert!(msg.starts_with("allocscope::criterion: allocscope::CountingAlloc is not the global allocator"), "{msg}");
+    assert!(
+        msg.starts_with("allocscope::criterion::config: allocscope::CountingAlloc is not the global allocator"),
+        "{msg}"
+    );
     let msg = panic_message(|| {
-        let _ = allocscope::criterion::Bytes::this_thread().start();
+        drop(allocscope::criterion::config(allocscope::criterion::Bytes::this_thread()));
     });
     assert!(msg.contains(INSTALL_LINE), "{msg}");
     let msg = panic_message(|| {

@@ -121,6 +121,23 @@
 //! a client: a process on the same host, or anyone on a network the port
 //! is bound to, can read the profiles and, through the switch, make the
 //! service sample more (within the floor).
+//!
+// Links to what the `serve` and `metrics` features add: with the feature off
+// (the docs of a build without it), they lead to the crate's list of
+// features, which names it.
+#![cfg_attr(not(feature = "metrics"), doc = "[`metrics`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`router`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`start`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`start_on`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`serve`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`MAX_SECONDS`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`MIN_SAMPLE_RATE`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`MAX_SAMPLE_RATE`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`Options::max_windows`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`Options::allowed_hosts`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`Options::sample_rate_switch`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`Options::max_connections`]: crate#feature-flags")]
+#![cfg_attr(not(feature = "serve"), doc = "[`Options::header_read_timeout`]: crate#feature-flags")]
 mod catalogue;
 #[cfg(feature = "serve")]
 mod http;

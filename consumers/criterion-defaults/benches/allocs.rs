@@ -1,19 +1,19 @@
 //! Allocations per iteration with criterion's default features, as the
 //! allocscope documentation sets it up.
 
-use allocscope::criterion::{Allocs, Bytes};
+use allocscope::criterion::{Allocs, Bytes, Counted};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 #[global_allocator]
 static GLOBAL: allocscope::CountingAlloc<std::alloc::System> = allocscope::CountingAlloc::new(std::alloc::System);
 
-fn words_allocs(c: &mut Criterion<Allocs>) {
+fn words_allocs(c: &mut Criterion<Counted<Allocs>>) {
     let mut group = c.benchmark_group("allocs");
     group.bench_function("words", |b| b.iter(|| consumer_criterion_defaults::words("a few short words")));
     group.finish();
 }
 
-fn words_bytes(c: &mut Criterion<Bytes>) {
+fn words_bytes(c: &mut Criterion<Counted<Bytes>>) {
     let mut group = c.benchmark_group("bytes");
     group.bench_function("words", |b| b.iter(|| consumer_criterion_defaults::words("a few short words")));
     group.finish();
