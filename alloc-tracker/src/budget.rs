@@ -620,7 +620,12 @@ impl Budget {
     ///
     /// # Panics
     ///
-    /// When a limit is exceeded, and as `check_async` does.
+    /// When a limit is exceeded, and as `check_async` does. The panic
+    /// happens where the future is polled, and Rust carries no caller's
+    /// location into a future: `panicked at` names a line of allocscope's,
+    /// and the message's `budget at` names this call's. (The
+    /// `#[allocscope::budget]` attribute (feature `macros`) on an `async
+    /// fn` panics at the attribute's line.)
     ///
     /// # Examples
     ///
@@ -704,7 +709,14 @@ impl Budget {
 /// ```
 #[track_caller]
 pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
-    Budget::new().max_allocs(0).max_bytes_allocated(0).__entry("allocscope::assert_no_alloc").assert(f)
+    // Checked and panicked here, not through `Budget::assert`: one frame of
+    // allocscope's between the panic and the caller's line in a backtrace.
+    let budget = Budget::new().max_allocs(0).max_bytes_allocated(0).__entry("allocscope::assert_no_alloc");
+    budget.require_installed("assert");
+    match budget.check(f) {
+        Ok(value) => value,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// Runs `f` once to warm up, then once measured, and panics if anything
@@ -729,7 +741,11 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 /// ```
 #[track_caller]
 pub fn assert_no_leaks<T>(f: impl FnMut() -> T) {
-    Budget::new().max_leaked_bytes(0).warmups(1).__entry("allocscope::assert_no_leaks").assert_steady(f);
+    let budget = Budget::new().max_leaked_bytes(0).warmups(1).__entry("allocscope::assert_no_leaks");
+    budget.require_installed("assert_steady");
+    if let Err(e) = budget.check_steady(f) {
+        panic!("{e}");
+    }
 }
 
 /// Which limit of a [`Budget`] was exceeded.
