@@ -163,11 +163,13 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     let md = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(
         md.contains(
-            "| Go MemoryQueue (source material: another machine and runtime; its times are not comparable) | - \
+            "| Go MemoryQueue (reference) | - \
              | (2.6 M) | (376) | 152 | - | 4 | - | - | - |"
         ),
         "{md}"
     );
+    assert!(md.contains("**Note:** The Go MemoryQueue row is the source material's: another machine and runtime; its times, in parentheses, are not comparable with ours."), "{md}");
+    assert!(md.contains(", payload 32 B; "), "a fixed payload prints as one size:\n{md}");
     let pair = md.lines().find(|l| l.starts_with("| baseline | pair |")).unwrap();
     let cells: Vec<&str> = pair.split(" | ").collect();
     assert_eq!((cells[4], cells[6], cells[9].trim_end_matches(" |")), ("120", "4", "reference"), "{pair}");

@@ -233,8 +233,8 @@ pub fn render(r: &Report) -> String {
     }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Queue memory report</title>\n\
-         <style>body{{font-family:sans-serif;max-width:1500px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}\
+         <style>body{{font-family:sans-serif;max-width:1380px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td{{white-space:nowrap}}th{{vertical-align:bottom}}\
          td.l,th{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}</style>\n\
          </head><body>\n{}\n<h2>Charts</h2>\n{}</body></html>\n",
         tables(&Document::of(r)),

@@ -43,15 +43,18 @@ impl Document {
         let w = &r.workload;
         let paragraphs = vec![
             format!(
-                "{} messages per run ({} warm-up), {} repeats{}, variants interleaved; id {} B, payload {}-{} B; \
+                "{} messages per run ({} warm-up), {} repeats{}, variants interleaved; id {} B, payload {} B; \
                  capacity {}; threads mode: {} producer(s) x {} consumer(s).",
                 w.messages,
                 w.warmup,
                 w.repeats,
                 if w.separate_processes { " each in its own process" } else { " in one process" },
                 w.id_bytes,
-                w.payload_bytes.min,
-                w.payload_bytes.max,
+                if w.payload_bytes.min == w.payload_bytes.max {
+                    w.payload_bytes.min.to_string()
+                } else {
+                    format!("{} to {}", w.payload_bytes.min, w.payload_bytes.max)
+                },
                 w.capacity,
                 w.producers,
                 w.consumers
@@ -65,7 +68,8 @@ impl Document {
         if r.results.iter().any(|v| !v.top_sites.is_empty()) {
             tables.push(top_sites(r));
         }
-        let mut notes = r.notes.clone();
+        let mut notes = vec![GO_NOTE.to_owned()];
+        notes.extend(r.notes.iter().cloned());
         notes.extend(profile_lines(r));
         tables.push(per_operation(r));
         Document { title: "Queue memory report".into(), paragraphs, notes, tables }
@@ -97,10 +101,15 @@ fn versus_baseline(r: &Report, v: &VariantResult) -> String {
     }
 }
 
+/// The reference row's label; [`GO_NOTE`] says what it is.
+const GO_ROW: &str = "Go MemoryQueue (reference)";
+const GO_NOTE: &str = "The Go MemoryQueue row is the source material's: another machine and runtime; \
+                       its times, in parentheses, are not comparable with ours.";
+
 fn summary(r: &Report) -> Table {
     let g = GO_REFERENCE;
     let mut rows = vec![vec![
-        "Go MemoryQueue (source material: another machine and runtime; its times are not comparable)".into(),
+        GO_ROW.into(),
         "-".into(),
         format!("({})", rate(g.ops_per_sec)),
         format!("({})", sig(g.ns_per_op)),
