@@ -309,8 +309,8 @@ pub use crate::scope::{measure, process_stats, thread_stats, Scope};
 pub use crate::stats::{AllocStats, PerOp};
 
 // Operations.
-pub use crate::op::{op, op_stats, reset_op_stats, OpGuard};
-pub use crate::stats::{op_table, OpStats};
+pub use crate::op::{op, op_stats, op_table, reset_op_stats, OpGuard};
+pub use crate::stats::OpStats;
 
 // Groups.
 pub use crate::group::{Group, GroupGuard, Grouped, Held, InGroup};

@@ -226,3 +226,27 @@ pub fn reset_op_stats() {
         r.peak_bytes.store(0, Ordering::Relaxed);
     }
 }
+
+/// Every named operation as a table in Go's `-benchmem` style
+/// ([`op_stats`]' rows, one per operation, columns
+/// aligned): name, calls, `B/op`, `allocs/op`, and `rounded B/op` when the
+/// allocator reports size classes. [`OpStats::table`] formats a chosen set
+/// of rows.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// for _ in 0..3 {
+///     let _op = allocscope::op("doc.op_table");
+///     drop(std::hint::black_box(vec![0u8; 16]));
+/// }
+/// let table = allocscope::op_table();
+/// let row = table.lines().find(|l| l.starts_with("doc.op_table ")).unwrap();
+/// assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["doc.op_table", "3", "16", "1"]);
+/// ```
+pub fn op_table() -> String {
+    OpStats::table(&op_stats())
+}

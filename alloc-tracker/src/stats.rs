@@ -320,6 +320,27 @@ pub struct OpStats {
 }
 
 impl OpStats {
+    /// These rows as a table in Go's `-benchmem` style, as
+    /// [`op_table`](crate::op_table) prints every operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// for i in 0..4 {
+    ///     let _op = allocscope::op("doc.table");
+    ///     drop(std::hint::black_box(vec![0u8; 32 * (i + 1)]));
+    /// }
+    /// let ops: Vec<_> = allocscope::op_stats().into_iter().filter(|r| r.name == "doc.table").collect();
+    /// let table = allocscope::OpStats::table(&ops);
+    /// assert_eq!(table.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), ["doc.table", "4", "80", "1"]);
+    /// ```
+    pub fn table(ops: &[OpStats]) -> String {
+        table_of(ops)
+    }
+
     /// Figures per call: `B/op`, `allocs/op`, ...
     ///
     /// # Examples
@@ -515,25 +536,8 @@ impl fmt::Display for OpStats {
     }
 }
 
-/// The operations as a table in Go's `-benchmem` style, one row per
-/// operation, columns aligned: name, calls, `B/op`, `allocs/op`, and
-/// `rounded B/op` when the allocator reports size classes.
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// for i in 0..4 {
-///     let _op = allocscope::op("doc.table");
-///     drop(std::hint::black_box(vec![0u8; 32 * (i + 1)]));
-/// }
-/// let ops: Vec<_> = allocscope::op_stats().into_iter().filter(|r| r.name == "doc.table").collect();
-/// let table = allocscope::op_table(&ops);
-/// assert_eq!(table.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>(), ["doc.table", "4", "80", "1"]);
-/// ```
-pub fn op_table(ops: &[OpStats]) -> String {
+/// The rows as aligned text: [`OpStats::table`].
+fn table_of(ops: &[OpStats]) -> String {
     let rounded = ops.iter().any(|o| o.stats.rounded_bytes_allocated.is_some());
     let mut rows = vec![vec!["op".to_owned(), "calls".to_owned(), "B/op".to_owned(), "allocs/op".to_owned()]];
     if rounded {
