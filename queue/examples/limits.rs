@@ -6,7 +6,9 @@
 //! 2. one uncontended locked read-modify-write (`fetch_add`): every
 //!    compare-and-swap of a ring's index, every close-protocol
 //!    announcement, costs at least this, and it serialises the core;
-//! 3. every variant with one producer and one consumer thread, one message
+//! 3. a 48-byte message copy into a ring slot, alone and followed by one
+//!    locked read-modify-write (what a claim costs after a copy's stores);
+//! 4. every variant with one producer and one consumer thread, one message
 //!    per call and then [`Queue::BATCH`] per call: nanoseconds per message
 //!    and what that is in one-way cache-line transfers; for `lockfree`,
 //!    how often each side found the ring full or empty.
@@ -61,6 +63,27 @@ fn locked_rmw() -> f64 {
     for _ in 0..RMWS {
         black_box(&line).0.fetch_add(1, Ordering::SeqCst);
     }
+    start.elapsed().as_nanos() as f64 / RMWS as f64
+}
+
+/// Nanoseconds per message of a ring-like loop on one thread: copy a
+/// 48-byte message (a 16-byte id and a 32-byte payload) into the next of
+/// 1024 slots, then, with `rmw`, claim it with one locked read-modify-write,
+/// as a lock-free ring claims each slot. The difference between the two is
+/// what a claim costs right after the stores of a message copy (a locked
+/// instruction waits for the core's earlier stores to drain).
+fn copy_then_claim(rmw: bool) -> f64 {
+    let mut slots = vec![[0u8; 48]; 1024];
+    let index = Line(AtomicU64::new(0));
+    let message = [0xA5u8; 48];
+    let start = Instant::now();
+    for i in 0..RMWS as usize {
+        slots[i % 1024] = *black_box(&message);
+        if rmw {
+            black_box(&index).0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    black_box(&slots);
     start.elapsed().as_nanos() as f64 / RMWS as f64
 }
 
@@ -132,6 +155,11 @@ fn main() {
     println!("cache-line transfer, one way: {t:.1} ns median ({tlo:.1}-{thi:.1}), {REPEATS} runs of {ROUND_TRIPS} round trips");
     let (r, rlo, rhi) = median((0..REPEATS).map(|_| locked_rmw()).collect());
     println!("locked read-modify-write, uncontended: {r:.1} ns median ({rlo:.1}-{rhi:.1}), {REPEATS} runs of {RMWS}");
+    let (c, clo, chi) = median((0..REPEATS).map(|_| copy_then_claim(false)).collect());
+    let (k, klo, khi) = median((0..REPEATS).map(|_| copy_then_claim(true)).collect());
+    println!(
+        "48-byte copy into a ring slot: {c:.1} ns median ({clo:.1}-{chi:.1}); the same, then a locked read-modify-write: {k:.1} ns ({klo:.1}-{khi:.1}), {REPEATS} runs of {RMWS}"
+    );
     println!("1 producer + 1 consumer thread, {REPEATS} runs of {MESSAGES} messages each, ns/msg median (min-max) = one-way transfers per message:");
     for &v in Variant::ALL {
         let (batch, single, batched) = v.visit(Runs);
