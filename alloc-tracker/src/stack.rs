@@ -155,8 +155,16 @@ pub(crate) fn origin(name: &str, file: Option<&std::path::Path>) -> Origin {
 
 /// The C runtime's frames at the bottom of a stack that has no Rust start
 /// marker (a thread the C library started).
-const C_RUNTIME: &[&str] =
-    &["_start", "__libc_start_main_impl", "__libc_start_call_main", "start_thread", "clone3", "__clone3", "__clone"];
+const C_RUNTIME: &[&str] = &[
+    "_start",
+    "__libc_start_main",
+    "__libc_start_main_impl",
+    "__libc_start_call_main",
+    "start_thread",
+    "clone3",
+    "__clone3",
+    "__clone",
+];
 
 /// Keeps the frames of the code under test, from resolved frames
 /// (innermost first):
@@ -540,5 +548,10 @@ mod tests {
         assert_eq!(origin("__rustc::__rust_realloc", Some(user)), Origin::Library);
         assert_eq!(origin("<alloc::vec::Vec<T> as core::clone::Clone>::clone", None), Origin::Std);
         assert_eq!(origin("<app::Msg as core::clone::Clone>::clone", Some(user)), Origin::User);
+        // The C runtime's start, as the ELF symbol table names it (glibc's
+        // versioned `__libc_start_main`) and as its debug info does.
+        for start in ["__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main", "_start"] {
+            assert_eq!(origin(start, None), Origin::Runtime, "{start}");
+        }
     }
 }
