@@ -125,7 +125,10 @@
 //! // A future counts its work in a group on whichever thread polls it:
 //! // `tokio::spawn(handle(request).in_group(&route))`.
 //! let route = Group::listed("GET /users");
-//! let _request = async { std::hint::black_box(vec![0u8; 10]) }.in_group(&route);
+//! let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+//! let request = async { std::hint::black_box(vec![0u8; 10]).len() }.in_group(&route);
+//! assert_eq!(runtime.block_on(runtime.spawn(request)).unwrap(), 10);
+//! assert_eq!(route.stats().bytes_allocated, 10);
 //! ```
 //!
 //! See [`Group`] for what is counted where (frees, nesting, peaks) and

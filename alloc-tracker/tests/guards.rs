@@ -1,5 +1,5 @@
 //! Guards (scopes, `op` guards, budgets) restore only what they set: a
-//! scope's end neither undoes `start_sampling`/`stop_sampling` called inside
+//! scope's end neither undoes `start_thread_sampling`/`stop_thread_sampling` called inside
 //! it, nor another scope's peak tracking; scopes may end in any order and
 //! each keeps its own peak.
 #![cfg(feature = "jemalloc")]
