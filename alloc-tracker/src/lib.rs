@@ -292,6 +292,7 @@ pub mod jemalloc;
 pub mod limits;
 mod op;
 pub mod profile;
+mod rows;
 mod scope;
 pub mod serve;
 mod stack;

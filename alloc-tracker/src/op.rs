@@ -65,30 +65,15 @@ thread_local! {
 /// row, and two threads claiming rows for one name meet at the same row.
 #[track_caller]
 fn row_index(name: &'static str) -> usize {
-    let mut mine: *mut &'static str = std::ptr::null_mut();
-    for (i, row) in TABLE.iter().enumerate() {
-        let claimed = match row.name() {
-            Some(n) => n,
-            None => {
-                if mine.is_null() {
-                    mine = crate::jemalloc::library_work(|| Box::into_raw(Box::new(name)));
-                }
-                match row.name.compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => return i,
-                    // SAFETY: as in `Row::name`.
-                    Err(other) => unsafe { *other },
-                }
-            }
-        };
-        if claimed == name {
-            if !mine.is_null() {
-                // SAFETY: made above by `Box::into_raw`, never published.
-                counters::internal(|| drop(unsafe { Box::from_raw(mine) }));
-            }
-            return i;
-        }
-    }
-    panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)");
+    crate::rows::find_or_claim(
+        TABLE.iter().map(|row| &row.name),
+        // SAFETY: as in `Row::name`.
+        |claimed| unsafe { *claimed } == name,
+        || crate::jemalloc::library_work(|| Box::into_raw(Box::new(name))),
+        // SAFETY: made just above by `Box::into_raw`, never published.
+        |unused| counters::internal(|| drop(unsafe { Box::from_raw(unused) })),
+    )
+    .unwrap_or_else(|| panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)"))
 }
 
 /// Starts a named operation on the current thread; it lasts until the guard

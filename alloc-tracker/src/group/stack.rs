@@ -357,15 +357,10 @@ pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) 
         };
     }
     // SAFETY: rows, once made, live as long as the group.
-    let row = unsafe { &*rows }.0.iter().find(|r| {
-        let cur = r.op.load(Ordering::Acquire);
-        cur == name
-            || (cur.is_null()
-                && r.op
-                    .compare_exchange(ptr::null_mut(), name, Ordering::AcqRel, Ordering::Acquire)
-                    .map_or_else(|seen| seen == name, |_| true))
-    });
-    if let Some(row) = row {
+    let rows = &unsafe { &*rows }.0;
+    // Interned names: one address per name, compared as addresses.
+    let row = crate::rows::find_or_claim(rows.iter().map(|r| &r.op), |op| op == name, || name, |_| {});
+    if let Some(row) = row.map(|i| &rows[i]) {
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.counts.add(own.counts());
         row.peak_bytes.fetch_max(peak_bytes, Ordering::Relaxed);
