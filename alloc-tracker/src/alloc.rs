@@ -7,12 +7,14 @@
 //! ([`crate::counters`]; a free is counted just before it is forwarded). On
 //! x86-64 with the default `release` settings of this workspace, outside any
 //! scope, that is one compare of a per-thread byte with zero, a branch and
-//! two `add` instructions to thread-local memory, per `alloc` and per
-//! `dealloc`; inside a [`measure`](crate::measure) scope, `alloc` also
-//! updates a high-water mark of live bytes (five instructions more, still
-//! inline; `realloc` does it out of line). Threads that sample call sites
-//! ([`start_thread_sampling`](crate::profile::start_thread_sampling)) take an out-of-line lane. The
-//! measured cost is in `docs/overhead.md` and `docs/heap-profiling.md`.
+//! two `add`s to thread-local memory, per `alloc` and per `dealloc`; inside
+//! a [`measure`](crate::measure) scope, `alloc` also updates a high-water
+//! mark of live bytes (still inline; `realloc` does it out of line).
+//! Threads that sample call sites
+//! ([`start_thread_sampling`](crate::profile::start_thread_sampling)) take
+//! an out-of-line lane. The measured cost of each path is in the
+//! repository's `docs/overhead.md` and `docs/heap-profiling.md`, and only
+//! there.
 //!
 //! What is not seen: memory that does not go through the Rust global
 //! allocator (C libraries calling `malloc`, `mmap`, thread stacks), and the

@@ -50,9 +50,11 @@
 //! | `SAMPLE` alone | positive (1) | sampling lane (out of line): two adds, the countdown | 0 | sampling lane (inline): two adds, one bit of the live table's filter |
 //! | any other | positive | cold (out of line): registration, the library's own memory, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED`, `TRIP`, `INTERNAL` or `SAMPLE` is set, else negative | cold, or fast |
 //!
-//! So the path is 4 instructions per `alloc` and 4 per `dealloc` outside
-//! scopes (a compare with thread-local memory, a branch, two adds), and 9
-//! per `alloc` inside a peak-tracking scope. `dealloc` ignores `PEAK` (a
+//! So the path is a compare with thread-local memory, a branch and two adds
+//! per `alloc` and per `dealloc` outside scopes, and the high-water mark's
+//! update besides per `alloc` inside a peak-tracking scope (what each
+//! costs, measured: the repository's `docs/overhead.md`, "Where the
+//! instructions go"). `dealloc` ignores `PEAK` (a
 //! peak cannot rise on a free), but it needs its check: a thread can free
 //! without ever allocating (a consumer thread; a `std` thread's start-up
 //! may free first), and such frees must reach the process totals; under a

@@ -130,13 +130,12 @@ pub const MAX_GROUP_OPS: usize = 16;
 /// # Cost
 ///
 /// Outside any group, nothing. In a group, an allocation takes the peak
-/// path of a scope (+12 instructions per allocate+free pair against +7
-/// outside). Entering and leaving reads the thread's counters and adds
-/// their difference to the thread's own shard of the group, writing
-/// nothing that another thread writes: about 15 ns on the project's
-/// machine, and about 12 ns over a bare tokio poll for
-/// [`InGroup::in_group`], whether every task has a group of its own or all
-/// share one (the repository's `docs/overhead.md`, "Groups per poll").
+/// path of a scope. Entering and leaving reads the thread's counters and
+/// adds their difference to the thread's own shard of the group, writing
+/// nothing that another thread writes, whether every task has a group of
+/// its own or all share one. The measured figures, per allocation and per
+/// poll of [`InGroup::in_group`], are in the repository's
+/// `docs/overhead.md` ("Where the instructions go", "Groups per poll").
 ///
 /// # Examples
 ///

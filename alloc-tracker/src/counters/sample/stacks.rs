@@ -71,8 +71,8 @@ fn hash_frames(frames: &[usize]) -> u64 {
 
 /// The calling stack's index in the stack table; `None` (and counted as
 /// dropped) when its probe window is full. Inlined: a frame of its own
-/// would cost every sample one more frame to unwind (about 1,400
-/// instructions, measured at rate 1).
+/// would cost every sample one more frame to unwind (measured in the
+/// repository's `docs/heap-profiling.md`).
 #[inline(always)]
 pub(super) fn capture() -> Option<usize> {
     let mut frames = [0usize; MAX_DEPTH];
