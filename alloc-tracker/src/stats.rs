@@ -514,7 +514,7 @@ impl fmt::Display for PerOp {
     }
 }
 
-/// One line of [`op_table`]'s kind, without alignment: `name  calls
+/// One line of [`op_table`](crate::op_table)'s kind, without alignment: `name  calls
 /// calls  B/op  allocs/op`.
 ///
 /// # Examples

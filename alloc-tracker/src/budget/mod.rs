@@ -100,7 +100,7 @@ impl Budget {
         }
     }
 
-    /// At most `n` allocations ([`AllocStats::allocs`]: blocks handed out,
+    /// At most `n` allocations ([`AllocStats::allocs`](crate::AllocStats::allocs): blocks handed out,
     /// reallocations included, as Go counts them).
     ///
     /// # Examples
@@ -118,7 +118,7 @@ impl Budget {
         self
     }
 
-    /// At most `n` bytes allocated ([`AllocStats::bytes_allocated`]:
+    /// At most `n` bytes allocated ([`AllocStats::bytes_allocated`](crate::AllocStats::bytes_allocated):
     /// requested sizes, reallocations counted at their full new size).
     ///
     /// # Examples
@@ -137,7 +137,7 @@ impl Budget {
     }
 
     /// At most `n` live bytes above the starting level at any moment
-    /// ([`AllocStats::peak_bytes`]). A `realloc` that moves its block holds
+    /// ([`AllocStats::peak_bytes`](crate::AllocStats::peak_bytes)). A `realloc` that moves its block holds
     /// the old and the new block for a moment inside the allocator; that
     /// moment is not in the peak, which counts the new size only.
     ///
