@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::shared::{add_owned, GroupShared, OpRow, OpRows, Shard};
-use super::{Group, MAX_GROUP_OPS, MAX_OPEN_GROUPS};
+#[cfg(feature = "tracing")]
+use super::Group;
+use super::{MAX_GROUP_OPS, MAX_OPEN_GROUPS};
 use crate::counters::held::Owner;
 use crate::counters::trip::{self, SharedTrip};
 use crate::counters::{self, CounterSet, Counts};
