@@ -145,7 +145,7 @@ grep -q "build_report" <<< "$top" || { echo "check-service: go tool pprof does n
 echo "check-service: $(go version | cut -d' ' -f3) go tool pprof read /debug/pprof/heap and names build_report"
 
 # 4. Profiles fit for production, read with Go's own tools.
-live() { curl -sf "http://$svc/metrics" | awk '$1 == "allocscope_live_bytes" { print $2 }'; }
+live() { curl -sf "http://$svc/metrics" | awk '$1 == "allocscope_held_bytes" { print $2 }'; }
 before=$(live)
 for _ in 1 2 3; do
   for p in allocs heap; do curl -sf -o /dev/null "http://$svc/debug/pprof/$p"; done

@@ -4,7 +4,7 @@
 # thread sampled at Go's default rate (512 KiB), a bounded load, then
 # /debug/pprof/allocs and /debug/pprof/heap fetched three times each. Before
 # the first fetch and after each, /metrics gives the program's live bytes
-# (allocscope_live_bytes) and the library's own (allocscope_library_live_bytes,
+# (allocscope_held_bytes) and the library's own (allocscope_library_held_bytes,
 # and what it allocated since start: allocscope_library_allocated_bytes_total),
 # and /proc the process's resident set; each fetch is timed. Last, `go tool
 # pprof -top` of /debug/pprof/allocs says how much of the profile sits under
@@ -44,8 +44,8 @@ while [ $SECONDS -lt $end ]; do curl -sf "http://$svc/work?n=300" >/dev/null; do
 metric() { curl -sf "http://$svc/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v == "" ? 0 : v }'; }
 rss() { awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$svc_pid/status"; }
 row() {
-  printf '| %s | %.2f | %.2f | %.1f | %.1f | %s |\n' "$1" "$(metric allocscope_live_bytes)e-6" \
-    "$(metric allocscope_library_live_bytes)e-6" "$(metric allocscope_library_allocated_bytes_total)e-6" \
+  printf '| %s | %.2f | %.2f | %.1f | %.1f | %s |\n' "$1" "$(metric allocscope_held_bytes)e-6" \
+    "$(metric allocscope_library_held_bytes)e-6" "$(metric allocscope_library_allocated_bytes_total)e-6" \
     "$(rss)e-6" "$2"
 }
 echo "| after | live bytes, MB | library's live bytes, MB | library's allocated bytes since start, MB | RSS, MB | fetch time, s |"

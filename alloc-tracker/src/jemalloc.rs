@@ -10,7 +10,7 @@
 //! one jemalloc serves the allocations and answers the questions. Without
 //! a `mallctl`, or when jemalloc does not serve the program's allocations,
 //! the figures are absent (`None`), never zero. It uses nothing else of
-//! the crate but the counters' `internal` mode, for its one probe block.
+//! the crate but the counters' library mode (`as_library`), for its one probe block.
 //!
 #![cfg_attr(feature = "jemalloc", doc = "[`Jemalloc`]: crate::Jemalloc")]
 #![cfg_attr(not(feature = "jemalloc"), doc = "[`Jemalloc`]: crate#feature-flags")]
@@ -157,7 +157,7 @@ fn serves_global_allocator() -> bool {
     if SERVES.load(Ordering::Relaxed) == 0 {
         // The library's own block: in no figure of the program's (this can
         // run inside a scope or a group window).
-        crate::counters::internal(|| probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24])))));
+        crate::counters::as_library(|| probe_with(24, || drop(std::hint::black_box(Box::new([0u8; 24])))));
     }
     SERVES.load(Ordering::Relaxed) == 2
 }
@@ -175,7 +175,7 @@ std::thread_local! {
     static LIBRARY_ROUNDED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` as the library's own work ([`counters::internal`]: in no
+/// Runs `f` as the library's own work ([`counters::as_library`]: in no
 /// figure of the program's), and keeps the rounded bytes jemalloc hands
 /// the thread meanwhile out of [`rounded_thread_allocated`], so that a
 /// scope's or a group's rounded bytes leave out the library's blocks as
@@ -183,9 +183,9 @@ std::thread_local! {
 /// shard inside the caller's scope, say). Nested calls are measured once,
 /// by the outermost.
 ///
-/// [`counters::internal`]: crate::counters::internal
+/// [`counters::as_library`]: crate::counters::as_library
 pub(crate) fn library_work<R>(f: impl FnOnce() -> R) -> R {
-    if crate::counters::is_internal() {
+    if crate::counters::is_library_work() {
         return f();
     }
     /// Adds what `f` was handed on every exit, a panic's too.
@@ -198,7 +198,7 @@ pub(crate) fn library_work<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let _measure = Measure(jemalloc_thread_allocated());
-    crate::counters::internal(f)
+    crate::counters::as_library(f)
 }
 
 /// The current thread's cumulative rounded bytes, when jemalloc serves the

@@ -25,7 +25,7 @@
 //! The rest is in modules: [`profile`] (sampled heap profiles: where the
 //! bytes come from), [`serve`] (a [`serve::Snapshot`] of everything, in
 //! Prometheus' format, through the `metrics` facade and over HTTP),
-//! [`jemalloc`] (jemalloc's own figures), [`limits`] (the sizes of the
+//! [`jemalloc`] (jemalloc's own figures), [`capacity`] (the sizes of the
 //! library's fixed tables) and, with its feature, [`criterion`].
 //!
 //! # Vocabulary
@@ -35,23 +35,29 @@
 //! reports and the metrics (with Prometheus' suffixes: `_total` for
 //! counters, the unit last).
 //!
+//! Two axes, as dhat's `{total,curr,max}_{blocks,bytes}`: *what*, blocks
+//! (`allocs`, `blocks`) or bytes; and *when*: in total, held now, or at
+//! the peak.
+//!
 //! | name | what it counts | metric |
 //! |---|---|---|
-//! | `allocs` | blocks handed out: successful `alloc`, `alloc_zeroed` and `realloc` calls (Go's allocations, dhat's blocks) | `allocscope_allocs_total` |
+//! | `allocs` | blocks handed out: successful `alloc`, `alloc_zeroed` and `realloc` calls (Go's allocations, dhat's total blocks) | `allocscope_allocs_total` |
 //! | `reallocs` | of `allocs`, the `realloc` calls | `allocscope_reallocs_total` |
 //! | `deallocs` | `dealloc` calls | `allocscope_deallocs_total` |
 //! | `bytes_allocated` | requested bytes of the blocks handed out (a reallocation's new size) | `allocscope_allocated_bytes_total` |
 //! | `bytes_freed` | bytes of deallocations, plus reallocations' old sizes | `allocscope_freed_bytes_total` |
-//! | `live_bytes` | `bytes_allocated - bytes_freed` | `allocscope_live_bytes` |
-//! | `peak_bytes` | the highest `live_bytes` reached (see [`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
-//! | `held` bytes and blocks | of a group: allocated while in it and not freed yet, wherever and by whomever freed ([`Group::held`]; exact with owner tags) | `allocscope_group_held_bytes`, `_held_blocks` |
+//! | `held_blocks`, `held_bytes` | blocks and bytes allocated and not freed yet (dhat's `curr`, pprof's `inuse_objects` and `inuse_space`): the process's; a group's, whoever frees them ([`Group::held`], exact with owner tags); a profile site's ([`profile::Site`], estimated) | `allocscope_held_bytes`, `allocscope_group_held_bytes`, `allocscope_group_held_blocks` |
+//! | `net_bytes`, `net_blocks` | of a window ([`AllocStats::net_bytes`]): `bytes_allocated - bytes_freed` and `allocs - deallocs`, negative when it freed older memory; over the whole process, the held figures | |
+//! | `peak_bytes` | the highest `net_bytes` reached inside the window (see [`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
+//! | `leaked_bytes` | a budget's: the bytes a measured run left held | |
 //! | `rounded_bytes_allocated` | `bytes_allocated` after jemalloc's size-class rounding (Go's `B/op`) | |
 //! | `allocs_per_op`, `bytes_per_op` | per operation (Go's `allocs/op` and `B/op`) | |
+//! | `sample_rate` | bytes per heap-profile sample on average (Go's `MemProfileRate`): [`profile::start_thread_sampling`], [`profile::process_sample_rate`] | `allocscope_sampler_rate_bytes` |
+//! | library memory | what allocscope allocates for itself (tables, the symbolizer), in no figure of the program's ([`serve::Snapshot::library`]) | `allocscope_library_*` |
 //!
 //! A budget's limits are named after what they limit (`max_allocs`,
-//! `max_bytes_allocated`, `max_peak_bytes`, and `max_leaked_bytes`, the
-//! `live_bytes` left by a measured run); every metric, with its help text,
-//! is listed in [`serve`].
+//! `max_bytes_allocated`, `max_peak_bytes`, `max_leaked_bytes`); every
+//! metric, with its help text, is listed in [`serve`].
 //!
 //! # Setup
 //!
@@ -200,12 +206,12 @@
 //!
 //! Leaks: [`Budget::max_leaked_bytes`] with [`Budget::warmups`] (or
 //! [`assert_no_leaks`]) runs a closure unmeasured, then once measured, and
-//! fails when bytes it allocated are still live after it, naming the
-//! largest surviving allocation and its stack:
+//! fails when bytes it allocated are still held after it, naming the
+//! largest allocation still held and its stack:
 //!
 //! ```text
 //! allocation budget exceeded: leaked_bytes 4096 > 0 (budget at tests/cache.rs:9:5, after 1 warm-up run; measured ...)
-//! largest surviving allocation (4096 bytes; 1 of 1 surviving block):
+//! largest allocation still held (4096 bytes; 1 of 1 block still held):
 //!   at my_crate::Cache::insert (src/cache.rs:30)
 //! ```
 //!
@@ -283,13 +289,13 @@
 
 mod alloc;
 mod budget;
+pub mod capacity;
 mod counters;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 mod group;
 mod install;
 pub mod jemalloc;
-pub mod limits;
 mod op;
 pub mod profile;
 mod rows;
@@ -322,7 +328,9 @@ pub use crate::group::{Group, GroupGuard, Grouped, Held, InGroup};
 pub use crate::tracing_layer::GroupLayer;
 
 // Budgets.
-pub use crate::budget::{assert_no_alloc, assert_no_leaks, Budget, BudgetExceeded, Exceeded, Limit};
+#[doc(hidden)]
+pub use crate::budget::macro_support;
+pub use crate::budget::{assert_no_alloc, assert_no_leaks, Budget, BudgetExceeded, Limit, Overrun};
 /// Runs a test function's body under an allocation [`Budget`]: the
 /// attribute's arguments are the budget's limits (`max_allocs`,
 /// `max_bytes_allocated`, `max_peak_bytes`, `max_leaked_bytes`, and `warmups`), and

@@ -71,7 +71,7 @@ fn row_index(name: &'static str) -> usize {
         |claimed| unsafe { *claimed } == name,
         || crate::jemalloc::library_work(|| Box::into_raw(Box::new(name))),
         // SAFETY: made just above by `Box::into_raw`, never published.
-        |unused| counters::internal(|| drop(unsafe { Box::from_raw(unused) })),
+        |unused| counters::as_library(|| drop(unsafe { Box::from_raw(unused) })),
     )
     .unwrap_or_else(|| panic!("allocscope::op({name:?}): the operation table is full ({MAX_OPS} names)"))
 }

@@ -5,7 +5,7 @@
 //! its start and its end, so it sees exactly what that thread did and
 //! nothing of other threads (other tests included). While at least one
 //! scope is open on a thread, that thread's `alloc` and `realloc` also keep
-//! a high-water mark of live bytes, from which each scope derives its
+//! a high-water mark of held bytes, from which each scope derives its
 //! `peak_bytes` (see [`marks`]): every open scope gets its own peak, nested
 //! or not, whatever the order in which they end.
 //!
@@ -33,7 +33,7 @@ use crate::stats::Origin;
 /// did in between. A snapshot knows its thread: subtracting another
 /// thread's snapshot (a task that moved to another worker thread at an
 /// `.await`) panics, and [`AllocStats::checked_sub`] returns `None`, rather
-/// than a wrapped figure. [`AllocStats::live_bytes`] is the thread's live
+/// than a wrapped figure. [`AllocStats::net_bytes`] is the thread's live
 /// bytes now (allocated minus freed, negative when it freed what others
 /// allocated); `peak_bytes` is that figure clamped at zero, a lower bound of
 /// the thread's peak, as the peak of a thread is tracked only inside a
@@ -72,8 +72,8 @@ pub fn thread_stats() -> AllocStats {
 /// no lock, no allocation, a few nanoseconds per running thread (see
 /// `docs/overhead.md`), callable from any thread at any time. Exact when the
 /// other threads are quiescent; while they run, each thread's figures are
-/// read one field at a time. [`AllocStats::live_bytes`] is the process's
-/// live bytes now; `peak_bytes` is the highest process live bytes that any
+/// read one field at a time. [`AllocStats::net_bytes`] is the process's
+/// held bytes now; `peak_bytes` is the highest process held bytes that any
 /// call of `process_stats` has seen so far, a lower bound of the process's
 /// peak (tracking the exact peak would cost every allocation a shared
 /// atomic): read it regularly, as a metrics endpoint does, to keep the
@@ -98,7 +98,7 @@ pub fn thread_stats() -> AllocStats {
 pub fn process_stats() -> AllocStats {
     require_installed("allocscope::process_stats");
     use std::sync::atomic::{AtomicI64, Ordering};
-    /// The highest process live bytes a reading has seen.
+    /// The highest process held bytes a reading has seen.
     static PEAK_SEEN: AtomicI64 = AtomicI64::new(0);
     let counts = registry::process_counts();
     let peak = PEAK_SEEN.fetch_max(counts.live(), Ordering::Relaxed).max(counts.live());
@@ -150,7 +150,7 @@ impl Scope {
     ///
     /// If [`CountingAlloc`](crate::CountingAlloc) is not the global
     /// allocator, or the thread is beyond
-    /// [`MAX_THREADS`](crate::limits::MAX_THREADS) live threads, or already has
+    /// [`MAX_THREADS`](crate::capacity::MAX_THREADS) live threads, or already has
     /// [`MAX_OPEN_SCOPES`] scopes open.
     ///
     /// # Examples
@@ -242,10 +242,10 @@ pub const MAX_OPEN_SCOPES: usize = 64;
 /// The high-water marks of the scopes open on this thread, whatever the
 /// order in which they start and end.
 ///
-/// The allocator keeps one high-water mark of live bytes per thread (its
+/// The allocator keeps one high-water mark of held bytes per thread (its
 /// peak path raises it while the `PEAK` bit is set). At every scope event
 /// (a start, a `current`, an end) that mark is folded into each open
-/// scope's own mark and restarted from the live bytes of that moment, so
+/// scope's own mark and restarted from the held bytes of that moment, so
 /// each scope sees the highest level reached while it was open, and the
 /// allocator path stays one compare. The thread leaves peak tracking when
 /// its last scope ends. Folding costs one pass over the open scopes (a
@@ -259,7 +259,7 @@ pub(crate) mod marks {
     struct Marks {
         /// Bit `i` set while slot `i` belongs to an open scope.
         open: Cell<u64>,
-        /// Each open scope's highest live bytes so far (absolute).
+        /// Each open scope's highest held bytes so far (absolute).
         peak: [Cell<i64>; MAX_OPEN_SCOPES],
     }
 
@@ -279,7 +279,7 @@ pub(crate) mod marks {
         }
     }
 
-    /// Opens a scope at `live_now` live bytes; returns its slot.
+    /// Opens a scope at `live_now` held bytes; returns its slot.
     #[track_caller]
     pub(crate) fn open(live_now: i64) -> usize {
         MARKS.with(|m| {
@@ -303,7 +303,7 @@ pub(crate) mod marks {
         })
     }
 
-    /// The highest live bytes reached so far while `slot`'s scope is open.
+    /// The highest held bytes reached so far while `slot`'s scope is open.
     pub(crate) fn peak(slot: usize, live_now: i64) -> i64 {
         MARKS.with(|m| {
             fold(m, live_now);
@@ -311,7 +311,7 @@ pub(crate) mod marks {
         })
     }
 
-    /// Closes `slot`'s scope; returns the highest live bytes it saw.
+    /// Closes `slot`'s scope; returns the highest held bytes it saw.
     pub(crate) fn close(slot: usize, live_now: i64) -> i64 {
         MARKS.with(|m| {
             fold(m, live_now);
@@ -325,7 +325,7 @@ pub(crate) mod marks {
     }
 }
 
-/// The highest live bytes above `start`'s level, given the high-water mark.
+/// The highest held bytes above `start`'s level, given the high-water mark.
 fn peak_above(high_water: i64, start: Counts) -> u64 {
     high_water.wrapping_sub(start.live()).max(0) as u64
 }

@@ -38,7 +38,7 @@ use crate::counters::{Counter, Counts};
 /// let (_, stats) = allocscope::measure(|| drop(std::hint::black_box(Box::new(7u64))));
 /// assert_eq!((stats.allocs, stats.deallocs), (1, 1));
 /// assert_eq!((stats.bytes_allocated, stats.bytes_freed), (8, 8));
-/// assert_eq!(stats.live_bytes(), 0);
+/// assert_eq!(stats.net_bytes(), 0);
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -57,14 +57,14 @@ pub struct AllocStats {
     /// Bytes of every deallocation, plus the old size of every reallocation.
     pub bytes_freed: u64,
     /// For a scope ([`measure`](crate::measure), [`Scope`](crate::Scope), an
-    /// operation call): the highest live bytes above the scope's starting
+    /// operation call): the highest held bytes above the scope's starting
     /// level reached during it, on the measured thread. For a difference of
     /// two snapshots: the growth of `live_bytes` clamped at zero, a lower
     /// bound of the true peak (which only a thread scope tracks). For a snapshot: a lower bound of the
-    /// peak so far, [`thread_stats`](crate::thread_stats)'s being the live
+    /// peak so far, [`thread_stats`](crate::thread_stats)'s being the held
     /// bytes now and [`process_stats`](crate::process_stats)'s the highest
-    /// process live bytes any reading has seen; the live bytes themselves
-    /// are [`live_bytes`](AllocStats::live_bytes).
+    /// process held bytes any reading has seen; the held bytes themselves
+    /// are [`live_bytes`](AllocStats::net_bytes).
     pub peak_bytes: u64,
     /// Whose cumulative figures these are, for snapshots; `Derived` for
     /// scopes, differences and sums.
@@ -122,9 +122,9 @@ impl std::hash::Hash for AllocStats {
 impl AllocStats {
     /// Live bytes: `bytes_allocated - bytes_freed`. For a snapshot
     /// ([`thread_stats`](crate::thread_stats),
-    /// [`process_stats`](crate::process_stats)), the bytes live now (a
+    /// [`process_stats`](crate::process_stats)), the bytes held now (a
     /// thread's can be negative when it frees what others allocated); for a
-    /// scope or a difference, what the measured code left live (negative
+    /// scope or a difference, what the measured code left held (negative
     /// when it freed more than it allocated).
     ///
     /// # Examples
@@ -134,11 +134,11 @@ impl AllocStats {
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let (kept, s) = allocscope::measure(|| std::hint::black_box(vec![0u8; 100]));
-    /// assert_eq!(s.live_bytes(), 100);
+    /// assert_eq!(s.net_bytes(), 100);
     /// let (_, s) = allocscope::measure(|| drop(kept));
-    /// assert_eq!(s.live_bytes(), -100);
+    /// assert_eq!(s.net_bytes(), -100);
     /// ```
-    pub const fn live_bytes(&self) -> i64 {
+    pub const fn net_bytes(&self) -> i64 {
         self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
     }
 
@@ -158,10 +158,10 @@ impl AllocStats {
     ///     }
     ///     std::hint::black_box(text)
     /// });
-    /// assert_eq!((s.allocs, s.reallocs, s.live_blocks()), (5, 4, 1));
+    /// assert_eq!((s.allocs, s.reallocs, s.net_blocks()), (5, 4, 1));
     /// # drop(text);
     /// ```
-    pub const fn live_blocks(&self) -> i64 {
+    pub const fn net_blocks(&self) -> i64 {
         self.allocs.wrapping_sub(self.reallocs).wrapping_sub(self.deallocs) as i64
     }
 
@@ -267,7 +267,7 @@ impl AllocStats {
         }
     }
 
-    /// The figures of `c`, with `peak_bytes` set to its live bytes clamped
+    /// The figures of `c`, with `peak_bytes` set to its held bytes clamped
     /// at zero (the lower bound of a difference of snapshots).
     pub(crate) fn from_counts(c: Counts) -> Self {
         AllocStats {

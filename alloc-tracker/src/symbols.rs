@@ -4,10 +4,10 @@
 //! Resolution (`backtrace`'s gimli and addr2line) parses the program's
 //! debug info, tens of megabytes for a service, and keeps what it parsed.
 //! Left to itself that would sit in the very heap profile it names and in
-//! the live bytes a service reports, forever after the first profile. So:
+//! the held bytes a service reports, forever after the first profile. So:
 //!
 //! - every resolution runs with the thread's events counted as the
-//!   library's (`counters::internal`: in no thread, scope, group, op,
+//!   library's (`counters::as_library`: in no thread, scope, group, op,
 //!   budget or profile of the program's, and reported apart as
 //!   `allocscope_library_*`), and with the thread's sampling paused;
 //! - the frames of each address resolved are kept in a cache of at most
@@ -235,7 +235,7 @@ pub(crate) fn produce<T: Clone>(f: impl FnOnce() -> T) -> T {
     sample::paused(|| {
         let made = crate::jemalloc::library_work(f);
         let copy = made.clone();
-        counters::internal(|| drop(made));
+        counters::as_library(|| drop(made));
         copy
     })
 }

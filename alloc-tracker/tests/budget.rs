@@ -32,9 +32,9 @@ fn an_exceeded_budget_names_every_exceeded_limit_with_both_values() {
     );
     assert!(msg.contains(&format!("tests/budget.rs:{line}:")), "{msg}");
     assert!(!msg.contains("peak_bytes 248 >"), "the peak limit held: {msg}");
-    assert_eq!(err.exceeded().len(), 2);
-    assert_eq!(err.exceeded()[0].limit, Limit::Allocs);
-    assert_eq!((err.exceeded()[1].max, err.exceeded()[1].actual), (200, 248));
+    assert_eq!(err.overruns().len(), 2);
+    assert_eq!(err.overruns()[0].limit, Limit::Allocs);
+    assert_eq!((err.overruns()[1].max, err.overruns()[1].actual), (200, 248));
     assert_eq!(err.stats().allocs, 3);
 }
 

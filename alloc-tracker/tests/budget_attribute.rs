@@ -57,7 +57,7 @@ fn the_message_is_located_at_the_attribute_and_names_the_leak() {
         "{msg}"
     );
     assert!(msg.contains(&at), "located at the attribute ({at}):\n{msg}");
-    assert!(msg.contains("\nlargest surviving allocation (200 bytes; 1 of 1 surviving block):\n  at "), "{msg}");
+    assert!(msg.contains("\nlargest allocation still held (200 bytes; 1 of 1 block still held):\n  at "), "{msg}");
 }
 
 #[allocscope::budget(max_allocs = 1)]

@@ -107,7 +107,7 @@ fn a_peak_limit_beyond_i64_max_is_no_limit_and_does_not_trip() {
         .max_peak_bytes(u64::MAX)
         .check(|| (first_allocation(), innermost_allocation()))
         .unwrap_err();
-    assert_eq!(err.exceeded().len(), 1, "{err}");
+    assert_eq!(err.overruns().len(), 1, "{err}");
     let site = err.site().unwrap();
     assert!(site.lines().next().unwrap().contains("innermost_allocation"), "{site}");
     assert!(Budget::new().max_peak_bytes(u64::MAX).check(|| vec![0u8; 1 << 20]).is_ok());

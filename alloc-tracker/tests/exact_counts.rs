@@ -15,7 +15,7 @@ fn box_of_u64_is_one_alloc_and_one_free_of_8_bytes() {
     assert_eq!((s.allocs, s.deallocs, s.reallocs), (1, 1, 0));
     assert_eq!((s.bytes_allocated, s.bytes_freed), (8, 8));
     assert_eq!(s.peak_bytes, 8);
-    assert_eq!(s.live_bytes(), 0);
+    assert_eq!(s.net_bytes(), 0);
 }
 
 #[test]
@@ -29,7 +29,7 @@ fn string_grown_by_100_pushes_reallocates_four_times() {
         drop(text);
     });
     // Five blocks handed out, four of them by reallocation; one freed.
-    assert_eq!((s.allocs, s.reallocs, s.deallocs, s.live_blocks()), (5, 4, 1, 0));
+    assert_eq!((s.allocs, s.reallocs, s.deallocs, s.net_blocks()), (5, 4, 1, 0));
     // 8 -> 16 -> 32 -> 64 -> 128: each realloc allocates its new size and
     // frees its old one.
     assert_eq!(s.bytes_allocated, 8 + 16 + 32 + 64 + 128);
@@ -86,7 +86,7 @@ fn freeing_what_was_allocated_before_the_scope_counts_negative_net() {
     let v = black_box(vec![0u8; 640]);
     let ((), s) = measure(|| drop(v));
     assert_eq!((s.allocs, s.deallocs, s.bytes_freed), (0, 1, 640));
-    assert_eq!(s.live_bytes(), -640);
+    assert_eq!(s.net_bytes(), -640);
     assert_eq!(s.peak_bytes, 0);
 }
 

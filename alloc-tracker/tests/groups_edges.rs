@@ -154,7 +154,7 @@ fn a_panicking_budget_body_leaves_its_group_checkable() {
     }));
     assert!(caught.is_err());
     let err = Budget::new().max_allocs(0).check_group(&g, || boxes(1)).unwrap_err();
-    assert_eq!(err.exceeded()[0].actual, 1);
+    assert_eq!(err.overruns()[0].actual, 1);
     assert!(Group::current().is_none(), "the panicking body's window ended with it");
 }
 
@@ -177,7 +177,7 @@ fn nested_group_budgets_count_only_their_own_groups_work() {
         })
         .unwrap_err();
     assert!(inner_result.unwrap().is_ok());
-    assert_eq!((err.exceeded()[0].actual, err.stats().bytes_allocated), (1, 8), "{err}");
+    assert_eq!((err.overruns()[0].actual, err.stats().bytes_allocated), (1, 8), "{err}");
     let site = err.site().expect("the outer group's allocation");
     assert!(site.lines().next().unwrap().contains("outer_allocation"), "{site}");
 }

@@ -137,7 +137,7 @@ fn check_async_fails_on_another_worker_with_the_site() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     waker.join().unwrap();
     let err = result.unwrap_err();
-    assert_eq!((err.exceeded()[0].max, err.exceeded()[0].actual), (10, 11), "{err}");
+    assert_eq!((err.overruns()[0].max, err.overruns()[0].actual), (10, 11), "{err}");
     let site = err.site().expect("the site, on the worker that polled it");
     assert!(site.lines().next().unwrap().contains("over_the_limit"), "{site}");
 }

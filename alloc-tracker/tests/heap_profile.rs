@@ -65,7 +65,7 @@ fn a_known_three_level_chain_is_found_with_exact_counts_at_rate_1() {
         .into_iter()
         .find(|s| s.samples == 100 && s.bytes == 6400.0)
         .expect("the site, with every allocation sampled");
-    assert_eq!((site.allocs, site.live_allocs, site.live_bytes), (100.0, 100.0, 6400.0));
+    assert_eq!((site.allocs, site.held_blocks, site.held_bytes), (100.0, 100.0, 6400.0));
     drop(boxes);
 }
 
@@ -86,7 +86,7 @@ fn frees_on_a_sampling_thread_leave_the_live_figures() {
         .into_iter()
         .find(|s| s.bytes == 2000.0 && s.samples == 50)
         .expect("the freed_at_once site");
-    assert_eq!((site.live_allocs, site.live_bytes), (0.0, 0.0));
+    assert_eq!((site.held_blocks, site.held_bytes), (0.0, 0.0));
     assert!(lines_with("freed_at_once").iter().any(|(_, b)| *b == 2000));
 }
 

@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use allocscope::limits::MAX_LIVE;
+use allocscope::capacity::MAX_HELD_SAMPLES;
 use allocscope::profile::{heap_profile, start_thread_sampling, stop_thread_sampling};
 use allocscope::{CountingAlloc, Jemalloc};
 
@@ -22,7 +22,7 @@ fn one_of_many() -> Box<[u8; 24]> {
 
 #[test]
 fn overflowing_the_live_table_is_counted_and_never_leaves_live_bytes_behind() {
-    let n = MAX_LIVE + MAX_LIVE / 4;
+    let n = MAX_HELD_SAMPLES + MAX_HELD_SAMPLES / 4;
     let mut kept = Vec::with_capacity(n);
     start_thread_sampling(1);
     for _ in 0..n {
@@ -38,12 +38,12 @@ fn overflowing_the_live_table_is_counted_and_never_leaves_live_bytes_behind() {
             .iter()
             .zip(p.user_frames())
             .filter(|(_, frames)| frames.first().is_some_and(|f| f.name.ends_with("one_of_many")))
-            .fold((0.0, 0.0), |(a, l), (s, _)| (a + s.allocs, l + s.live_allocs))
+            .fold((0.0, 0.0), |(a, l), (s, _)| (a + s.allocs, l + s.held_blocks))
     };
     let (allocs, live) = ours(&during);
     assert_eq!(allocs, n as f64, "rate 1: every allocation sampled");
-    assert!(during.untracked_live_samples > 0 && !during.live_is_complete(), "the table overflowed");
-    assert_eq!(live + during.untracked_live_samples as f64, n as f64, "followed or counted, never lost");
+    assert!(during.untracked_held_samples > 0 && !during.held_is_complete(), "the table overflowed");
+    assert_eq!(live + during.untracked_held_samples as f64, n as f64, "followed or counted, never lost");
     assert_eq!(during.dropped_samples, 0);
     drop(kept);
     stop_thread_sampling();

@@ -22,7 +22,7 @@ static GLOBAL: CountingAlloc<Inner> = CountingAlloc::new(Inner {}).with_owner_ta
 /// The library's own live bytes, after freeing the kept groups that hold
 /// nothing any more (a snapshot does).
 fn library_live() -> i64 {
-    allocscope::serve::snapshot().library.live_bytes()
+    allocscope::serve::snapshot().library.net_bytes()
 }
 
 /// One round of the scenario: a group fills 8 blocks, its handle goes, the

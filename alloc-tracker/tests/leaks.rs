@@ -1,5 +1,5 @@
 //! Leak budgets: what survives a measured run after warm-ups, exact to the
-//! byte, and the site of the largest surviving allocation.
+//! byte, and the site of the largest allocation still held.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,10 +33,10 @@ fn the_largest_surviving_allocation_is_named_with_its_stack_and_the_leak_is_exac
             keep_small(&mut kept, 100);
         })
         .unwrap_err();
-    let e = err.exceeded();
+    let e = err.overruns();
     assert_eq!(e.len(), 1);
     assert_eq!((e[0].limit, e[0].max, e[0].actual), (Limit::LeakedBytes, 100, 16 + 4096 + 100));
-    let (size, site) = err.largest_survivor().expect("a survivor");
+    let (size, site) = err.largest_held().expect("a survivor");
     assert_eq!(size, 4096);
     let site = site.expect("resolved to source lines");
     assert!(site.lines().next().unwrap().contains("keep_large"), "innermost frame first:\n{site}");
@@ -45,7 +45,7 @@ fn the_largest_surviving_allocation_is_named_with_its_stack_and_the_leak_is_exac
     let msg = err.to_string();
     assert!(msg.starts_with("allocation budget exceeded: leaked_bytes 4212 > 100 (budget at "), "{msg}");
     assert!(msg.contains("tests/leaks.rs:29:"), "the check's location:\n{msg}");
-    assert!(msg.contains("\nlargest surviving allocation (4096 bytes; 1 of 3 surviving blocks):\n  at "), "{msg}");
+    assert!(msg.contains("\nlargest allocation still held (4096 bytes; 1 of 3 blocks still held):\n  at "), "{msg}");
     assert!(!msg.contains("first allocation over the limit"), "no allocation limit was set:\n{msg}");
 }
 
@@ -56,7 +56,7 @@ fn warm_ups_are_not_measured_and_the_value_is_dropped_inside_the_run() {
     // Without a warm-up the measured run fills the cache: the String's 50
     // bytes and the table's allocation survive.
     let err = Budget::new().max_leaked_bytes(0).check_steady(lookup).unwrap_err();
-    assert!(err.exceeded()[0].actual > 50, "{err}");
+    assert!(err.overruns()[0].actual > 50, "{err}");
     cache.borrow_mut().clear();
     cache.borrow_mut().shrink_to_fit();
     // One warm-up fills it; the measured run only reads.
@@ -91,7 +91,7 @@ fn every_limit_is_checked_against_the_measured_run_only() {
     let msg = msg.downcast_ref::<String>().expect("a formatted message");
     assert!(msg.contains(", after 3 warm-up runs; measured allocs 1, "), "{msg}");
     assert!(msg.contains("leaked_bytes 8 > 0"), "{msg}");
-    assert!(msg.contains("largest surviving allocation (8 bytes; 1 of 1 surviving block):"), "{msg}");
+    assert!(msg.contains("largest allocation still held (8 bytes; 1 of 1 block still held):"), "{msg}");
 }
 
 #[test]

@@ -48,6 +48,6 @@ fn a_recorder_receives_the_snapshot_in_prometheus_names() {
         find("allocscope_group_allocated_bytes_total", Some(("group", "facade.group"))),
         &DebugValue::Counter(20)
     );
-    assert!(matches!(find("allocscope_live_bytes", None), DebugValue::Gauge(_)));
+    assert!(matches!(find("allocscope_held_bytes", None), DebugValue::Gauge(_)));
     assert!(matches!(find("allocscope_jemalloc_resident_bytes", None), DebugValue::Gauge(v) if v.into_inner() > 0.0));
 }

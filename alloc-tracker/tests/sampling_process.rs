@@ -20,7 +20,7 @@ fn at(profile: &HeapProfile, function: &str) -> (u64, f64) {
         .iter()
         .zip(profile.user_frames())
         .filter(|(_, frames)| frames.first().is_some_and(|f| f.name.ends_with(function)))
-        .fold((0, 0.0), |(n, live), (s, _)| (n + s.samples, live + s.live_bytes))
+        .fold((0, 0.0), |(n, live), (s, _)| (n + s.samples, live + s.held_bytes))
 }
 
 #[inline(never)]

@@ -94,7 +94,7 @@ fn the_endpoint_keeps_answering_and_counters_never_go_backwards_under_load() {
         for must in [
             "allocscope_allocs_total",
             "allocscope_allocated_bytes_total",
-            "allocscope_live_bytes",
+            "allocscope_held_bytes",
             "allocscope_op_calls_total{op=\"serve.op\"}",
             "allocscope_group_allocs_total{group=\"serve.route\"}",
             "allocscope_jemalloc_resident_bytes",

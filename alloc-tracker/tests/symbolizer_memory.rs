@@ -23,7 +23,7 @@ fn writing_profiles_leaves_no_symbolizer_memory_in_the_programs_figures() {
     let kept = make_profiled_buffer();
     let library_before = allocscope::serve::snapshot().library;
     let thread_before = thread_stats();
-    let live_before = process_stats().live_bytes();
+    let live_before = process_stats().net_bytes();
     // Three rounds of every writer, with this thread still sampling at
     // rate 1: whatever the writers allocate for themselves would be
     // sampled, and in the profile.
@@ -48,15 +48,15 @@ fn writing_profiles_leaves_no_symbolizer_memory_in_the_programs_figures() {
         "the thread allocated {} B, the symbolizer {parsed} B",
         thread.bytes_allocated
     );
-    assert_eq!(thread.live_bytes(), 0, "the thread freed what it allocated: {thread:?}");
+    assert_eq!(thread.net_bytes(), 0, "the thread freed what it allocated: {thread:?}");
     // The process's figure includes the test harness's own threads, which
     // may allocate a little meanwhile; the 40 MB of parsed debug info a
     // profile cost before would be far outside this bound.
-    let moved = process_stats().live_bytes().abs_diff(live_before);
+    let moved = process_stats().net_bytes().abs_diff(live_before);
     assert!(moved < 16 << 10, "the process's live bytes moved by {moved} B");
     // What the library keeps: its cache of resolved frames (bounded), not
     // the parsed debug info.
-    let kept_by_library = library.live_bytes() - library_before.live_bytes();
+    let kept_by_library = library.net_bytes() - library_before.net_bytes();
     assert!(kept_by_library < 256 << 10, "the library kept {kept_by_library} B after three profiles");
 
     // The writers' own allocations were not sampled: the profile has the

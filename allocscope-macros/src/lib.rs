@@ -70,7 +70,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         let k = syn::Ident::new(k, Span::call_site());
         quote!(.#k(#v))
     });
-    let budget = quote_spanned!(attr_span=> ::allocscope::Budget::new().__entry("#[allocscope::budget]") #(#calls)*);
+    let budget = quote_spanned!(attr_span=> ::allocscope::macro_support::attribute_budget() #(#calls)*);
 
     let mut f: ItemFn = syn::parse2(item)?;
     let block = f.block.clone();
@@ -199,8 +199,7 @@ mod tests {
             compact(out),
             compact(quote!(
                 fn t() -> u8 {
-                    ::allocscope::Budget::new()
-                        .__entry("#[allocscope::budget]")
+                    ::allocscope::macro_support::attribute_budget()
                         .max_allocs(2)
                         .max_bytes_allocated(64)
                         .assert(move || -> u8 { 1 })
@@ -222,8 +221,7 @@ mod tests {
             // as written (it rewrote `|| { work() }` inside `quote!(..)`).
             compact(quote! {
                 fn t() {
-                    ::allocscope::Budget::new()
-                        .__entry("#[allocscope::budget]")
+                    ::allocscope::macro_support::attribute_budget()
                         .warmups(1)
                         .max_leaked_bytes(0)
                         .assert_steady(|| { work() })

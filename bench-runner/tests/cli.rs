@@ -107,8 +107,8 @@ fn unusable_report_files_exit_2_naming_the_file_and_the_cause_once() {
         (&corrupt, "{} is not a bench-runner report: key must be a string at line 1 column 3"),
         (
             &wrong,
-            "{} has report schema 99; this bench-runner reads schema 2 (in schema 1 the per-operation allocs_per_op \
-             left reallocations out): run the study again with this bench-runner to compare with it",
+            "{} has report schema 99; this bench-runner reads schemas 2 to 3 (in schema 1 the per-operation \
+             allocs_per_op left reallocations out): run the study again with this bench-runner to compare with it",
         ),
         (&no_schema, "{} is not a bench-runner report: no \"schema\" field"),
     ];
@@ -155,7 +155,7 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["schema"], 2);
+    assert_eq!(json["schema"], 3);
     let results = json["results"].as_array().unwrap();
     assert_eq!(results.len(), 8, "4 variants x 2 modes");
     // The Go row says where it comes from; its times, in parentheses, are
@@ -177,7 +177,7 @@ fn a_small_run_reports_exact_allocations_and_compares_clean_then_catches_a_regre
         let (variant, mode) = (r["variant"].as_str().unwrap(), r["mode"].as_str().unwrap());
         // The leak check: nothing the run allocated is live once it has
         // drained, in either mode (the run's own result rows excluded).
-        assert_eq!(r["live_after_drain_bytes"], 0, "{variant} {mode}");
+        assert_eq!(r["held_after_drain_bytes"], 0, "{variant} {mode}");
         let allocs = r["allocs_per_op"].as_f64().unwrap();
         let bytes = r["bytes_per_op"].as_f64().unwrap();
         match (variant, mode) {
@@ -324,7 +324,7 @@ fn heap_profiles_name_the_baselines_four_allocations() {
     // allocations sampled, nothing dropped or left unfollowed.
     let p = &baseline["heap_profile"];
     assert_eq!((p["sample_rate"].as_u64(), p["samples"].as_u64()), (Some(1), Some(8000)), "{p}");
-    assert_eq!((p["dropped_samples"].as_u64(), p["untracked_live_samples"].as_u64()), (Some(0), Some(0)));
+    assert_eq!((p["dropped_samples"].as_u64(), p["untracked_held_samples"].as_u64()), (Some(0), Some(0)));
     let md = std::fs::read_to_string(d.join("report.md")).unwrap();
     assert!(md.contains("baseline: 8000 samples at 1 per 1 bytes; 0 dropped"), "{md}");
     let lockfree = json["results"].as_array().unwrap().iter().find(|r| r["variant"] == "lockfree").unwrap();

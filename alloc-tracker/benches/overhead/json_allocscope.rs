@@ -56,11 +56,11 @@ fn main() {
          {:.0} bytes live after parsing (complete: {}), {:.0} live after the drop; {} dropped samples",
         elapsed.as_secs_f64(),
         stats.allocs,
-        stats.live_bytes(),
+        stats.net_bytes(),
         profile.total_allocs(),
-        profile.live_bytes(),
-        profile.live_is_complete(),
-        after.live_bytes(),
+        profile.held_bytes(),
+        profile.held_is_complete(),
+        after.held_bytes(),
         profile.dropped_samples
     );
 }

@@ -53,17 +53,17 @@ fn main() {
     report("rate 1, live table empty", time(pairs, runs));
     let kept = keep_live(70_000);
     report("rate 1, 70,000 live sampled blocks", time(pairs, runs));
-    let more = keep_live(allocscope::limits::MAX_LIVE);
+    let more = keep_live(allocscope::capacity::MAX_HELD_SAMPLES);
     allocscope::profile::stop_thread_sampling();
     let profile = allocscope::profile::heap_profile();
     println!(
         "  ({} samples so far not followed: the live table is full; live figures flagged incomplete: {})",
-        profile.untracked_live_samples,
-        !profile.live_is_complete()
+        profile.untracked_held_samples,
+        !profile.held_is_complete()
     );
     allocscope::profile::start_thread_sampling(1);
     report(
-        &format!("rate 1, {} live sampled blocks (table full)", 70_000 + allocscope::limits::MAX_LIVE),
+        &format!("rate 1, {} live sampled blocks (table full)", 70_000 + allocscope::capacity::MAX_HELD_SAMPLES),
         time(pairs, runs),
     );
     allocscope::profile::start_thread_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);

@@ -9,7 +9,7 @@
 //! scope, that is one compare of a per-thread byte with zero, a branch and
 //! two `add`s to thread-local memory, per `alloc` and per `dealloc`; inside
 //! a [`measure`](crate::measure) scope, `alloc` also updates a high-water
-//! mark of live bytes (still inline; `realloc` does it out of line).
+//! mark of held bytes (still inline; `realloc` does it out of line).
 //! Threads that sample call sites
 //! ([`start_thread_sampling`](crate::profile::start_thread_sampling)) take
 //! an out-of-line lane. The measured cost of each path is in the

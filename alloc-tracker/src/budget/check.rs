@@ -84,7 +84,7 @@ impl Drop for GroupCheck<'_> {
         self.end();
         // SAFETY: taken once, here.
         let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
-        crate::counters::internal(|| drop(shared));
+        crate::counters::as_library(|| drop(shared));
     }
 }
 
@@ -110,7 +110,7 @@ impl Budget {
     /// let budget = allocscope::Budget::new().max_bytes_allocated(256);
     /// assert!(budget.check(|| vec![0u8; 256]).is_ok());
     /// let err = budget.check(|| vec![0u8; 400]).unwrap_err();
-    /// assert_eq!(err.exceeded()[0].actual, 400);
+    /// assert_eq!(err.overruns()[0].actual, 400);
     /// ```
     #[track_caller]
     pub fn check<T>(&self, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
@@ -233,7 +233,7 @@ impl Budget {
     /// Every window of the group that opens while the check runs counts
     /// its allocations and frees against the budget (an atomic add each;
     /// budgets are for tests), so `peak_bytes` is exact across threads: the
-    /// highest the group's live bytes rose above their level at the start.
+    /// highest the group's held bytes rose above their level at the start.
     /// A failure names the first allocation over any limit, on whichever
     /// thread it happened.
     ///
@@ -264,7 +264,7 @@ impl Budget {
     ///         }
     ///     })
     ///     .unwrap_err();
-    /// assert_eq!(err.exceeded()[0].actual, 4);
+    /// assert_eq!(err.overruns()[0].actual, 4);
     /// ```
     #[track_caller]
     pub fn check_group<T>(&self, group: &Group, f: impl FnOnce() -> T) -> Result<T, BudgetExceeded> {
@@ -449,7 +449,7 @@ impl Budget {
 pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
     // Checked and panicked here, not through `Budget::assert`: one frame of
     // allocscope's between the panic and the caller's line in a backtrace.
-    let budget = Budget::new().max_allocs(0).max_bytes_allocated(0).__entry("allocscope::assert_no_alloc");
+    let budget = Budget::new().max_allocs(0).max_bytes_allocated(0).called_as("allocscope::assert_no_alloc");
     budget.require_installed("assert");
     match budget.check(f) {
         Ok(value) => value,
@@ -458,13 +458,13 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Runs `f` once to warm up, then once measured, and panics if anything
-/// the measured run allocated on the calling thread is still live after it
+/// the measured run allocated on the calling thread is still held after it
 /// (its value is dropped inside the run): `Budget::new().max_leaked_bytes(0)
 /// .warmups(1).assert_steady(f)`.
 ///
 /// # Panics
 ///
-/// With the leaked bytes and the largest surviving allocation's stack in
+/// With the leaked bytes and the largest allocation still held's stack in
 /// the message; if the tracker is not installed; if `f` panics.
 ///
 /// # Examples
@@ -479,7 +479,7 @@ pub fn assert_no_alloc<T>(f: impl FnOnce() -> T) -> T {
 /// ```
 #[track_caller]
 pub fn assert_no_leaks<T>(f: impl FnMut() -> T) {
-    let budget = Budget::new().max_leaked_bytes(0).warmups(1).__entry("allocscope::assert_no_leaks");
+    let budget = Budget::new().max_leaked_bytes(0).warmups(1).called_as("allocscope::assert_no_leaks");
     budget.require_installed("assert_steady");
     if let Err(e) = budget.check_steady(f) {
         panic!("{e}");

@@ -40,9 +40,9 @@ impl Budget {
             (Limit::PeakBytes, self.max_peak_bytes, stats.peak_bytes),
             (Limit::LeakedBytes, self.max_leaked_bytes, leaked),
         ];
-        let exceeded: Vec<Exceeded> = limits
+        let exceeded: Vec<Overrun> = limits
             .into_iter()
-            .filter_map(|(limit, max, actual)| max.filter(|&m| actual > m).map(|max| Exceeded { limit, max, actual }))
+            .filter_map(|(limit, max, actual)| max.filter(|&m| actual > m).map(|max| Overrun { limit, max, actual }))
             .collect();
         if exceeded.is_empty() {
             return Ok(());
@@ -76,7 +76,7 @@ impl Budget {
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// use allocscope::{Budget, Limit};
 /// let err = Budget::new().max_bytes_allocated(8).check(|| vec![0u8; 9]).unwrap_err();
-/// assert_eq!(err.exceeded()[0].limit, Limit::BytesAllocated);
+/// assert_eq!(err.overruns()[0].limit, Limit::BytesAllocated);
 /// assert_eq!(Limit::BytesAllocated.to_string(), "bytes_allocated");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,9 +86,9 @@ pub enum Limit {
     Allocs,
     /// [`Budget::max_bytes_allocated`]: bytes allocated.
     BytesAllocated,
-    /// [`Budget::max_peak_bytes`]: peak live bytes.
+    /// [`Budget::max_peak_bytes`]: peak held bytes.
     PeakBytes,
-    /// [`Budget::max_leaked_bytes`]: bytes still live after the run.
+    /// [`Budget::max_leaked_bytes`]: bytes still held after the run.
     LeakedBytes,
 }
 
@@ -103,7 +103,8 @@ impl fmt::Display for Limit {
     }
 }
 
-/// One exceeded limit: its kind, the limit and what was measured.
+/// One overrun of a [`Budget`]: the limit that was exceeded, its value and
+/// what was measured ([`BudgetExceeded::overruns`] lists them).
 ///
 /// # Examples
 ///
@@ -112,12 +113,12 @@ impl fmt::Display for Limit {
 /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let err = allocscope::Budget::new().max_allocs(1).check(|| (vec![1u8], vec![2u8])).unwrap_err();
-/// let e = err.exceeded()[0];
+/// let e = err.overruns()[0];
 /// assert_eq!((e.max, e.actual), (1, 2));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub struct Exceeded {
+pub struct Overrun {
     /// Which limit.
     pub limit: Limit,
     /// The limit that was set.
@@ -146,7 +147,7 @@ pub struct Exceeded {
 ///
 /// ```text
 /// allocation budget exceeded: leaked_bytes 1024 > 0 (budget at tests/cache.rs:9:5, after 1 warm-up run; measured ...)
-/// largest surviving allocation (1024 bytes; 1 of 2 surviving blocks):
+/// largest allocation still held (1024 bytes; 1 of 2 blocks still held):
 ///   at my_crate::Cache::insert (src/cache.rs:30)
 /// ```
 ///
@@ -184,7 +185,7 @@ impl fmt::Debug for BudgetExceeded {
 /// one pointer wide).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Details {
-    exceeded: Vec<Exceeded>,
+    exceeded: Vec<Overrun>,
     stats: AllocStats,
     location: &'static Location<'static>,
     /// Unmeasured runs before the measured one.
@@ -236,14 +237,14 @@ impl fmt::Display for BudgetExceeded {
             let blocks = if s.count == 1 { "block" } else { "blocks" };
             match &s.largest {
                 Some((size, site)) => {
-                    write!(f, "\nlargest surviving allocation ({size} bytes; 1 of {} surviving {blocks})", s.count)?;
+                    write!(f, "\nlargest allocation still held ({size} bytes; 1 of {} {blocks} still held)", s.count)?;
                     match site {
                         Ok(site) => write!(f, ":\n{site}")?,
                         Err(why) => write!(f, ": {why}")?,
                     }
                 }
                 None => f.write_str(
-                    "\nno allocation of the run survived it on this thread: the live bytes grew by frees it did \
+                    "\nno allocation of the run is still held on this thread: its net bytes grew through frees it did \
                      not make here (memory freed on another thread, or a smaller reallocation)",
                 )?,
             }
@@ -258,13 +259,14 @@ impl fmt::Display for BudgetExceeded {
     }
 }
 
-fn list(exceeded: &[Exceeded]) -> String {
+fn list(exceeded: &[Overrun]) -> String {
     let parts: Vec<String> = exceeded.iter().map(|e| format!("{} {} > {}", e.limit, e.actual, e.max)).collect();
     parts.join(", ")
 }
 
 impl BudgetExceeded {
-    /// The limits that were exceeded, in the order allocs, bytes, peak.
+    /// The overruns: each limit that was exceeded, in the order allocs,
+    /// bytes, peak, leaked.
     ///
     /// # Examples
     ///
@@ -273,9 +275,9 @@ impl BudgetExceeded {
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let err = allocscope::Budget::new().max_allocs(0).max_bytes_allocated(0).check(|| vec![1u8]).unwrap_err();
-    /// assert_eq!(err.exceeded().len(), 2);
+    /// assert_eq!(err.overruns().len(), 2);
     /// ```
-    pub fn exceeded(&self) -> &[Exceeded] {
+    pub fn overruns(&self) -> &[Overrun] {
         &self.0.exceeded
     }
 
@@ -340,7 +342,7 @@ impl BudgetExceeded {
     }
 
     /// When [`Budget::max_leaked_bytes`] was exceeded: the size of the
-    /// largest allocation of the measured run that was still live after
+    /// largest allocation of the measured run that was still held after
     /// it, and its stack (as [`site`](BudgetExceeded::site) gives it, or
     /// `None` when it could not be resolved).
     ///
@@ -355,9 +357,9 @@ impl BudgetExceeded {
     ///     .max_leaked_bytes(0)
     ///     .check_steady(|| kept.push(vec![0u8; 300]))
     ///     .unwrap_err();
-    /// assert_eq!(err.largest_survivor().map(|(size, _)| size), Some(300));
+    /// assert_eq!(err.largest_held().map(|(size, _)| size), Some(300));
     /// ```
-    pub fn largest_survivor(&self) -> Option<(u64, Option<&str>)> {
+    pub fn largest_held(&self) -> Option<(u64, Option<&str>)> {
         let (size, site) = self.0.survivor.as_ref()?.largest.as_ref()?;
         Some((*size, site.as_deref().ok()))
     }

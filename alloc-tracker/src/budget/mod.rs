@@ -14,7 +14,7 @@ mod check;
 mod exceeded;
 
 pub use check::{assert_no_alloc, assert_no_leaks};
-pub use exceeded::{BudgetExceeded, Exceeded, Limit};
+pub use exceeded::{BudgetExceeded, Limit, Overrun};
 
 /// Limits on what a closure may allocate on the calling thread.
 ///
@@ -80,11 +80,10 @@ impl Budget {
         }
     }
 
-    /// Names what the user wrote (`#[allocscope::budget]`) in the message
-    /// that refuses to run without the tracker. For allocscope's own macro
-    /// and functions; not part of the API.
-    #[doc(hidden)]
-    pub const fn __entry(mut self, name: &'static str) -> Budget {
+    /// Names what the user wrote (`#[allocscope::budget]`,
+    /// `assert_no_alloc`) in the message that refuses to run without the
+    /// tracker.
+    pub(crate) const fn called_as(mut self, name: &'static str) -> Budget {
         self.entry = Some(name);
         self
     }
@@ -136,7 +135,7 @@ impl Budget {
         self
     }
 
-    /// At most `n` live bytes above the starting level at any moment
+    /// At most `n` held bytes above the starting level at any moment
     /// ([`AllocStats::peak_bytes`](crate::AllocStats::peak_bytes)). A `realloc` that moves its block holds
     /// the old and the new block for a moment inside the allocator; that
     /// moment is not in the peak, which counts the new size only.
@@ -148,7 +147,7 @@ impl Budget {
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
     /// let budget = allocscope::Budget::new().max_peak_bytes(100);
-    /// // 80 + 80 bytes allocated, but never more than 80 live at once:
+    /// // 80 + 80 bytes allocated, but never more than 80 held at once:
     /// assert!(budget.check(|| { drop(vec![0u8; 80]); drop(vec![0u8; 80]) }).is_ok());
     /// assert!(budget.check(|| (vec![0u8; 80], vec![0u8; 80])).is_err());
     /// ```
@@ -157,7 +156,7 @@ impl Budget {
         self
     }
 
-    /// At most `n` bytes still live when the measured run ends: the
+    /// At most `n` bytes still held when the measured run ends: the
     /// calling thread's bytes allocated minus bytes freed over the run
     /// (exact). A failure names the largest allocation of the run that
     /// survived it, with its stack.
@@ -189,7 +188,7 @@ impl Budget {
     /// assert!(leaky.check_steady(|| vec![0u8; 1024]).is_ok());
     /// // Every run keeps its 1 KiB buffer in `log`.
     /// let err = leaky.check_steady(|| log.borrow_mut().push(vec![0u8; 1024])).unwrap_err();
-    /// assert_eq!(err.exceeded()[0].actual, 1024);
+    /// assert_eq!(err.overruns()[0].actual, 1024);
     /// ```
     pub const fn max_leaked_bytes(mut self, n: u64) -> Budget {
         self.max_leaked_bytes = Some(n);
@@ -219,5 +218,18 @@ impl Budget {
     pub const fn warmups(mut self, k: u32) -> Budget {
         self.warmups = k;
         self
+    }
+}
+
+/// What the `#[allocscope::budget]` attribute expands to: not part of the
+/// API (hidden from the docs; it may change in any release).
+#[doc(hidden)]
+pub mod macro_support {
+    use super::Budget;
+
+    /// The attribute's budget before its limits: one that names the
+    /// attribute when it refuses to run without the tracker.
+    pub const fn attribute_budget() -> Budget {
+        Budget::new().called_as("#[allocscope::budget]")
     }
 }

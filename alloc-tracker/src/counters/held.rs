@@ -23,7 +23,7 @@
 //! What a group holds is its shards' `HeldCounts` minus its ledger's
 //! released figures (a shard's own figures may go below zero: what its
 //! thread freed of blocks other threads of the group allocated; the sums
-//! wrap back). The library's own allocations (`internal`) and those
+//! wrap back). The library's own allocations (`as_library`) and those
 //! of a thread past its exit hook carry no owner.
 
 use std::cell::Cell;
@@ -153,7 +153,7 @@ pub(crate) fn tags_on() -> bool {
         _ => {
             SAW_TAGS.set(false);
             let was = super::with_local(|l| l.owner.replace(PROBE));
-            super::internal(|| drop(std::hint::black_box(Box::new(0u8))));
+            super::as_library(|| drop(std::hint::black_box(Box::new(0u8))));
             super::with_local(|l| l.owner.set(was));
             let on = SAW_TAGS.get();
             KNOWN.store(if on { 2 } else { 1 }, Ordering::Relaxed);
@@ -170,7 +170,7 @@ pub(super) fn on_alloc(l: &super::ThreadCounters, size: u64) -> Tag {
     if owner.tag.is_null() {
         return owner.tag;
     }
-    if l.mode.get() & (super::INTERNAL | super::DETACHED) != 0 {
+    if l.mode.get() & (super::LIBRARY | super::DETACHED) != 0 {
         if owner.tag == PROBE.tag {
             SAW_TAGS.set(true);
         }

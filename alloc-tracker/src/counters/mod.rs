@@ -26,10 +26,10 @@
 //! |---|---|---|
 //! | `FRESH` | the block is not registered yet | the initialiser; cleared by registration |
 //! | `DETACHED` | the block is not in the registry (no free slot, or the thread is exiting): events go to the shared totals | registration, the exit hook |
-//! | `PEAK` | a scope tracks this thread's peak live bytes | [`crate::Scope`] |
+//! | `PEAK` | a scope tracks this thread's peak held bytes | [`crate::Scope`] |
 //! | `TRIP` | a budget watches for its first crossing ([`trip`]) | [`crate::Budget`] |
 //! | `SAMPLE` | the thread samples call sites ([`sample`]) | `profile::start_thread_sampling` |
-//! | `INTERNAL` | the library allocates for itself ([`internal`]): forwarded, counted apart | the library |
+//! | `LIBRARY` | the library allocates for itself ([`as_library`]): forwarded, counted apart | the library |
 //!
 //! ```text
 //!            first event or API call
@@ -48,7 +48,7 @@
 //! | `READY` (no bit) | negative | fast: two adds | negative | fast: two adds |
 //! | `PEAK` alone | 0 | peak: two adds, raise the high-water mark (inline) | negative | fast |
 //! | `SAMPLE` alone | positive (1) | sampling lane (out of line): two adds, the countdown | 0 | sampling lane (inline): two adds, one bit of the live table's filter |
-//! | any other | positive | cold (out of line): registration, the library's own memory, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED`, `TRIP`, `INTERNAL` or `SAMPLE` is set, else negative | cold, or fast |
+//! | any other | positive | cold (out of line): registration, the library's own memory, trip check, sampling, detached counting | positive when `FRESH`, `DETACHED`, `TRIP`, `LIBRARY` or `SAMPLE` is set, else negative | cold, or fast |
 //!
 //! So the path is a compare with thread-local memory, a branch and two adds
 //! per `alloc` and per `dealloc` outside scopes, and the high-water mark's
@@ -58,7 +58,7 @@
 //! peak cannot rise on a free), but it needs its check: a thread can free
 //! without ever allocating (a consumer thread; a `std` thread's start-up
 //! may free first), and such frees must reach the process totals; under a
-//! budget over a group, frees lower the group's live bytes, whose peak the
+//! budget over a group, frees lower the group's held bytes, whose peak the
 //! budget watches. The sampling lane of `alloc` is
 //! out of line: inlined, it made `__rust_alloc` too large to inline into
 //! its callers, which cost the fast path a call; a second compare of a gate
@@ -105,9 +105,9 @@ pub(crate) use path::{
 };
 pub(crate) use set::{Counter, CounterSet, Counts};
 
-pub use registry::MAX_THREADS;
+pub(crate) use registry::MAX_THREADS;
 
-/// Bit set in `mode` while a scope tracks this thread's peak live bytes.
+/// Bit set in `mode` while a scope tracks this thread's peak held bytes.
 pub(crate) const PEAK: u8 = 1;
 /// Bit set in `mode` until the block is registered.
 const FRESH: u8 = 2;
@@ -120,15 +120,15 @@ pub(crate) const TRIP: u8 = 8;
 /// Bit set in `mode` while this thread samples call sites ([`sample`]):
 /// allocations and frees take the sampling lane.
 pub(crate) const SAMPLE: u8 = 16;
-/// Bit set in `mode` while the library allocates for itself ([`internal`]):
+/// Bit set in `mode` while the library allocates for itself ([`as_library`]):
 /// such events are forwarded and counted apart, in no thread, scope, group
 /// or profile of the program's.
-const INTERNAL: u8 = 32;
+const LIBRARY: u8 = 32;
 /// `mode` value: registered, nothing to track.
 const READY: u8 = 0;
 /// The bits that send a free off its fast path (a peak cannot rise on a
 /// free).
-const FREE_SLOW: u8 = FRESH | DETACHED | TRIP | SAMPLE | INTERNAL;
+const FREE_SLOW: u8 = FRESH | DETACHED | TRIP | SAMPLE | LIBRARY;
 
 /// One thread's counters. Written only by the owning thread; the atomic
 /// fields are read by any thread, the `Cell` ones only by the owner.
@@ -150,7 +150,7 @@ pub(crate) struct ThreadCounters {
     /// alone), positive otherwise (the cold path).
     free_gate: Cell<i8>,
     counts: CounterSet<AtomicU64>,
-    /// Highest live bytes seen while `PEAK` is set, since the last time a
+    /// Highest held bytes seen while `PEAK` is set, since the last time a
     /// scope read it ([`take_high_water`]).
     high_water: Cell<i64>,
     /// While the thread samples: bytes left until the next sample (the
@@ -215,7 +215,7 @@ const fn alloc_gate(mode: u8) -> i8 {
 
 /// Every mode bit; modes are below `MODES`.
 const MODES: usize = 64;
-const _: () = assert!((PEAK | FRESH | DETACHED | TRIP | SAMPLE | INTERNAL) as usize == MODES - 1);
+const _: () = assert!((PEAK | FRESH | DETACHED | TRIP | SAMPLE | LIBRARY) as usize == MODES - 1);
 
 /// The gates of every mode, `(alloc_gate, free_gate)`, computed once: a
 /// mode change (every scope's and group window's start and end) looks them
@@ -328,28 +328,28 @@ pub(crate) fn thread_slot() -> Option<usize> {
 }
 
 /// Runs `f` with the calling thread's allocator events counted as the
-/// library's own ([`registry::internal_counts`]): in no thread, scope,
+/// library's own ([`registry::library_counts`]): in no thread, scope,
 /// group, budget or heap profile of the program's. For memory the library
 /// allocates for itself and frees itself (a group's shared counters, a
 /// budget's trip, the tables of named groups and operations): every such
-/// block must also be freed inside `internal`, or the thread that frees
+/// block must also be freed inside `as_library`, or the thread that frees
 /// it would count a free it never allocated.
-pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn as_library<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the bit on every exit, a panic's too.
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            set_mode_bit(INTERNAL, self.0);
+            set_mode_bit(LIBRARY, self.0);
         }
     }
-    let _restore = Restore(mode_bit(INTERNAL));
-    set_mode_bit(INTERNAL, true);
+    let _restore = Restore(mode_bit(LIBRARY));
+    set_mode_bit(LIBRARY, true);
     f()
 }
 
-/// Whether the thread is running the library's own work ([`internal`]).
-pub(crate) fn is_internal() -> bool {
-    mode_bit(INTERNAL)
+/// Whether the thread is running the library's own work ([`as_library`]).
+pub(crate) fn is_library_work() -> bool {
+    mode_bit(LIBRARY)
 }
 
 /// The current thread's serial number (registering it if needed): no two
@@ -361,7 +361,7 @@ pub(crate) fn thread_serial() -> u64 {
     })
 }
 
-/// Whether `bit` (`PEAK`, `TRIP`, `SAMPLE` or `INTERNAL`) is set on this
+/// Whether `bit` (`PEAK`, `TRIP`, `SAMPLE` or `LIBRARY`) is set on this
 /// thread.
 pub(crate) fn mode_bit(bit: u8) -> bool {
     with_local(|l| l.mode.get() & bit != 0)
@@ -369,14 +369,14 @@ pub(crate) fn mode_bit(bit: u8) -> bool {
 
 /// Sets or clears a mode bit of the current thread.
 pub(crate) fn set_mode_bit(bit: u8, on: bool) {
-    debug_assert!(bit & (PEAK | TRIP | SAMPLE | INTERNAL) == bit, "only guards' bits are set from outside");
+    debug_assert!(bit & (PEAK | TRIP | SAMPLE | LIBRARY) == bit, "only guards' bits are set from outside");
     with_local(|l| {
         let m = l.mode.get();
         l.set_mode(if on { m | bit } else { m & !bit });
     })
 }
 
-/// Returns the high-water mark of live bytes reached since the last call
+/// Returns the high-water mark of held bytes reached since the last call
 /// (or since `PEAK` was set), and restarts it from `live_now`.
 pub(crate) fn take_high_water(live_now: i64) -> i64 {
     with_local(|l| l.high_water.replace(live_now))
@@ -431,7 +431,7 @@ mod tests {
     /// its fast path exactly when no registration or sampling bit is set.
     #[test]
     fn the_gates_send_every_mode_to_its_path() {
-        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE | INTERNAL;
+        let all = PEAK | FRESH | DETACHED | TRIP | SAMPLE | LIBRARY;
         for mode in 0..=all {
             if mode & !all != 0 {
                 continue;
@@ -439,14 +439,14 @@ mod tests {
             let gate = alloc_gate(mode);
             assert_eq!(gate < 0, mode == READY, "mode {mode:#b}");
             assert_eq!(gate == 0, mode == PEAK, "mode {mode:#b}");
-            let free_fast = mode & (FRESH | DETACHED | TRIP | SAMPLE | INTERNAL) == 0;
+            let free_fast = mode & (FRESH | DETACHED | TRIP | SAMPLE | LIBRARY) == 0;
             assert_eq!(free_gate(mode) < 0, free_fast, "mode {mode:#b}");
             assert_eq!(free_gate(mode) == 0, mode & !PEAK == SAMPLE, "mode {mode:#b}");
         }
         std::thread::spawn(|| {
             drop(black_box(vec![0u8; 8])); // registers
             with_local(|l| {
-                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, INTERNAL, READY] {
+                for mode in [PEAK, PEAK | TRIP, SAMPLE, PEAK | SAMPLE, LIBRARY, READY] {
                     l.set_mode(mode);
                     assert_eq!(
                         (l.mode.get(), l.alloc_gate.get(), l.free_gate.get()),

@@ -100,7 +100,7 @@ pub(crate) fn before_realloc(ptr: *mut u8) -> Option<sample::Followed> {
     with_local(|l| if l.mode.get() & SAMPLE != 0 { sample::unfollow_before_realloc(ptr) } else { None })
 }
 
-/// After a failed `realloc`: the old block is still live, and followed
+/// After a failed `realloc`: the old block is still held, and followed
 /// again if [`before_realloc`] had taken it out.
 #[inline(always)]
 pub(crate) fn after_failed_realloc(ptr: *mut u8, followed: Option<sample::Followed>) {
@@ -152,8 +152,8 @@ pub(super) fn on_alloc_other(l: &'static ThreadCounters, ptr: *mut u8, size: u64
 pub(super) fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     let mode = settle(l);
     let counts = Counts::of(&[(Counter::Deallocs, 1), (Counter::BytesFreed, size)]);
-    if mode & INTERNAL != 0 {
-        registry::count_internal(counts);
+    if mode & LIBRARY != 0 {
+        registry::count_library(counts);
         return;
     }
     if mode & DETACHED != 0 {
@@ -175,8 +175,8 @@ pub(super) fn on_dealloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u6
 pub(super) fn on_alloc_cold(l: &'static ThreadCounters, ptr: *mut u8, size: u64) {
     let mode = settle(l);
     let counts = Counts::of(&[(Counter::Allocs, 1), (Counter::BytesAllocated, size)]);
-    if mode & INTERNAL != 0 {
-        registry::count_internal(counts);
+    if mode & LIBRARY != 0 {
+        registry::count_library(counts);
         return;
     }
     if mode & DETACHED != 0 {
@@ -213,8 +213,8 @@ pub(super) fn on_realloc_cold(l: &'static ThreadCounters, new_ptr: *mut u8, old:
         (Counter::BytesAllocated, new),
         (Counter::BytesFreed, old),
     ]);
-    if mode & INTERNAL != 0 {
-        registry::count_internal(counts);
+    if mode & LIBRARY != 0 {
+        registry::count_library(counts);
         return;
     }
     if mode & DETACHED != 0 {
@@ -252,7 +252,7 @@ pub(super) fn settle(l: &'static ThreadCounters) -> u8 {
     l.mode.get()
 }
 
-/// Raises the high-water mark to the live bytes.
+/// Raises the high-water mark to the held bytes.
 ///
 /// Both counters are read as plain memory, which lets the compiler fold the
 /// reads into the `sub` and `cmp` that use them: a volatile read of

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use super::{exit_hook, CounterSet, Counts, ThreadCounters, DETACHED, FRESH};
 
 /// The most threads whose counters can be registered at the same time.
-pub const MAX_THREADS: usize = 16_384;
+pub(crate) const MAX_THREADS: usize = 16_384;
 
 /// Pointers to the blocks of registered, running threads.
 static SLOTS: [AtomicPtr<ThreadCounters>; MAX_THREADS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_THREADS];
@@ -56,18 +56,18 @@ pub(super) fn count_detached(counts: Counts) {
     RETIRED.add_with(counts, Ordering::Release);
 }
 
-/// The library's own allocator events ([`super::internal`]): in no total of
+/// The library's own allocator events ([`super::as_library`]): in no total of
 /// the program's.
-static INTERNAL: CounterSet<AtomicU64> = CounterSet::zero();
+static LIBRARY: CounterSet<AtomicU64> = CounterSet::zero();
 
 /// Counts an event the library made for itself.
-pub(super) fn count_internal(counts: Counts) {
-    INTERNAL.add(counts);
+pub(super) fn count_library(counts: Counts) {
+    LIBRARY.add(counts);
 }
 
 /// What the library allocated and freed for itself, on every thread.
-pub(crate) fn internal_counts() -> Counts {
-    INTERNAL.load()
+pub(crate) fn library_counts() -> Counts {
+    LIBRARY.load()
 }
 
 /// Registers a fresh block: claims a slot and arms the exit hook, or, when

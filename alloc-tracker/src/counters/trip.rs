@@ -30,7 +30,7 @@
 //! from the thread's open windows and is right for any order in which they
 //! end). Each allocation and free there adds itself to the shared usage
 //! with an atomic add (budgets are for tests: their cost does not matter,
-//! exactness does), so the group's live bytes and their peak are exact
+//! exactness does), so the group's held bytes and their peak are exact
 //! across threads, and the event that crosses a limit is found on
 //! whichever thread it happens: the first thread to cross records its
 //! stack.
@@ -53,7 +53,7 @@ struct Trip {
     max_allocs: Cell<u64>,
     /// Trips when `bytes_allocated` exceeds this.
     max_bytes_allocated: Cell<u64>,
-    /// Trips when the high-water mark of live bytes exceeds this.
+    /// Trips when the high-water mark of held bytes exceeds this.
     max_high_water: Cell<i64>,
     frames: [Cell<usize>; MAX_FRAMES],
     len: Cell<usize>,
@@ -228,7 +228,7 @@ pub(super) fn on_free(size: u64) {
 }
 
 /// A budget's limits over a group, the group's usage while the budget runs
-/// (its allocations, bytes and live bytes, exact across threads), and the
+/// (its allocations, bytes and held bytes, exact across threads), and the
 /// first crossing's stack: shared by every thread that works in the group
 /// meanwhile.
 #[derive(Debug)]
@@ -252,7 +252,7 @@ pub(crate) struct SharedTrip {
 
 impl SharedTrip {
     /// Limits on allocations (`allocs`), bytes allocated and
-    /// live bytes above the start; `u64::MAX` for none.
+    /// held bytes above the start; `u64::MAX` for none.
     pub(crate) fn new(max_allocs: u64, max_bytes_allocated: u64, max_live: u64) -> SharedTrip {
         SharedTrip {
             max_allocs,
@@ -294,7 +294,7 @@ impl SharedTrip {
         self.live.fetch_sub(size as i64, Ordering::Relaxed);
     }
 
-    /// The highest live bytes of the group's work since the budget
+    /// The highest held bytes of the group's work since the budget
     /// started (0 if they never rose above the start).
     pub(crate) fn peak_bytes(&self) -> u64 {
         self.high.load(Ordering::Relaxed).max(0) as u64

@@ -6,7 +6,7 @@
 //! windows allocated, on any thread, minus what was freed of it since, on
 //! any thread, in a group or not (`counters::held`). Without tags, the heap
 //! sampler is the only witness: each sampled block remembers the group it
-//! was allocated in, and the group's live samples give an estimate, with
+//! was allocated in, and the group's held samples give an estimate, with
 //! its interval; with no sampling there is nothing to say, and the answer
 //! says so.
 
@@ -27,9 +27,9 @@ pub struct Held {
     /// Blocks held.
     pub blocks: u64,
     /// Whether the figures are exact (owner tags), or an estimate from the
-    /// heap sampler's live samples.
+    /// heap sampler's held samples.
     pub exact: bool,
-    /// For an estimate: the live samples it rests on.
+    /// For an estimate: the held samples it rests on.
     pub samples: u64,
     /// For an estimate: a 95 % interval of the bytes (the count of samples
     /// is Poisson: relative error `1.96 / sqrt(samples)`; with no sample,
@@ -107,7 +107,7 @@ impl Group {
     ///
     /// Exact with owner tags
     /// ([`CountingAlloc::with_owner_tags`](crate::CountingAlloc::with_owner_tags)).
-    /// Without them, an estimate from the heap sampler's live samples
+    /// Without them, an estimate from the heap sampler's held samples
     /// allocated in the group (`exact` false, with the samples and a 95 %
     /// interval), which covers the threads that sample (every thread with
     /// [`start_process_sampling`](crate::profile::start_process_sampling));
@@ -142,18 +142,19 @@ impl Group {
                 bytes_interval: None,
             };
         }
-        let Some(e) = sample::held_estimate(g.serial) else { return Held::UNKNOWN };
-        let interval = if e.samples == 0 {
-            (0, (3.0 * e.rate as f64) as u64)
+        let Some(rate) = sample::estimate_rate() else { return Held::UNKNOWN };
+        let (bytes, blocks, samples) = sample::held_of_group(g.serial);
+        let interval = if samples == 0 {
+            (0, (3.0 * rate as f64) as u64)
         } else {
-            let rel = 1.96 / (e.samples as f64).sqrt();
-            ((e.bytes * (1.0 - rel)).max(0.0) as u64, (e.bytes * (1.0 + rel)) as u64)
+            let rel = 1.96 / (samples as f64).sqrt();
+            ((bytes * (1.0 - rel)).max(0.0) as u64, (bytes * (1.0 + rel)) as u64)
         };
         Held {
-            bytes: e.bytes as u64,
-            blocks: e.blocks.round() as u64,
+            bytes: bytes as u64,
+            blocks: blocks.round() as u64,
             exact: false,
-            samples: e.samples,
+            samples,
             bytes_interval: Some(interval),
         }
     }

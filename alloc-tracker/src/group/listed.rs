@@ -32,7 +32,7 @@ pub(super) fn get_or_insert(name: &'static str) -> Group {
         if let Some(node) = nodes().find(|n| n.group.name() == name) {
             if !new.is_null() {
                 // SAFETY: made below by `Box::into_raw`, never published.
-                counters::internal(|| drop(unsafe { Box::from_raw(new) }));
+                counters::as_library(|| drop(unsafe { Box::from_raw(new) }));
             }
             return node.group.clone();
         }

@@ -42,7 +42,7 @@
 //! # Memory
 //!
 //! A group's shared block, its shards and the budget state are the
-//! library's own memory ([`counters::internal`]): no thread, scope, group or
+//! library's own memory ([`counters::as_library`]): no thread, scope, group or
 //! profile of the program counts them.
 //!
 //! A [`Group`] handle is a reference count of its own (as `Arc`'s), but no
@@ -111,15 +111,15 @@ pub const MAX_GROUP_OPS: usize = 16;
 /// - Frees count where they happen: a message allocated in a request's
 ///   group and freed by a consumer thread outside it counts as allocated in
 ///   the group and freed outside it, so a group's
-///   [`live_bytes`](AllocStats::live_bytes) is what its own windows left
-///   live, not what is still live of what it allocated.
+///   [`live_bytes`](AllocStats::net_bytes) is what its own windows left
+///   live, not what is still held of what it allocated.
 /// - [`Group::stats`] has every window that has ended (every poll that
 ///   returned, every wrapped closure that returned, every guard dropped,
 ///   on any thread, including threads that have exited), plus the calling
 ///   thread's own open window. Windows still open on other threads are not
 ///   in it until they end.
 /// - `peak_bytes` of a group is, per thread, the highest of what the
-///   group's windows on that thread had left live before a window plus that
+///   group's windows on that thread had left held before a window plus that
 ///   window's own peak, and the highest of those over the threads. Exact
 ///   when the group's work stays on one thread (a task that is not moved to
 ///   another worker, a job on one thread, a closure run in a group); a
@@ -535,7 +535,7 @@ impl Group {
         }
         if !raw.is_null() {
             // SAFETY: set by `start_budget` from `Arc::into_raw`.
-            counters::internal(|| drop(unsafe { Arc::from_raw(raw) }));
+            counters::as_library(|| drop(unsafe { Arc::from_raw(raw) }));
         }
     }
 }

@@ -193,7 +193,7 @@ impl GroupShared {
 }
 
 impl Drop for GroupShared {
-    /// Runs inside [`counters::internal`] (see [`Group`]'s `Drop`).
+    /// Runs inside [`counters::as_library`] (see [`Group`]'s `Drop`).
     fn drop(&mut self) {
         let mut p = *self.shards.get_mut();
         while !p.is_null() {
@@ -249,7 +249,7 @@ pub(super) fn keep_or_free(shared: NonNull<GroupShared>) {
     }
     // SAFETY: no handle, no entry and no block points at the block; it was
     // made by `Box::into_raw` in `Group::new`.
-    counters::internal(|| drop(unsafe { Box::from_raw(shared.as_ptr()) }));
+    counters::as_library(|| drop(unsafe { Box::from_raw(shared.as_ptr()) }));
 }
 
 /// Frees the kept groups that hold nothing any more (called outside the

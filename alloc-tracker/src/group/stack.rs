@@ -45,7 +45,7 @@ pub(super) fn watch_budget(g: &GroupShared) -> *const SharedTrip {
 pub(super) fn unwatch_budget(budget: *const SharedTrip) {
     if !budget.is_null() {
         // SAFETY: the count taken by `watch_budget`.
-        counters::internal(|| unsafe { Arc::decrement_strong_count(budget) });
+        counters::as_library(|| unsafe { Arc::decrement_strong_count(budget) });
     }
 }
 
@@ -353,7 +353,7 @@ pub(crate) fn add_op(name: *mut &'static str, own: AllocStats, peak_bytes: u64) 
             Ok(_) => new,
             Err(theirs) => {
                 // SAFETY: made just above, never published.
-                counters::internal(|| drop(unsafe { Box::from_raw(new) }));
+                counters::as_library(|| drop(unsafe { Box::from_raw(new) }));
                 theirs
             }
         };
@@ -387,7 +387,7 @@ pub(crate) fn exit_raw(id: u64) {
     pop(id);
 }
 
-/// A thread's entry in a group, open until dropped; see [`Group::enter`].
+/// A thread's entry in a group, open until dropped; see [`Group::enter`](super::Group::enter).
 ///
 /// # Examples
 ///

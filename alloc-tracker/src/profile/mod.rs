@@ -7,17 +7,17 @@
 //!
 //! # Limits
 //!
-//! - At most [`MAX_STACKS`](crate::limits::MAX_STACKS) distinct stacks and
-//!   [`MAX_LIVE`](crate::limits::MAX_LIVE) live sampled
+//! - At most [`MAX_STACKS`](crate::capacity::MAX_STACKS) distinct stacks and
+//!   [`MAX_HELD_SAMPLES`](crate::capacity::MAX_HELD_SAMPLES) held sampled
 //!   blocks, found within a bounded number of probes so that every
 //!   allocation and free costs a bounded time. A sample whose stack finds
 //!   no slot is counted in [`HeapProfile::dropped_samples`] (it is missing
-//!   from the profile); a sample whose block finds no live slot is counted
-//!   in [`HeapProfile::untracked_live_samples`] (it is in the allocation
-//!   figures, not in the live ones: [`HeapProfile::live_is_complete`] is
+//!   from the profile); a sample whose block finds no slot in the table of held blocks is counted
+//!   in [`HeapProfile::untracked_held_samples`] (it is in the allocation
+//!   figures, not in the held ones: [`HeapProfile::held_is_complete`] is
 //!   then false).
 //! - A free is matched only on a thread that samples: enable sampling on
-//!   every thread that frees profiled memory, or live figures stay high.
+//!   every thread that frees profiled memory, or held figures stay high.
 //! - Stacks deeper than 48 frames are cut at the 48th.
 
 mod dhat;
@@ -26,14 +26,30 @@ mod flamegraph;
 mod folded;
 #[cfg(feature = "pprof")]
 mod pprof;
+mod site;
 
 #[cfg(feature = "pprof")]
 pub use pprof::SampleType;
 
 use crate::counters::sample;
-pub use crate::counters::sample::{Site, DEFAULT_SAMPLE_RATE};
+
+/// Go's default `MemProfileRate`: one sample per 512 KiB on average, the
+/// rate `ALLOCSCOPE_SAMPLE_RATE` and the service examples use.
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::profile::start_thread_sampling(allocscope::profile::DEFAULT_SAMPLE_RATE);
+/// allocscope::profile::stop_thread_sampling();
+/// assert_eq!(allocscope::profile::DEFAULT_SAMPLE_RATE, 524_288);
+/// ```
+pub const DEFAULT_SAMPLE_RATE: u64 = crate::counters::sample::DEFAULT_SAMPLE_RATE;
 pub use crate::stack::Frame;
 use crate::symbols;
+pub use site::Site;
 
 /// Starts sampling the current thread's allocations, one sample per `rate`
 /// bytes on average (`1`: every allocation, exact figures). Sampling stays
@@ -58,10 +74,10 @@ use crate::symbols;
 /// # drop(v);
 /// ```
 #[track_caller]
-pub fn start_thread_sampling(rate: u64) {
+pub fn start_thread_sampling(sample_rate: u64) {
     crate::install::require_installed("allocscope::profile::start_thread_sampling");
-    assert!(rate > 0, "allocscope::profile::start_thread_sampling: the rate must be at least 1 byte");
-    sample::start(rate);
+    assert!(sample_rate > 0, "allocscope::profile::start_thread_sampling: the sample_rate must be at least 1 byte");
+    sample::start(sample_rate);
 }
 
 /// Stops sampling the current thread (it goes on at the process-wide rate
@@ -111,10 +127,10 @@ pub fn stop_thread_sampling() {
 /// # drop(kept);
 /// ```
 #[track_caller]
-pub fn start_process_sampling(rate: u64) {
+pub fn start_process_sampling(sample_rate: u64) {
     crate::install::require_installed("allocscope::profile::start_process_sampling");
-    assert!(rate > 0, "allocscope::profile::start_process_sampling: the rate must be at least 1 byte");
-    sample::set_process_rate(rate);
+    assert!(sample_rate > 0, "allocscope::profile::start_process_sampling: the sample_rate must be at least 1 byte");
+    sample::set_process_rate(sample_rate);
 }
 
 /// Stops process-wide sampling ([`start_process_sampling`] or
@@ -147,39 +163,7 @@ pub fn stop_process_sampling() {
 /// allocscope::profile::stop_process_sampling();
 /// ```
 pub fn process_sample_rate() -> u64 {
-    sample::process_rate()
-}
-
-impl Site {
-    /// The site's frames that belong to the code under test (not the
-    /// standard library's or the allocator's), innermost first, with
-    /// symbols resolved now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[global_allocator]
-    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-    /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// #[inline(never)]
-    /// fn make_index() -> Vec<u32> {
-    ///     std::hint::black_box(vec![0u32; 64])
-    /// }
-    /// allocscope::profile::start_thread_sampling(1);
-    /// let v = make_index();
-    /// allocscope::profile::stop_thread_sampling();
-    /// let profile = allocscope::profile::heap_profile();
-    /// let found = profile.sites.iter().any(|s| s.user_frames().iter().any(|f| f.name.ends_with("make_index")));
-    /// assert!(found);
-    /// # drop(v);
-    /// ```
-    ///
-    /// Each call resolves this site's addresses (a parse of the program's
-    /// debug info when they are not cached): to read every site's frames,
-    /// [`HeapProfile::user_frames`] resolves them all in one batch.
-    pub fn user_frames(&self) -> Vec<Frame> {
-        symbols::user_frames(&self.addresses)
-    }
+    sample::process_sample_rate()
 }
 
 /// A snapshot of the process-wide sampled profile; see [`heap_profile`].
@@ -191,9 +175,9 @@ pub struct HeapProfile {
     /// Samples that found no slot in the stack table: their allocations
     /// are missing from every figure of the profile.
     pub dropped_samples: u64,
-    /// Samples whose block found no slot in the table of live blocks: they
-    /// are in the allocation figures, but never in the live ones.
-    pub untracked_live_samples: u64,
+    /// Samples whose block found no slot in the table of held blocks: they
+    /// are in the allocation figures, but never in the held ones.
+    pub untracked_held_samples: u64,
     /// The sampling rate, in bytes, that every sample was taken at (pprof's
     /// `period`); 0 when threads sampled at different rates (each sample's
     /// estimate still uses its own rate); the rate last given to
@@ -225,15 +209,15 @@ pub fn heap_profile() -> HeapProfile {
 
 fn read_profile() -> HeapProfile {
     HeapProfile {
-        sites: sample::sites(),
+        sites: sample::sampled_stacks().map(Site::of).collect(),
         dropped_samples: sample::dropped_samples(),
-        untracked_live_samples: sample::untracked_live_samples(),
+        untracked_held_samples: sample::untracked_held_samples(),
         sample_rate: sample::sample_rate(),
         duration: None,
     }
 }
 
-/// Clears the process-wide profile: every site, every followed live block,
+/// Clears the process-wide profile: every site, every followed held block,
 /// the dropped and untracked sample counts and the rates seen. Call it while no thread samples (a sample
 /// taken during the reset may be half cleared).
 ///
@@ -291,15 +275,15 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert_eq!(allocscope::profile::HeapProfile::default().live_bytes(), 0.0);
+    /// assert_eq!(allocscope::profile::HeapProfile::default().held_bytes(), 0.0);
     /// ```
-    pub fn live_bytes(&self) -> f64 {
-        self.sites.iter().map(|s| s.live_bytes).sum::<f64>() + 0.0
+    pub fn held_bytes(&self) -> f64 {
+        self.sites.iter().map(|s| s.held_bytes).sum::<f64>() + 0.0
     }
 
-    /// Whether the live figures account for every sample: false when some
-    /// sampled blocks could not be followed (too many live at once), and
-    /// the live figures are then lower than the truth.
+    /// Whether the held figures account for every sample: false when some
+    /// sampled blocks could not be followed (too many held at once), and
+    /// the held figures are then lower than the truth.
     ///
     /// # Examples
     ///
@@ -307,16 +291,16 @@ impl HeapProfile {
     /// # #[global_allocator]
     /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
     /// #     allocscope::CountingAlloc::new(std::alloc::System);
-    /// assert!(allocscope::profile::heap_profile().live_is_complete());
+    /// assert!(allocscope::profile::heap_profile().held_is_complete());
     /// ```
-    pub fn live_is_complete(&self) -> bool {
-        self.untracked_live_samples == 0
+    pub fn held_is_complete(&self) -> bool {
+        self.untracked_held_samples == 0
     }
 
     /// What happened between `earlier` and this profile (both read with
     /// [`heap_profile`], `earlier` first, `duration` apart), as Go's
     /// `/debug/pprof/allocs?seconds=N` gives it: each site's allocations
-    /// and bytes since `earlier`, and the change in its live figures (which
+    /// and bytes since `earlier`, and the change in its held figures (which
     /// may be negative: more freed than allocated there). Sites where
     /// nothing changed are left out; the sample counts are the new samples.
     ///
@@ -347,17 +331,17 @@ impl HeapProfile {
                     site.samples = now.samples.saturating_sub(then.samples);
                     site.allocs = now.allocs - then.allocs;
                     site.bytes = now.bytes - then.bytes;
-                    site.live_allocs = now.live_allocs - then.live_allocs;
-                    site.live_bytes = now.live_bytes - then.live_bytes;
+                    site.held_blocks = now.held_blocks - then.held_blocks;
+                    site.held_bytes = now.held_bytes - then.held_bytes;
                 }
-                let changed = [site.allocs, site.bytes, site.live_allocs, site.live_bytes].iter().any(|v| *v != 0.0);
+                let changed = [site.allocs, site.bytes, site.held_blocks, site.held_bytes].iter().any(|v| *v != 0.0);
                 changed.then_some(site)
             })
             .collect();
         HeapProfile {
             sites,
             dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
-            untracked_live_samples: self.untracked_live_samples.saturating_sub(earlier.untracked_live_samples),
+            untracked_held_samples: self.untracked_held_samples.saturating_sub(earlier.untracked_held_samples),
             sample_rate: self.sample_rate,
             duration: Some(duration),
         }

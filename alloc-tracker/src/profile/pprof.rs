@@ -153,7 +153,7 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
         // noise is cut at 0); a window's live figures may fall (pprof's
         // values are int64, written in two's complement).
         let floor = if profile.duration.is_some() { f64::MIN } else { 0.0 };
-        let values = [site.allocs, site.bytes, site.live_allocs.max(floor), site.live_bytes.max(floor)];
+        let values = [site.allocs, site.bytes, site.held_blocks.max(floor), site.held_bytes.max(floor)];
         packed(&mut sample, 2, values.map(|v| v.round() as i64 as u64));
         bytes(&mut out, 2, &sample);
     }
@@ -249,7 +249,7 @@ impl HeapProfile {
 impl HeapProfile {
     /// The profile as text, in the shape of Go's `/debug/pprof/heap?debug=1`:
     /// a header with the totals, then one record per site, largest first
-    /// by `order` (`inuse_*`: live figures; `alloc_*`: allocated), each with
+    /// by `order` (`inuse_*`: held figures; `alloc_*`: allocated), each with
     /// its live and allocated figures and its frames of the code under test
     /// (address, function, file and line). The figures are the estimates of
     /// the other writers, already scaled, so the header's rate is written
@@ -286,8 +286,8 @@ impl HeapProfile {
         let _ = writeln!(
             text,
             "heap profile: {}: {} [{}: {}] @ heap/2",
-            total(|s| s.live_allocs),
-            total(|s| s.live_bytes),
+            total(|s| s.held_blocks),
+            total(|s| s.held_bytes),
             total(|s| s.allocs),
             total(|s| s.bytes),
         );
@@ -295,8 +295,8 @@ impl HeapProfile {
         let key = |s: &super::Site| match order {
             SampleType::AllocObjects => s.allocs,
             SampleType::AllocSpace => s.bytes,
-            SampleType::InuseObjects => s.live_allocs,
-            SampleType::InuseSpace => s.live_bytes,
+            SampleType::InuseObjects => s.held_blocks,
+            SampleType::InuseSpace => s.held_bytes,
         };
         sites.sort_by(|a, b| key(b).total_cmp(&key(a)));
         for site in sites {
@@ -304,8 +304,8 @@ impl HeapProfile {
             let _ = writeln!(
                 text,
                 "{}: {} [{}: {}] @ {}",
-                n(site.live_allocs),
-                n(site.live_bytes),
+                n(site.held_blocks),
+                n(site.held_bytes),
                 n(site.allocs),
                 n(site.bytes),
                 addresses.join(" ")
@@ -327,7 +327,7 @@ impl HeapProfile {
         }
         let _ = writeln!(text, "# sites = {}", self.sites.len());
         let _ = writeln!(text, "# dropped_samples = {}", self.dropped_samples);
-        let _ = writeln!(text, "# untracked_live_samples = {}", self.untracked_live_samples);
+        let _ = writeln!(text, "# untracked_held_samples = {}", self.untracked_held_samples);
         text
     }
 }

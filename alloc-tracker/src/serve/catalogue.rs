@@ -100,18 +100,18 @@ pub(crate) fn metrics() -> Vec<Metric> {
         ));
     }
     all.push(metric(
-        "allocscope_live_bytes",
+        "allocscope_held_bytes",
         G,
         Unit::Bytes,
         "Bytes allocated and not freed yet, every thread.",
         None,
-        |s| vec![(None, s.process.live_bytes() as f64)],
+        |s| vec![(None, s.process.net_bytes() as f64)],
     ));
     all.push(metric(
         "allocscope_peak_bytes",
         G,
         Unit::Bytes,
-        "The highest live bytes any reading of the process totals has seen: a lower bound of the peak.",
+        "The highest held bytes any reading of the process totals has seen: a lower bound of the peak.",
         None,
         |s| vec![(None, s.process.peak_bytes as f64)],
     ));
@@ -174,14 +174,14 @@ pub(crate) fn metrics() -> Vec<Metric> {
         "allocscope_group_peak_bytes",
         G,
         Unit::Bytes,
-        "The highest live bytes of the listed group's ended windows (per thread; see Group).",
+        "The highest net bytes of the listed group's ended windows (per thread; see Group).",
         Some("group"),
         |s| s.groups.iter().map(|g| (Some(g.name), g.stats.peak_bytes as f64)).collect(),
     ));
     for (name, help, read) in [
         (
             "allocated",
-            "bytes in live allocations, size-class rounded",
+            "bytes in allocations not freed yet, size-class rounded",
             (|j| j.allocated) as fn(&crate::jemalloc::JemallocStats) -> u64,
         ),
         ("active", "bytes in active pages", |j| j.active),
@@ -205,12 +205,12 @@ pub(crate) fn metrics() -> Vec<Metric> {
         Unit::Bytes,
         "The process-wide heap sampling rate in bytes per sample (0: off).",
         None,
-        |s| vec![(None, s.sampler.process_rate as f64)],
+        |s| vec![(None, s.sampler.process_sample_rate as f64)],
     ));
     for (name, help, read) in [
         ("samples_total", "Heap profile samples taken.", (|s| s.samples) as fn(&super::SamplerStats) -> u64),
         ("dropped_samples_total", "Samples that found the stack table full.", |s| s.dropped_samples),
-        ("untracked_live_samples_total", "Samples whose block could not be followed.", |s| s.untracked_live_samples),
+        ("untracked_held_samples_total", "Samples whose block could not be followed.", |s| s.untracked_held_samples),
         ("resolved_addresses_total", "Return addresses the symbolizer resolved (each once while cached).", |s| {
             s.resolved_addresses
         }),
@@ -221,13 +221,13 @@ pub(crate) fn metrics() -> Vec<Metric> {
         }));
     }
     all.push(metric(
-        "allocscope_library_live_bytes",
+        "allocscope_library_held_bytes",
         G,
         Unit::Bytes,
         "Bytes allocscope allocated for itself and has not freed (groups' counters, budgets' state, tables of \
          names, the symbolizer's cache): in no other figure.",
         None,
-        |s| vec![(None, s.library.live_bytes() as f64)],
+        |s| vec![(None, s.library.net_bytes() as f64)],
     ));
     all.push(metric(
         "allocscope_library_allocated_bytes_total",

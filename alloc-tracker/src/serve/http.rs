@@ -234,7 +234,7 @@ impl<T> Drop for LibraryOwned<T> {
     fn drop(&mut self) {
         // SAFETY: the value is taken once, here, and never used after.
         let value = unsafe { ManuallyDrop::take(&mut self.0) };
-        crate::counters::internal(|| drop(value));
+        crate::counters::as_library(|| drop(value));
     }
 }
 

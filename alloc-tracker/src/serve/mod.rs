@@ -25,7 +25,7 @@
 //! Writing a profile resolves its symbols as the library's own work: the
 //! symbolizer's memory is in no figure of the program's and in no profile,
 //! its parsed debug info is freed after each profile, and only a bounded
-//! cache of resolved frames stays (`allocscope_library_live_bytes` counts
+//! cache of resolved frames stays (`allocscope_library_held_bytes` counts
 //! it; `allocscope_library_allocated_bytes_total` and
 //! `allocscope_sampler_resolutions_total` say what the parsing cost).
 //!
@@ -46,8 +46,8 @@
 //! | `allocscope_deallocs_total` | counter |  | every thread, since the process started: `dealloc` calls |
 //! | `allocscope_allocated_bytes_total` | counter |  | every thread, since the process started: requested bytes of the blocks handed out |
 //! | `allocscope_freed_bytes_total` | counter |  | every thread, since the process started: bytes of deallocations, plus reallocations' old sizes |
-//! | `allocscope_live_bytes` | gauge |  | bytes allocated and not freed yet, every thread |
-//! | `allocscope_peak_bytes` | gauge |  | the highest live bytes any reading has seen (a lower bound of the peak) |
+//! | `allocscope_held_bytes` | gauge |  | bytes allocated and not freed yet, every thread |
+//! | `allocscope_peak_bytes` | gauge |  | the highest held bytes any reading has seen (a lower bound of the peak) |
 //! | `allocscope_op_calls_total` | counter | `op` | calls of the named operation |
 //! | `allocscope_op_allocs_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
 //! | `allocscope_op_reallocs_total` | counter | `op` | as above, inside the operation, outside the operations nested in it |
@@ -72,10 +72,10 @@
 //! | `allocscope_sampler_rate_bytes` | gauge |  | the process-wide heap sampling rate (0: off) |
 //! | `allocscope_sampler_samples_total` | counter |  | heap profile samples taken |
 //! | `allocscope_sampler_dropped_samples_total` | counter |  | samples that found the stack table full |
-//! | `allocscope_sampler_untracked_live_samples_total` | counter |  | samples whose block could not be followed |
+//! | `allocscope_sampler_untracked_held_samples_total` | counter |  | samples whose block could not be followed |
 //! | `allocscope_sampler_resolved_addresses_total` | counter |  | return addresses the symbolizer resolved (each once while cached) |
 //! | `allocscope_sampler_resolutions_total` | counter |  | times the symbolizer parsed the program's debug info (freed after each) |
-//! | `allocscope_library_live_bytes` | gauge |  | what allocscope allocated for itself and has not freed (the symbolizer's cache included), in no other figure |
+//! | `allocscope_library_held_bytes` | gauge |  | what allocscope allocated for itself and has not freed (the symbolizer's cache included), in no other figure |
 //! | `allocscope_library_allocated_bytes_total` | counter |  | what allocscope allocated for itself since start, the symbolizer's parsing included |
 //! | `allocscope_sampler_cached_addresses` | gauge |  | return addresses whose frames the symbolizer keeps |
 //!

@@ -12,8 +12,8 @@ use crate::stats::{AllocStats, OpStats};
 #[non_exhaustive]
 pub struct Snapshot {
     /// Every thread's figures since the process started
-    /// ([`process_stats`](crate::process_stats)): live bytes are
-    /// [`AllocStats::live_bytes`], `peak_bytes` the highest live bytes a
+    /// ([`process_stats`](crate::process_stats)): held bytes are
+    /// [`AllocStats::net_bytes`], `peak_bytes` the highest held bytes a
     /// reading has seen.
     pub process: AllocStats,
     /// Every named operation ([`op_stats`](crate::op_stats)).
@@ -51,14 +51,14 @@ pub struct ListedGroup {
 pub struct SamplerStats {
     /// The process-wide rate in bytes per sample (0: off); see
     /// [`start_process_sampling`](crate::profile::start_process_sampling).
-    pub process_rate: u64,
+    pub process_sample_rate: u64,
     /// Samples taken so far (since the last
     /// [`reset_heap_profile`](crate::profile::reset_heap_profile)).
     pub samples: u64,
     /// Samples that found the stack table full.
     pub dropped_samples: u64,
-    /// Samples whose block could not be followed (live table full).
-    pub untracked_live_samples: u64,
+    /// Samples whose block could not be followed (the table of held blocks full).
+    pub untracked_held_samples: u64,
     /// Return addresses the symbolizer resolved since the process started
     /// (each at most once while it stays cached).
     pub resolved_addresses: u64,
@@ -88,7 +88,7 @@ pub struct SamplerStats {
 /// #     allocscope::CountingAlloc::new(std::alloc::System);
 /// let kept = std::hint::black_box(vec![0u8; 4096]);
 /// let s = allocscope::serve::snapshot();
-/// assert!(s.process.live_bytes() >= 4096);
+/// assert!(s.process.net_bytes() >= 4096);
 /// assert!(s.prometheus_text().contains("# TYPE allocscope_allocs_total counter"));
 /// # drop(kept);
 /// ```
@@ -106,14 +106,14 @@ pub fn snapshot() -> Snapshot {
             .collect(),
         jemalloc: JemallocStats::read(),
         sampler: SamplerStats {
-            process_rate: sample::process_rate(),
+            process_sample_rate: sample::process_sample_rate(),
             samples: sample::samples(),
             dropped_samples: sample::dropped_samples(),
-            untracked_live_samples: sample::untracked_live_samples(),
+            untracked_held_samples: sample::untracked_held_samples(),
             resolved_addresses,
             resolutions,
             cached_addresses,
         },
-        library: AllocStats::from_counts(registry::internal_counts()),
+        library: AllocStats::from_counts(registry::library_counts()),
     }
 }

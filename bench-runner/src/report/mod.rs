@@ -23,7 +23,12 @@ use crate::plan::{Format, Mode, Sizes};
 /// Schema 2: `ops[].allocs_per_op` counts every block handed out,
 /// reallocations included, as `allocs_per_op` of the results always did
 /// (allocscope's one vocabulary); schema 1 counted them apart there.
-pub const SCHEMA: u32 = 2;
+/// Schema 3: `results[].live_after_drain_bytes` is named
+/// `held_after_drain_bytes`, as allocscope names bytes not freed yet;
+/// schema 2 reports are read too (the one field under its old name).
+pub const SCHEMA: u32 = 3;
+/// The oldest schema this bench-runner reads.
+pub const OLDEST_SCHEMA: u32 = 2;
 
 /// The Go MemoryQueue figures from the source material: the reference row.
 pub const GO_REFERENCE: GoReference =
@@ -171,8 +176,10 @@ pub struct VariantResult {
     pub alloc_rate_mb_per_sec: f64,
     /// The highest live heap above the run's starting level.
     pub peak_bytes: u64,
-    /// Net bytes left allocated after the run drained (a leak check: 0).
-    pub live_after_drain_bytes: i64,
+    /// Net bytes left allocated after the run drained (a leak check: 0);
+    /// `live_after_drain_bytes` in schema 2.
+    #[serde(alias = "live_after_drain_bytes")]
+    pub held_after_drain_bytes: i64,
     pub latency_ns: Latency,
     /// Per named operation (`enqueue`, `dequeue`), from one untimed pass.
     pub ops: Vec<OpFigures>,
@@ -201,7 +208,7 @@ pub struct ProfileFigures {
     pub dropped_samples: u64,
     /// Samples whose block could not be followed: in the allocation
     /// figures, not in the live ones.
-    pub untracked_live_samples: u64,
+    pub untracked_held_samples: u64,
     /// The factors (allocations, bytes) the sites' estimates were scaled by
     /// so that they add up to the pass's exact totals; absent when samples
     /// were dropped (the sites then do not cover the whole pass).
@@ -288,8 +295,9 @@ pub enum ReadError {
     #[error("{path} is not a bench-runner report: {cause}")]
     Parse { path: PathBuf, cause: serde_json::Error },
     #[error(
-        "{path} has report schema {found}; this bench-runner reads schema {SCHEMA} (in schema 1 the per-operation \
-         allocs_per_op left reallocations out): run the study again with this bench-runner to compare with it"
+        "{path} has report schema {found}; this bench-runner reads schemas {OLDEST_SCHEMA} to {SCHEMA} (in schema 1 the \
+         per-operation allocs_per_op left reallocations out): run the study again with this bench-runner to compare \
+         with it"
     )]
     Schema { path: PathBuf, found: u64 },
 }
@@ -301,7 +309,7 @@ impl Report {
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|cause| ReadError::Parse { path: path.into(), cause })?;
         match value.get("schema").and_then(serde_json::Value::as_u64) {
-            Some(s) if s == u64::from(SCHEMA) => {}
+            Some(s) if (u64::from(OLDEST_SCHEMA)..=u64::from(SCHEMA)).contains(&s) => {}
             Some(found) => return Err(ReadError::Schema { path: path.into(), found }),
             None => {
                 return Err(ReadError::Parse {
@@ -333,6 +341,22 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed reference run is schema 2: read, its
+    /// `live_after_drain_bytes` under the field's schema-3 name.
+    #[test]
+    fn a_schema_2_report_is_read_with_its_old_field_name() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baseline/report.json");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"schema\": 2") && text.contains("\"live_after_drain_bytes\": 0"), "{text:.200}");
+        let report = Report::read(&path).unwrap();
+        assert_eq!(report.schema, 2);
+        assert!(!report.results.is_empty());
+        assert!(report.results.iter().all(|r| r.held_after_drain_bytes == 0));
+        // Written again, it is schema 3's field name.
+        let json = serde_json::to_string(&report.results[0]).unwrap();
+        assert!(json.contains("\"held_after_drain_bytes\":0"), "{json}");
+    }
 
     fn sample() -> Report {
         let spread = Spread::of(vec![10.0, 12.0, 11.0]);
@@ -371,7 +395,7 @@ mod tests {
                 deallocs_per_op: 4.0,
                 alloc_rate_mb_per_sec: 1.5,
                 peak_bytes: 120,
-                live_after_drain_bytes: 0,
+                held_after_drain_bytes: 0,
                 latency_ns: Latency { enqueue: p, end_to_end: p },
                 ops: vec![],
                 jemalloc: None,

@@ -130,7 +130,7 @@ fn summary(r: &Report) -> Table {
             v.rounded_bytes_per_op.map_or("-".into(), sig),
             sig(v.allocs_per_op),
             v.peak_bytes.to_string(),
-            v.live_after_drain_bytes.to_string(),
+            v.held_after_drain_bytes.to_string(),
             versus_baseline(r, v),
         ]);
     }
@@ -145,7 +145,7 @@ fn summary(r: &Report) -> Table {
             "rounded B/op",
             "allocs/op",
             "peak bytes",
-            "live after drain",
+            "held after drain",
             "msg/s vs baseline",
         ]),
         rows,
@@ -205,7 +205,7 @@ fn profile_lines(r: &Report) -> Vec<String> {
             format!(
                 "{variant}: {} samples at 1 per {} bytes; {} dropped (stack table full), {} not followed live \
                  (live table full).{scaled}",
-                p.samples, p.sample_rate, p.dropped_samples, p.untracked_live_samples
+                p.samples, p.sample_rate, p.dropped_samples, p.untracked_held_samples
             )
         })
         .collect()

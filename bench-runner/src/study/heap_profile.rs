@@ -68,7 +68,7 @@ pub fn run(plan: &Plan, rate: u64) -> anyhow::Result<Vec<Profiled>> {
             sample_rate: profile.sample_rate,
             samples: profile.sites.iter().map(|s| s.samples).sum(),
             dropped_samples: profile.dropped_samples,
-            untracked_live_samples: profile.untracked_live_samples,
+            untracked_held_samples: profile.untracked_held_samples,
             scale: None,
         };
         let (sites, scale) = top_sites(&profile, &exact, plan.workload.messages);

@@ -53,7 +53,7 @@ pub struct RunFigures {
 pub struct Surroundings {
     pub heap: Option<BeforeAfter<HeapFigures>>,
     pub rss: Option<BeforeAfter<u64>>,
-    pub live_after_drain: i64,
+    pub held_after_drain: i64,
 }
 
 fn heap_figures() -> Option<HeapFigures> {
@@ -93,7 +93,7 @@ impl Before {
         Surroundings {
             heap: self.heap.zip(heap_figures()).map(|(before, after)| BeforeAfter { before, after }),
             rss: self.rss.zip(rss_bytes()).map(|(before, after)| BeforeAfter { before, after }),
-            live_after_drain: (process - self.process).live_bytes(),
+            held_after_drain: (process - self.process).net_bytes(),
         }
     }
 }

@@ -89,7 +89,7 @@ pub fn merge(repeats: Vec<RepeatFigures>) -> (Workload, Vec<VariantResult>) {
             deallocs_per_op: mean(&|r| r.deallocs_per_op),
             alloc_rate_mb_per_sec: Spread::of(all.iter().map(|r| r.alloc_rate_mb_per_sec).collect()).median,
             peak_bytes: all.iter().map(|r| r.peak_bytes).max().unwrap_or(0),
-            live_after_drain_bytes: all.iter().map(|r| r.live_after_drain_bytes).max().unwrap_or(0),
+            held_after_drain_bytes: all.iter().map(|r| r.held_after_drain_bytes).max().unwrap_or(0),
             latency_ns: Latency {
                 enqueue: pct(&|r| r.latency_ns.enqueue),
                 end_to_end: pct(&|r| r.latency_ns.end_to_end),

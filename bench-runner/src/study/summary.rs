@@ -63,7 +63,7 @@ pub fn summarise(v: Variant, mode: Mode, messages: u64, runs: &[RunFigures], ops
         deallocs_per_op: per.deallocs,
         alloc_rate_mb_per_sec: Spread::of(rate).median,
         peak_bytes: runs.iter().map(|r| r.peak_bytes).max().unwrap_or(0),
-        live_after_drain_bytes: runs.iter().map(|r| r.surroundings.live_after_drain).max().unwrap_or(0),
+        held_after_drain_bytes: runs.iter().map(|r| r.surroundings.held_after_drain).max().unwrap_or(0),
         latency_ns: Latency {
             enqueue: percentiles(&latencies.enqueue),
             end_to_end: percentiles(&latencies.end_to_end),

@@ -126,7 +126,7 @@ pub fn run<Q: Queue + 'static>(h: &Harness<'_>) -> RunFigures {
         let (stop, peak) = (&stop, &peak);
         let sampler = s.spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let live = (allocscope::process_stats() - live_start).live_bytes();
+                let live = (allocscope::process_stats() - live_start).net_bytes();
                 peak.fetch_max(live, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }

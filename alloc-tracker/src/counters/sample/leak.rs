@@ -3,12 +3,13 @@
 //! left out of the heap profile's figures; what is still followed under
 //! the tag when the run ends survived it. The trace's lifetime (the
 //! thread's sampling forced to every allocation, then restored) is
-//! [`super::LeakTrace`].
+//! [`LeakTrace`].
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::live::{self, Followed, TAG_BITS};
-use super::stacks;
+use super::{reconcile, stacks, SAMPLER};
+use crate::counters::with_local;
 
 /// A tag no running trace has: 2^TAG_BITS - 1 tags, 0 excluded, so a tag is
 /// reused only after half a million traces, long after its entries were
@@ -32,7 +33,7 @@ pub(super) fn trace(addr: usize, size: u64, tag: u32) -> bool {
     })
 }
 
-/// The allocations a leak trace followed that were still live at its end.
+/// The allocations a leak trace followed that were still held at its end.
 #[derive(Debug)]
 pub(crate) struct Survivors {
     /// How many blocks.
@@ -62,4 +63,70 @@ pub(super) fn survivors(tag: u32, lost: u64) -> Survivors {
 /// Takes the blocks still followed under `tag` out of the tables.
 pub(super) fn forget(tag: u32) {
     live::take_tagged(tag, |_| {});
+}
+
+/// A leak budget's trace of the current thread: while it lives, every
+/// allocation of the thread is followed in the live table with its stack
+/// (as sampling at rate 1 does, but tagged and left out of the heap
+/// profile; see the module docs), and every free on the thread takes its block
+/// out. What is left when it ends ([`LeakTrace::finish`], or drop)
+/// survived the run.
+///
+/// The thread's own sampling is suspended meanwhile (its allocations are
+/// not in the heap profile); its rate is restored at the end.
+pub(crate) struct LeakTrace {
+    tag: u32,
+    own: bool,
+    own_rate: u64,
+    done: bool,
+}
+
+impl LeakTrace {
+    /// Starts tracing the current thread's allocations.
+    pub(crate) fn start() -> LeakTrace {
+        let tag = new_tag();
+        let (own, own_rate) = SAMPLER.with(|s| {
+            let saved = (s.own.get(), s.own_rate.get());
+            assert_eq!(s.leak_tag.get(), 0, "allocscope: a leak budget cannot run inside another one's tracked run");
+            s.own.set(true);
+            s.own_rate.set(1);
+            s.leak_tag.set(tag);
+            s.leak_lost.set(0);
+            saved
+        });
+        with_local(|l| {
+            crate::counters::settle(l);
+            reconcile(l);
+        });
+        LeakTrace { tag, own, own_rate, done: false }
+    }
+
+    /// Stops tracing and returns what survived (and forgets it).
+    pub(crate) fn finish(mut self) -> Survivors {
+        self.stop();
+        survivors(self.tag, SAMPLER.with(|s| s.leak_lost.get()))
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        SAMPLER.with(|s| {
+            s.leak_tag.set(0);
+            s.own.set(self.own);
+            s.own_rate.set(self.own_rate);
+        });
+        with_local(reconcile);
+    }
+}
+
+impl Drop for LeakTrace {
+    /// A run that panicked: the thread samples as before, and the trace's
+    /// entries leave the table.
+    fn drop(&mut self) {
+        if !self.done {
+            self.stop();
+            forget(self.tag);
+        }
+    }
 }

@@ -1,6 +1,6 @@
-//! The table of live sampled blocks: each followed block's address and
+//! The table of held sampled blocks: each followed block's address and
 //! what it stands for, so that a free on a sampling thread finds its sample
-//! and takes it out of the live figures, and a leak budget's trace finds
+//! and takes it out of the held figures, and a leak budget's trace finds
 //! what survived its run. A fixed static open-addressing table,
 //! [`LIVE_PROBES`] slots probed at most (insert and lookup), with
 //! tombstones that later inserts reuse; a block that finds no slot is
@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use super::stacks::{self, MAX_STACKS};
 
 /// Live sampled blocks followed at once.
-pub const MAX_LIVE: usize = 1 << 20;
+pub(crate) const MAX_HELD_SAMPLES: usize = 1 << 20;
 /// Slots a live block may probe (insert and lookup).
 const LIVE_PROBES: usize = 32;
 
-/// A live sampled block: its address (0 empty, [`TOMBSTONE`] removed,
+/// A held sampled block: its address (0 empty, [`TOMBSTONE`] removed,
 /// [`BUSY`] being written), and what it stands for.
 struct Live {
     addr: AtomicUsize,
@@ -37,16 +37,16 @@ struct Live {
 const TOMBSTONE: usize = usize::MAX;
 const BUSY: usize = usize::MAX - 1;
 
-static LIVE: [Live; MAX_LIVE] = [const {
+static LIVE: [Live; MAX_HELD_SAMPLES] = [const {
     Live {
         addr: AtomicUsize::new(0),
         stack_and_allocs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         group: AtomicU64::new(0),
     }
-}; MAX_LIVE];
+}; MAX_HELD_SAMPLES];
 /// Bit `i` set while `LIVE[i]` holds a live block.
-static OCCUPIED: [AtomicU64; MAX_LIVE / 64] = [const { AtomicU64::new(0) }; MAX_LIVE / 64];
+static OCCUPIED: [AtomicU64; MAX_HELD_SAMPLES / 64] = [const { AtomicU64::new(0) }; MAX_HELD_SAMPLES / 64];
 
 /// A filter over the live table, for frees: bit `h` of [`FILTER_BITS`] is
 /// set while some followed block's address hashes to `h`, so that a free
@@ -98,7 +98,7 @@ fn filter_remove(addr: usize) {
 /// Samples whose block found no slot in the live table.
 static UNTRACKED: AtomicU64 = AtomicU64::new(0);
 
-/// What a followed live block stands for.
+/// What a followed held block stands for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Followed {
     pub(super) stack: u32,
@@ -133,7 +133,7 @@ impl Followed {
     }
 
     /// Adds (or, with `sign` -1, takes out) this block's share of its
-    /// stack's live figures; a leak trace's entries have none.
+    /// stack's held figures; a leak trace's entries have none.
     fn add_live(self, sign: f64) {
         if self.tag == 0 {
             stacks::add_live(self.stack as usize, sign * f64::from(self.allocs), sign * self.bytes);
@@ -143,7 +143,7 @@ impl Followed {
 
 /// The first slot of `addr`'s probe window.
 fn live_start(addr: usize) -> usize {
-    (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % MAX_LIVE
+    (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % MAX_HELD_SAMPLES
 }
 
 /// The occupied bits of the probe window starting at slot `start`: bit `p`
@@ -171,7 +171,7 @@ fn set_occupied(i: usize, on: bool) {
 fn follow(addr: usize, f: Followed) -> bool {
     let start = live_start(addr);
     for probe in 0..LIVE_PROBES {
-        let i = (start + probe) % MAX_LIVE;
+        let i = (start + probe) % MAX_HELD_SAMPLES;
         let slot = &LIVE[i];
         let cur = slot.addr.load(Ordering::Relaxed);
         if (cur == 0 || cur == TOMBSTONE)
@@ -189,13 +189,13 @@ fn follow(addr: usize, f: Followed) -> bool {
     false
 }
 
-/// Takes `addr` out of the live table and its stack's live figures, if it
+/// Takes `addr` out of the live table and its stack's held figures, if it
 /// is there; returns what it stood for.
 fn unfollow(addr: usize) -> Option<Followed> {
     let start = live_start(addr);
     let mut bits = window_bits(start);
     while bits != 0 {
-        let i = (start + bits.trailing_zeros() as usize) % MAX_LIVE;
+        let i = (start + bits.trailing_zeros() as usize) % MAX_HELD_SAMPLES;
         bits &= bits - 1;
         if let Some(f) = remove(i, addr) {
             f.add_live(-1.0);
@@ -229,7 +229,7 @@ fn remove(i: usize, addr: usize) -> Option<Followed> {
 }
 
 /// A free on a sampling thread whose block passed the filter
-/// ([`maybe_followed`]): takes it out of the live figures if it was
+/// ([`maybe_followed`]): takes it out of the held figures if it was
 /// sampled.
 #[cold]
 #[inline(never)]
@@ -252,14 +252,14 @@ pub(in crate::counters) fn unfollow_before_realloc(ptr: *mut u8) -> Option<Follo
     unfollow(ptr as usize)
 }
 
-/// After a failed `realloc`: the old block is still live; follow it again.
+/// After a failed `realloc`: the old block is still held; follow it again.
 #[cold]
 #[inline(never)]
 pub(in crate::counters) fn refollow(ptr: *mut u8, f: Followed) {
     follow_live(ptr as usize, f);
 }
 
-/// Follows `addr` and adds its share to its stack's live figures; a
+/// Follows `addr` and adds its share to its stack's held figures; a
 /// profile sample that finds no room is counted as untracked. False when
 /// there was no room.
 pub(super) fn follow_live(addr: usize, f: Followed) -> bool {
@@ -352,7 +352,7 @@ pub(super) fn reset() {
 /// thread may have been between a slot's write and its filter entry's.
 #[cfg_attr(not(unix), allow(dead_code))]
 pub(super) fn clear_half_written(live: std::ops::Range<usize>) {
-    let whole_table = live.len() == MAX_LIVE;
+    let whole_table = live.len() == MAX_HELD_SAMPLES;
     for i in live {
         if LIVE[i].addr.compare_exchange(BUSY, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             set_occupied(i, false);
@@ -379,7 +379,7 @@ pub(super) fn clear_half_written(live: std::ops::Range<usize>) {
 pub(crate) fn is_followed(ptr: *mut u8) -> bool {
     let addr = ptr as usize;
     let start = live_start(addr);
-    (0..LIVE_PROBES).any(|p| LIVE[(start + p) % MAX_LIVE].addr.load(Ordering::Acquire) == addr)
+    (0..LIVE_PROBES).any(|p| LIVE[(start + p) % MAX_HELD_SAMPLES].addr.load(Ordering::Acquire) == addr)
 }
 
 #[cfg(test)]
@@ -412,12 +412,12 @@ mod tests {
     #[cfg_attr(miri, ignore = "touches the 24 MiB live table, which Miri would track byte by byte for minutes")]
     fn the_live_tables_probe_window_is_bounded_and_reuses_tombstones() {
         // A region of the table no other test touches: the window of slot
-        // MAX_LIVE - 8 wraps around the table's end.
-        let addrs = colliding(MAX_LIVE - 8, LIVE_PROBES + 2);
+        // MAX_HELD_SAMPLES - 8 wraps around the table's end.
+        let addrs = colliding(MAX_HELD_SAMPLES - 8, LIVE_PROBES + 2);
         for &a in &addrs[..LIVE_PROBES] {
             assert!(follow(a, entry()), "room in the window");
         }
-        assert_eq!(window_bits(MAX_LIVE - 8).count_ones() as usize, LIVE_PROBES);
+        assert_eq!(window_bits(MAX_HELD_SAMPLES - 8).count_ones() as usize, LIVE_PROBES);
         assert!(!follow(addrs[LIVE_PROBES], entry()), "the window is full: refused, not searched further");
         assert!(unfollow(addrs[3]).is_some());
         assert!(unfollow(addrs[3]).is_none(), "taken out once");
@@ -425,7 +425,7 @@ mod tests {
         for &a in addrs[..LIVE_PROBES].iter().filter(|&&a| a != addrs[3]).chain([&addrs[LIVE_PROBES + 1]]) {
             assert!(unfollow(a).is_some(), "{a:#x} found within its window");
         }
-        assert_eq!(window_bits(MAX_LIVE - 8), 0, "every occupied bit cleared");
+        assert_eq!(window_bits(MAX_HELD_SAMPLES - 8), 0, "every occupied bit cleared");
     }
 
     /// In a forked child a slot left half written by a vanished thread

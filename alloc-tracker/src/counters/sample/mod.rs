@@ -1,5 +1,5 @@
 //! The heap sampler's allocator-side lane: the per-thread byte countdown,
-//! and the fixed tables of sampled stacks and live sampled blocks. The
+//! and the fixed tables of sampled stacks and held sampled blocks. The
 //! public API and the profile's writers are in [`crate::profile`].
 //!
 //! # How
@@ -18,8 +18,8 @@
 //!
 //! A sample records the stack's raw return addresses
 //! ([`crate::stack::capture`]) into a fixed static table of stacks, and the
-//! block's address into a fixed table of live sampled blocks, so that a
-//! free finds its sample and takes it out of the live figures. None of this
+//! block's address into a fixed table of held sampled blocks, so that a
+//! free finds its sample and takes it out of the held figures. None of this
 //! allocates through the Rust global allocator.
 //!
 //! # A bounded cost per event
@@ -30,7 +30,7 @@
 //! a stack that finds no slot is counted in the dropped samples (its
 //! allocation is then missing from the profile), and a block that finds no
 //! live slot is counted as untracked (it is in the allocation figures, but
-//! never in the live ones, so live figures are flagged incomplete instead
+//! never in the held ones, so held figures are flagged incomplete instead
 //! of staying high forever). Removed live entries leave tombstones, which
 //! later inserts reuse; a lookup looks at most [`LIVE_PROBES`] slots,
 //! whatever the tombstones.
@@ -43,7 +43,7 @@
 //!
 //! # Limits
 //!
-//! - At most [`MAX_STACKS`] distinct stacks and [`MAX_LIVE`] live sampled
+//! - At most [`MAX_STACKS`] distinct stacks and [`MAX_HELD_SAMPLES`] held sampled
 //!   blocks (and fewer when probe windows fill up first).
 //! - A free is matched only on a thread that samples (every thread, with
 //!   process-wide sampling).
@@ -58,15 +58,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{with_local, ThreadCounters, DETACHED, FRESH, SAMPLE};
 
-pub(crate) use leak::Survivors;
+pub(crate) use leak::{LeakTrace, Survivors};
 #[cfg(test)]
 pub(crate) use live::is_followed;
-pub use live::MAX_LIVE;
+pub(crate) use live::MAX_HELD_SAMPLES;
 pub(super) use live::{maybe_followed, on_free, refollow, unfollow_before_realloc, Followed};
-pub use stacks::{Site, MAX_STACKS};
+pub(crate) use stacks::{Stack, MAX_STACKS};
 
-/// Go's default `MemProfileRate`: one sample per 512 KiB on average.
-pub const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
+/// Go's default `MemProfileRate`: one sample per 512 KiB on average
+/// (`profile::DEFAULT_SAMPLE_RATE`).
+pub(crate) const DEFAULT_SAMPLE_RATE: u64 = 512 * 1024;
 
 /// Samples taken.
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
@@ -194,7 +195,7 @@ pub(crate) fn set_process_rate(rate: u64) {
 }
 
 /// The process-wide rate (0: off).
-pub(crate) fn process_rate() -> u64 {
+pub(crate) fn process_sample_rate() -> u64 {
     PROCESS_RATE.load(Ordering::Relaxed)
 }
 
@@ -307,100 +308,27 @@ fn record(addr: usize, allocs: f64, bytes: f64, group: u64) {
     live::follow_live(addr, Followed { stack: index as u32, tag: 0, allocs: allocs as f32, bytes, group });
 }
 
-/// A group's held bytes as its live samples estimate them (see
-/// [`held_estimate`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HeldEstimate {
-    pub bytes: f64,
-    pub blocks: f64,
-    /// Live samples of the group.
-    pub samples: u64,
-    /// Bytes per sample on average.
-    pub rate: u64,
-}
-
-/// The estimate of what the group with serial `group` holds from its live
-/// samples; `None` when nothing samples (no process-wide rate, and no
-/// sample taken since the last reset).
-pub(crate) fn held_estimate(group: u64) -> Option<HeldEstimate> {
-    let process = process_rate();
+/// The bytes per sample that estimates from the held samples rest on:
+/// the process-wide rate, else the rate the samples were taken at; `None`
+/// when nothing samples (no process-wide rate, and no sample taken since
+/// the last reset).
+pub(crate) fn estimate_rate() -> Option<u64> {
+    let process = process_sample_rate();
     if process == 0 && samples() == 0 {
         return None;
     }
-    let (bytes, blocks, samples) = live::of_group(group);
-    let rate = if process != 0 { process } else { sample_rate().max(1) };
-    Some(HeldEstimate { bytes, blocks, samples, rate })
+    Some(if process != 0 { process } else { sample_rate().max(1) })
 }
 
-/// A leak budget's trace of the current thread: while it lives, every
-/// allocation of the thread is followed in the live table with its stack
-/// (as sampling at rate 1 does, but tagged and left out of the heap
-/// profile; see [`leak`]), and every free on the thread takes its block
-/// out. What is left when it ends ([`LeakTrace::finish`], or drop)
-/// survived the run.
-///
-/// The thread's own sampling is suspended meanwhile (its allocations are
-/// not in the heap profile); its rate is restored at the end.
-pub(crate) struct LeakTrace {
-    tag: u32,
-    own: bool,
-    own_rate: u64,
-    done: bool,
+/// The held samples of the group with serial `group`: the bytes and blocks
+/// they stand for, and how many there are.
+pub(crate) fn held_of_group(group: u64) -> (f64, f64, u64) {
+    live::of_group(group)
 }
 
-impl LeakTrace {
-    /// Starts tracing the current thread's allocations.
-    pub(crate) fn start() -> LeakTrace {
-        let tag = leak::new_tag();
-        let (own, own_rate) = SAMPLER.with(|s| {
-            let saved = (s.own.get(), s.own_rate.get());
-            assert_eq!(s.leak_tag.get(), 0, "allocscope: a leak budget cannot run inside another one's tracked run");
-            s.own.set(true);
-            s.own_rate.set(1);
-            s.leak_tag.set(tag);
-            s.leak_lost.set(0);
-            saved
-        });
-        with_local(|l| {
-            super::settle(l);
-            reconcile(l);
-        });
-        LeakTrace { tag, own, own_rate, done: false }
-    }
-
-    /// Stops tracing and returns what survived (and forgets it).
-    pub(crate) fn finish(mut self) -> Survivors {
-        self.stop();
-        leak::survivors(self.tag, SAMPLER.with(|s| s.leak_lost.get()))
-    }
-
-    fn stop(&mut self) {
-        if std::mem::replace(&mut self.done, true) {
-            return;
-        }
-        SAMPLER.with(|s| {
-            s.leak_tag.set(0);
-            s.own.set(self.own);
-            s.own_rate.set(self.own_rate);
-        });
-        with_local(reconcile);
-    }
-}
-
-impl Drop for LeakTrace {
-    /// A run that panicked: the thread samples as before, and the trace's
-    /// entries leave the table.
-    fn drop(&mut self) {
-        if !self.done {
-            self.stop();
-            leak::forget(self.tag);
-        }
-    }
-}
-
-/// Every stack sampled so far, as the profile's sites.
-pub(crate) fn sites() -> Vec<Site> {
-    stacks::sites()
+/// Every stack sampled so far.
+pub(crate) fn sampled_stacks() -> impl Iterator<Item = &'static Stack> {
+    stacks::sampled()
 }
 
 /// Samples taken since the last reset.
@@ -414,7 +342,7 @@ pub(crate) fn dropped_samples() -> u64 {
 }
 
 /// Samples whose block found no slot in the live table.
-pub(crate) fn untracked_live_samples() -> u64 {
+pub(crate) fn untracked_held_samples() -> u64 {
     live::untracked()
 }
 
@@ -445,5 +373,5 @@ pub(crate) fn reset() {
 #[cfg_attr(not(unix), allow(dead_code))]
 pub(super) fn after_fork_in_child() {
     stacks::clear_half_written(MAX_STACKS);
-    live::clear_half_written(0..MAX_LIVE);
+    live::clear_half_written(0..MAX_HELD_SAMPLES);
 }

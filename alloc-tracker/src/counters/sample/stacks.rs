@@ -1,6 +1,6 @@
 //! The heap profile's table of sampled stacks: each distinct stack's
 //! return addresses and what its samples stand for (estimated allocations
-//! and bytes, and the live share of those). A fixed static
+//! and bytes, and the share of those still held). A fixed static
 //! open-addressing table, [`STACK_PROBES`] slots probed at most: a stack
 //! that finds no slot is dropped (counted in [`dropped`]). Written from the
 //! allocator's sampling lane; nothing here allocates through the Rust
@@ -9,24 +9,25 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Distinct stacks the profile table holds.
-pub const MAX_STACKS: usize = 8192;
+pub(crate) const MAX_STACKS: usize = 8192;
 /// Slots a stack may probe before it is dropped.
 const STACK_PROBES: usize = 64;
 /// Frames kept per stack; deeper stacks are cut.
 const MAX_DEPTH: usize = 48;
 
-struct Stack {
+pub(crate) struct Stack {
     /// 0: empty; 1: being written; otherwise the stack's hash, published
     /// once the frames are written.
     hash: AtomicU64,
     len: AtomicUsize,
     frames: [AtomicUsize; MAX_DEPTH],
     samples: AtomicU64,
-    /// Estimated allocations and bytes, and live ones, as `f64` bits.
+    /// Estimated allocations and bytes, and held ones (not freed yet), as
+    /// `f64` bits.
     allocs: AtomicU64,
     bytes: AtomicU64,
-    live_allocs: AtomicU64,
-    live_bytes: AtomicU64,
+    held_blocks: AtomicU64,
+    held_bytes: AtomicU64,
 }
 
 static STACKS: [Stack; MAX_STACKS] = [const {
@@ -37,8 +38,8 @@ static STACKS: [Stack; MAX_STACKS] = [const {
         samples: AtomicU64::new(0),
         allocs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
-        live_allocs: AtomicU64::new(0),
-        live_bytes: AtomicU64::new(0),
+        held_blocks: AtomicU64::new(0),
+        held_bytes: AtomicU64::new(0),
     }
 }; MAX_STACKS];
 
@@ -47,8 +48,26 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 impl Stack {
     /// The stack's return addresses, innermost first.
-    fn addresses(&self) -> Vec<usize> {
+    pub(crate) fn addresses(&self) -> Vec<usize> {
         self.frames[..self.len.load(Ordering::Relaxed)].iter().map(|f| f.load(Ordering::Relaxed)).collect()
+    }
+}
+
+/// A sampled stack's figures, as the heap profile reads them.
+impl Stack {
+    /// Samples taken with this stack.
+    pub(crate) fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// Estimated allocations and bytes made with this stack.
+    pub(crate) fn allocated(&self) -> (f64, f64) {
+        (load_f64(&self.allocs), load_f64(&self.bytes))
+    }
+
+    /// Estimated blocks and bytes made with this stack and not freed yet.
+    pub(crate) fn held(&self) -> (f64, f64) {
+        (load_f64(&self.held_blocks), load_f64(&self.held_bytes))
     }
 }
 
@@ -129,11 +148,11 @@ pub(super) fn add_sample(index: usize, allocs: f64, bytes: f64) {
 }
 
 /// Adds (or, negative, takes out) a followed block's share of stack
-/// `index`'s live figures.
+/// `index`'s held figures.
 pub(super) fn add_live(index: usize, allocs: f64, bytes: f64) {
     let stack = &STACKS[index];
-    add_f64(&stack.live_allocs, allocs);
-    add_f64(&stack.live_bytes, bytes);
+    add_f64(&stack.held_blocks, allocs);
+    add_f64(&stack.held_bytes, bytes);
 }
 
 /// Stack `index`'s return addresses, innermost first.
@@ -141,41 +160,9 @@ pub(super) fn addresses(index: usize) -> Vec<usize> {
     STACKS[index].addresses()
 }
 
-/// One allocation site of the heap profile: a call stack and what the
-/// samples taken there stand for. Figures are estimates scaled from the
-/// samples (exact at rate 1). Its frames are resolved by
-/// [`Site::user_frames`].
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct Site {
-    /// Return addresses, innermost first.
-    pub addresses: Vec<usize>,
-    /// Samples taken at this site.
-    pub samples: u64,
-    /// Estimated allocations made here.
-    pub allocs: f64,
-    /// Estimated bytes allocated here.
-    pub bytes: f64,
-    /// Estimated allocations made here and not freed (by a sampling thread).
-    pub live_allocs: f64,
-    /// Estimated bytes made here and not freed.
-    pub live_bytes: f64,
-}
-
-/// Every stack sampled so far, as a site.
-pub(super) fn sites() -> Vec<Site> {
-    STACKS
-        .iter()
-        .filter(|s| s.hash.load(Ordering::Acquire) > 1 && s.samples.load(Ordering::Relaxed) > 0)
-        .map(|s| Site {
-            addresses: s.addresses(),
-            samples: s.samples.load(Ordering::Relaxed),
-            allocs: load_f64(&s.allocs),
-            bytes: load_f64(&s.bytes),
-            live_allocs: load_f64(&s.live_allocs),
-            live_bytes: load_f64(&s.live_bytes),
-        })
-        .collect()
+/// Every stack sampled so far.
+pub(super) fn sampled() -> impl Iterator<Item = &'static Stack> {
+    STACKS.iter().filter(|s| s.hash.load(Ordering::Acquire) > 1 && s.samples.load(Ordering::Relaxed) > 0)
 }
 
 /// Samples that found no slot in the stack table.
@@ -188,7 +175,7 @@ pub(super) fn reset() {
     for s in &STACKS {
         s.hash.store(0, Ordering::Relaxed);
         s.len.store(0, Ordering::Relaxed);
-        for v in [&s.samples, &s.allocs, &s.bytes, &s.live_allocs, &s.live_bytes] {
+        for v in [&s.samples, &s.allocs, &s.bytes, &s.held_blocks, &s.held_bytes] {
             v.store(0, Ordering::Relaxed);
         }
     }
