@@ -155,6 +155,18 @@ use sealed::{Sealed, Threads};
 
 /// What a [`Counted`] measurement counts per iteration: [`Allocs`] or
 /// [`Bytes`] (sealed: implemented by these two only).
+///
+/// # Examples
+///
+/// ```
+/// use allocscope::criterion::{Allocs, Counted, Quantity};
+///
+/// // One benchmark routine for either quantity.
+/// fn words<Q: Quantity>(c: &mut criterion::Criterion<Counted<Q>>) {
+///     c.bench_function("words", |b| b.iter(|| "a b".split(' ').map(String::from).count()));
+/// }
+/// # let _ = words::<Allocs>;
+/// ```
 pub trait Quantity: Sealed + Copy + fmt::Debug + 'static {}
 
 impl Quantity for Allocs {}
@@ -189,12 +201,24 @@ pub struct Allocs(Threads);
 
 impl Allocs {
     /// Counts every thread of the process, as Go's `-benchmem` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(allocscope::criterion::Allocs::new(), allocscope::criterion::Allocs::default());
+    /// ```
     pub const fn new() -> Allocs {
         Allocs(Threads::Process)
     }
 
     /// Counts the benchmark's own thread only: other threads' allocations
     /// (a background thread of the program under test) never show.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_ne!(allocscope::criterion::Allocs::this_thread(), allocscope::criterion::Allocs::new());
+    /// ```
     pub const fn this_thread() -> Allocs {
         Allocs(Threads::ThisThread)
     }
@@ -238,11 +262,23 @@ pub struct Bytes(Threads);
 
 impl Bytes {
     /// Counts every thread of the process, as Go's `-benchmem` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(allocscope::criterion::Bytes::new(), allocscope::criterion::Bytes::default());
+    /// ```
     pub const fn new() -> Bytes {
         Bytes(Threads::Process)
     }
 
     /// Counts the benchmark's own thread only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_ne!(allocscope::criterion::Bytes::this_thread(), allocscope::criterion::Bytes::new());
+    /// ```
     pub const fn this_thread() -> Bytes {
         Bytes(Threads::ThisThread)
     }

@@ -20,6 +20,20 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// jemalloc's `mallctl`, as every version of `tikv-jemalloc-sys` declares
 /// it (`tikv_jemalloc_sys::mallctl`): read or write one named setting.
+///
+/// # Examples
+///
+/// ```
+/// use std::ffi::{c_char, c_int, c_void};
+///
+/// // A stand-in with the same signature (a real one comes from
+/// // `tikv-jemalloc-sys`): it answers nothing.
+/// unsafe extern "C" fn no_settings(_: *const c_char, _: *mut c_void, _: *mut usize, _: *mut c_void, _: usize) -> c_int {
+///     2 // ENOENT
+/// }
+/// let mallctl: allocscope::jemalloc::Mallctl = no_settings;
+/// # let _ = mallctl;
+/// ```
 pub type Mallctl = unsafe extern "C" fn(
     name: *const c_char,
     oldp: *mut c_void,
@@ -53,6 +67,21 @@ static HANDED_OVER: AtomicUsize = AtomicUsize::new(0);
 /// documents for them.
 ///
 /// # Examples
+///
+/// Handing over the `mallctl` of the jemalloc allocscope links itself
+/// (with the `jemalloc` feature; what allocscope does by default):
+///
+#[cfg_attr(feature = "jemalloc", doc = "```")]
+#[cfg_attr(not(feature = "jemalloc"), doc = "```ignore")]
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<allocscope::Jemalloc> =
+/// #     allocscope::CountingAlloc::new(allocscope::Jemalloc);
+/// // SAFETY: tikv-jemalloc-sys 0.7 is the jemalloc under allocscope::Jemalloc.
+/// unsafe { allocscope::jemalloc::use_jemalloc_mallctl(tikv_jemalloc_sys::mallctl) };
+/// assert!(allocscope::jemalloc::JemallocStats::read().is_some());
+/// ```
+///
+/// An application on tikv-jemallocator 0.6:
 ///
 /// ```ignore
 /// // Cargo.toml: allocscope = { version = "0.1", default-features = false }
@@ -271,6 +300,16 @@ impl JemallocStats {
     /// [`use_jemalloc_mallctl`]), when jemalloc does not serve the program's
     /// allocations (for example `CountingAlloc<System>`), or when the
     /// figures cannot be read (a jemalloc built without statistics).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// // The system allocator serves this program: no jemalloc figures.
+    /// assert_eq!(allocscope::jemalloc::JemallocStats::read(), None);
+    /// ```
     pub fn read() -> Option<JemallocStats> {
         if !serves_global_allocator() {
             return None;

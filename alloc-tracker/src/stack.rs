@@ -94,6 +94,26 @@ pub(crate) fn capture(buf: &mut [usize]) -> usize {
 
 /// One resolved frame of the code under test; see
 /// [`Site::user_frames`](crate::profile::Site::user_frames).
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// #[inline(never)]
+/// fn build_index() -> Vec<u64> {
+///     std::hint::black_box(vec![0u64; 512])
+/// }
+/// allocscope::profile::start_thread_sampling(1);
+/// let index = build_index();
+/// allocscope::profile::stop_thread_sampling();
+/// let frames: Vec<allocscope::profile::Frame> =
+///     allocscope::profile::heap_profile().user_frames().into_iter().flatten().collect();
+/// let frame = frames.iter().find(|f| f.name.ends_with("build_index")).expect("the function's frame");
+/// assert_ne!(frame.address, 0);
+/// # drop(index);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Frame {

@@ -19,6 +19,21 @@ use crate::counters::sample;
 /// What a group holds now: the bytes and blocks allocated while in it
 /// (any thread, any task) and not freed yet, wherever the free happens; a
 /// reallocation keeps its block's owner. See [`Group::held`].
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System).with_owner_tags();
+/// let cache = allocscope::Group::new("doc.Held");
+/// let entries: Vec<String> = cache.run(|| vec!["a".repeat(100), "b".repeat(200)]);
+/// let held: allocscope::Held = cache.held();
+/// // Exact (owner tags): two strings and the vector's buffer.
+/// assert_eq!((held.exact, held.blocks, held.bytes), (true, 3, 100 + 200 + 2 * 24));
+/// drop(entries);
+/// assert_eq!(cache.held().bytes, 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Held {
@@ -186,6 +201,16 @@ impl Group {
     }
 
     /// The soft limit on held bytes, if one was set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// assert_eq!(allocscope::Group::new("doc.no_limit").held_limit(), None);
+    /// assert_eq!(allocscope::Group::new("doc.limit").with_held_limit(4096).held_limit(), Some(4096));
+    /// ```
     pub fn held_limit(&self) -> Option<u64> {
         Some(self.shared().held_limit.load(Ordering::Relaxed)).filter(|&l| l != u64::MAX)
     }
@@ -193,6 +218,18 @@ impl Group {
     /// Whether the group holds more than its limit (never, without a limit
     /// or when what it holds is unknown). With an estimate, the estimate
     /// is compared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System).with_owner_tags();
+    /// let job = allocscope::Group::new("doc.over_limit").with_held_limit(64);
+    /// let kept = job.run(|| vec![0u8; 65]);
+    /// assert!(job.over_limit());
+    /// # drop(kept);
+    /// ```
     pub fn over_limit(&self) -> bool {
         self.held_limit().is_some_and(|limit| {
             let held = self.held();
@@ -202,6 +239,18 @@ impl Group {
 
     /// Bytes left before the limit (0 at or over it); `None` without a
     /// limit, or when what the group holds is unknown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System).with_owner_tags();
+    /// let job = allocscope::Group::new("doc.headroom").with_held_limit(100);
+    /// let kept = job.run(|| vec![0u8; 30]);
+    /// assert_eq!(job.headroom(), Some(70));
+    /// # drop(kept);
+    /// ```
     pub fn headroom(&self) -> Option<u64> {
         let limit = self.held_limit()?;
         let held = self.held();

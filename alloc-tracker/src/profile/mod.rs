@@ -167,6 +167,21 @@ pub fn process_sample_rate() -> u64 {
 }
 
 /// A snapshot of the process-wide sampled profile; see [`heap_profile`].
+///
+/// # Examples
+///
+/// ```
+/// # #[global_allocator]
+/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+/// #     allocscope::CountingAlloc::new(std::alloc::System);
+/// allocscope::profile::start_thread_sampling(1);
+/// let kept = std::hint::black_box(vec![0u8; 1000]);
+/// allocscope::profile::stop_thread_sampling();
+/// let profile: allocscope::profile::HeapProfile = allocscope::profile::heap_profile();
+/// assert_eq!(profile.sample_rate, 1);
+/// assert!(profile.held_bytes() >= 1000.0 && profile.held_is_complete());
+/// # drop(kept);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct HeapProfile {

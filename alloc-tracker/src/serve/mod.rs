@@ -34,6 +34,20 @@
 //! [`start_process_sampling`](crate::profile::start_process_sampling) or
 //! `ALLOCSCOPE_SAMPLE_RATE`.
 //!
+//! # Examples
+//!
+//! ```
+//! # #[global_allocator]
+//! # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+//! #     allocscope::CountingAlloc::new(std::alloc::System);
+//! let route = allocscope::Group::listed("GET /doc/serve");
+//! route.run(|| std::hint::black_box(vec![0u8; 128]));
+//! let snapshot = allocscope::serve::snapshot();
+//! assert!(snapshot.groups.iter().any(|g| g.name == "GET /doc/serve" && g.stats.bytes_allocated == 128));
+//! let text = snapshot.prometheus_text();
+//! assert!(text.contains("allocscope_group_allocated_bytes_total{group=\"GET /doc/serve\"} 128"), "{text}");
+//! ```
+//!
 //! # Metrics
 //!
 //! One table, which every exporter reads: names, kinds and labels are the
