@@ -47,8 +47,8 @@
 //! | `bytes_allocated` | requested bytes of the blocks handed out (a reallocation's new size) | `allocscope_allocated_bytes_total` |
 //! | `bytes_freed` | bytes of deallocations, plus reallocations' old sizes | `allocscope_freed_bytes_total` |
 //! | `held_blocks`, `held_bytes` | blocks and bytes allocated and not freed yet (dhat's `curr`, pprof's `inuse_objects` and `inuse_space`): the process's; a group's, whoever frees them ([`Group::held`], exact with owner tags); a profile site's ([`profile::Site`], estimated) | `allocscope_held_bytes`, `allocscope_group_held_bytes`, `allocscope_group_held_blocks` |
-//! | `net_bytes`, `net_blocks` | of a window ([`AllocStats::net_bytes`]): `bytes_allocated - bytes_freed` and `allocs - deallocs`, negative when it freed older memory; over the whole process, the held figures | |
-//! | `peak_bytes` | the highest `net_bytes` reached inside the window (see [`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
+//! | `net_bytes`, `net_blocks` | of a window ([`AllocStats::net_bytes`]): `bytes_allocated - bytes_freed` and `allocs - reallocs - deallocs`, negative when it freed older memory; over the whole process, the held figures | |
+//! | `peak_bytes` | the highest `net_bytes` reached inside the window: exact for a scope, a lower bound for a snapshot or a difference ([`AllocStats::peak_bytes`]) | `allocscope_peak_bytes` |
 //! | `leaked_bytes` | a budget's: the bytes a measured run left held | |
 //! | `rounded_bytes_allocated` | `bytes_allocated` after jemalloc's size-class rounding (Go's `B/op`) | |
 //! | `allocs_per_op`, `bytes_per_op` | per operation (Go's `allocs/op` and `B/op`) | |

@@ -56,15 +56,17 @@ pub struct AllocStats {
     pub bytes_allocated: u64,
     /// Bytes of every deallocation, plus the old size of every reallocation.
     pub bytes_freed: u64,
-    /// For a scope ([`measure`](crate::measure), [`Scope`](crate::Scope), an
-    /// operation call): the highest held bytes above the scope's starting
-    /// level reached during it, on the measured thread. For a difference of
-    /// two snapshots: the growth of `live_bytes` clamped at zero, a lower
-    /// bound of the true peak (which only a thread scope tracks). For a snapshot: a lower bound of the
-    /// peak so far, [`thread_stats`](crate::thread_stats)'s being the held
-    /// bytes now and [`process_stats`](crate::process_stats)'s the highest
-    /// process held bytes any reading has seen; the held bytes themselves
-    /// are [`live_bytes`](AllocStats::net_bytes).
+    /// The highest [`net_bytes`](AllocStats::net_bytes) reached inside
+    /// the window these figures cover, on its thread or threads: one
+    /// meaning, exact or a lower bound by window. Exact for a scope
+    /// ([`measure`](crate::measure), [`Scope`](crate::Scope), an operation
+    /// call), whose thread tracks its high-water mark. A lower bound
+    /// otherwise, as only a scope watches every allocation: for a snapshot
+    /// (the window is the thread's or the process's life so far), the held
+    /// bytes now ([`thread_stats`](crate::thread_stats)) or the highest
+    /// any reading has seen ([`process_stats`](crate::process_stats)); for
+    /// a difference of two snapshots, the growth of the net bytes between
+    /// them, clamped at zero.
     pub peak_bytes: u64,
     /// Whose cumulative figures these are, for snapshots; `Derived` for
     /// scopes, differences and sums.
@@ -120,7 +122,7 @@ impl std::hash::Hash for AllocStats {
 }
 
 impl AllocStats {
-    /// Live bytes: `bytes_allocated - bytes_freed`. For a snapshot
+    /// Net bytes: `bytes_allocated - bytes_freed`. For a snapshot
     /// ([`thread_stats`](crate::thread_stats),
     /// [`process_stats`](crate::process_stats)), the bytes held now (a
     /// thread's can be negative when it frees what others allocated); for a
@@ -142,7 +144,7 @@ impl AllocStats {
         self.bytes_allocated.wrapping_sub(self.bytes_freed) as i64
     }
 
-    /// Live blocks: `allocs - reallocs - deallocs` (a reallocation hands out
+    /// Net blocks: `allocs - reallocs - deallocs` (a reallocation hands out
     /// a block that replaces one).
     ///
     /// # Examples
