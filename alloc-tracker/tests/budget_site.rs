@@ -112,3 +112,24 @@ fn a_peak_limit_beyond_i64_max_is_no_limit_and_does_not_trip() {
     assert!(site.lines().next().unwrap().contains("innermost_allocation"), "{site}");
     assert!(Budget::new().max_peak_bytes(u64::MAX).check(|| vec![0u8; 1 << 20]).is_ok());
 }
+
+/// A `HashMap` grows inside std's vendored `hashbrown` (its frames are in
+/// `/rust/deps/hashbrown-*/`): std's code, not the program's, so the site
+/// reaches the line that inserted.
+#[test]
+fn a_hash_map_growing_inside_std_names_the_line_that_inserts() {
+    let err = Budget::new()
+        .max_allocs(1)
+        .check(|| {
+            let mut m = std::collections::HashMap::new();
+            for i in 0..100u32 {
+                m.insert(i, i); // the insert line
+            }
+            m
+        })
+        .unwrap_err();
+    let site = err.site().expect("the site was captured and resolved");
+    let first = site.lines().next().unwrap();
+    assert!(first.contains("tests/budget_site.rs:"), "the user's line first, not std's vendored crates:\n{site}");
+    assert!(!site.contains("hashbrown"), "{site}");
+}

@@ -1,131 +1,10 @@
-//! Call stacks: capture return addresses (inside the allocator), name and
-//! classify resolved frames, and keep the frames of the code under test.
-//! Resolving addresses into frames is `crate::symbols`'s, under this
-//! module's lock. A leaf: it uses nothing else of the crate.
-//!
-//! The walk uses the platform unwinder (`backtrace`'s
-//! `trace_unsynchronized`: libgcc's `_Unwind_Backtrace` on Linux), which
-//! needs no frame pointers, allocates (if at all) through the C library's
-//! `malloc` rather than the Rust global allocator, and may take the C
-//! library's loader lock on old C libraries: that is why it runs only when
-//! a budget trips or a sample is taken, never when counting.
-//!
-//! Resolution (`crate::symbols`) runs under a lock of this crate's own,
-//! which a `pthread_atfork` handler takes before the fork and releases on
-//! both sides ([`before_fork`], [`after_fork`]): a fork waits for a
-//! resolution in progress to end. On Linux it takes no other lock: the
-//! `backtrace` crate's global lock is shared with the application (its own
-//! backtraces, panic hooks, loggers), and a child forked while an
-//! application thread held it would wait for it for ever; so neither the
-//! walk (`trace_unsynchronized`) nor the resolution (the library's own
-//! reader) takes it.
+//! Resolved frames: where each belongs (this library, the standard
+//! library, the C runtime's start, or the code under test), their names
+//! (generic arguments removed, a module path where the symbol has none),
+//! and the frames of the code under test kept and described for a budget
+//! site.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Held while this crate resolves symbols, and across a `fork`.
-static RESOLVING: AtomicBool = AtomicBool::new(false);
-
-/// Takes [`RESOLVING`]; waits (yielding) while another thread holds it.
-fn lock_resolution() {
-    while RESOLVING.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        std::thread::yield_now();
-    }
-}
-
-fn unlock_resolution() {
-    RESOLVING.store(false, Ordering::Release);
-}
-
-/// The resolution lock, held while it lives: symbols are resolved, and the
-/// resolved frames kept (`crate::symbols`), only under it.
-pub(crate) struct ResolutionLock(());
-
-impl ResolutionLock {
-    /// Takes the lock; waits (yielding) while another thread holds it.
-    pub(crate) fn take() -> ResolutionLock {
-        lock_resolution();
-        ResolutionLock(())
-    }
-}
-
-impl Drop for ResolutionLock {
-    /// Releases the lock on every exit, a panic's too.
-    fn drop(&mut self) {
-        unlock_resolution();
-    }
-}
-
-/// The `pthread_atfork` prepare handler's part: no thread is resolving
-/// symbols while the process forks.
-#[cfg_attr(not(unix), allow(dead_code))]
-pub(crate) fn before_fork() {
-    lock_resolution();
-}
-
-/// The `pthread_atfork` parent and child handlers' part.
-#[cfg_attr(not(unix), allow(dead_code))]
-pub(crate) fn after_fork() {
-    unlock_resolution();
-}
-
-/// Writes the current stack's return addresses, innermost first, into
-/// `buf`; returns how many. No allocation through the Rust global allocator:
-/// callable from the allocator's cold paths (budget trips, samples).
-pub(crate) fn capture(buf: &mut [usize]) -> usize {
-    let mut n = 0;
-    // Under Miri, `backtrace` walks the stack with an allocation of its
-    // own, through the global allocator: the tests Miri runs would see it.
-    if buf.is_empty() || cfg!(miri) {
-        return 0;
-    }
-    // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
-    // unwinders are not thread-safe; on those (Windows' dbghelp) the callers
-    // would need the crate's lock, which may allocate. The callback only
-    // stores integers into `buf`, within its bounds.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            buf[n] = frame.ip() as usize;
-            n += 1;
-            n < buf.len()
-        });
-    }
-    n
-}
-
-/// One resolved frame of the code under test; see
-/// [`Site::user_frames`](crate::profile::Site::user_frames).
-///
-/// # Examples
-///
-/// ```
-/// # #[global_allocator]
-/// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
-/// #     allocscope::CountingAlloc::new(std::alloc::System);
-/// #[inline(never)]
-/// fn build_index() -> Vec<u64> {
-///     std::hint::black_box(vec![0u64; 512])
-/// }
-/// allocscope::profile::start_thread_sampling(1);
-/// let index = build_index();
-/// allocscope::profile::stop_thread_sampling();
-/// let frames: Vec<allocscope::profile::Frame> =
-///     allocscope::profile::heap_profile().user_frames().into_iter().flatten().collect();
-/// let frame = frames.iter().find(|f| f.name.ends_with("build_index")).expect("the function's frame");
-/// assert_ne!(frame.address, 0);
-/// # drop(index);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Frame {
-    /// The return address.
-    pub address: usize,
-    /// The demangled function name, without its hash.
-    pub name: String,
-    /// The source file, or empty without debug info.
-    pub file: String,
-    /// The source line, or 0 without debug info.
-    pub line: u32,
-}
+use super::Frame;
 
 /// Where a resolved frame belongs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,13 +44,21 @@ pub(crate) fn origin(name: &str, file: Option<&std::path::Path>) -> Origin {
     {
         Origin::Runtime
     } else if ["std::", "core::", "alloc::"].iter().any(|krate| bare.starts_with(krate))
-        || file.is_some_and(|f| f.starts_with("/rustc/"))
+        || file.is_some_and(|f| STD_SOURCES.iter().any(|dir| f.starts_with(dir)))
     {
         Origin::Std
     } else {
         Origin::User
     }
 }
+
+/// Where the standard library's sources are, as rustc records them in its
+/// debug info: its own crates under `/rustc/<commit>/library/`, and the
+/// crates it vendors (`hashbrown` under `HashMap`, `gimli`, `addr2line`,
+/// ...) under `/rust/deps/<crate>-<version>/`. A program's own dependency
+/// of the same name (its own `hashbrown`) has a path in its registry, and
+/// stays the program's.
+const STD_SOURCES: [&str; 2] = ["/rustc/", "/rust/deps/"];
 
 /// The C runtime's frames at the bottom of a stack that has no Rust start
 /// marker (a thread the C library started).
@@ -568,6 +455,13 @@ mod tests {
         assert_eq!(origin("__rustc::__rust_realloc", Some(user)), Origin::Library);
         assert_eq!(origin("<alloc::vec::Vec<T> as core::clone::Clone>::clone", None), Origin::Std);
         assert_eq!(origin("<app::Msg as core::clone::Clone>::clone", Some(user)), Origin::User);
+        // std's vendored crates are std's; the program's own hashbrown is
+        // the program's.
+        let vendored = std::path::Path::new("/rust/deps/hashbrown-0.16.1/src/raw/mod.rs");
+        assert_eq!(origin("hashbrown::raw::RawTable<T,A>::reserve", Some(vendored)), Origin::Std);
+        let own =
+            std::path::Path::new("/home/me/.cargo/registry/src/index.crates.io-1/hashbrown-0.15.2/src/raw/mod.rs");
+        assert_eq!(origin("hashbrown::raw::RawTable<T,A>::reserve", Some(own)), Origin::User);
         // The C runtime's start, as the ELF symbol table names it (glibc's
         // versioned `__libc_start_main`) and as its debug info does.
         for start in ["__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main", "_start"] {
