@@ -10,7 +10,7 @@
 #      and what the request group holds once the load is over;
 #   3. `go tool pprof -top` (Debian's `golang-go`) reads
 #      /debug/pprof/heap and must name the workload's allocating function;
-#   4. fetching the profiles leaves the live bytes where they were, the
+#   4. fetching the profiles leaves the held bytes where they were, the
 #      symbolizer is in no profile, names carry their module path,
 #      `go tool pprof -seconds 2` gets a 2-second window, and the index,
 #      `?debug=1`, a bad `?seconds` (400) and the run-time sampling switch
@@ -155,8 +155,8 @@ python3 - "$before" "$after" <<'PY' || exit 1
 import sys
 before, after = float(sys.argv[1]), float(sys.argv[2])
 if abs(after - before) > 1 << 20:
-    sys.exit(f"check-service: three fetches of each profile moved live bytes from {before:.0f} to {after:.0f}")
-print(f"check-service: three fetches of /allocs and /heap left live bytes at {after:.0f} (before: {before:.0f})")
+    sys.exit(f"check-service: three fetches of each profile moved held bytes from {before:.0f} to {after:.0f}")
+print(f"check-service: three fetches of /allocs and /heap left held bytes at {after:.0f} (before: {before:.0f})")
 PY
 top=$(timeout 120 go tool pprof -top -sample_index=alloc_space "http://$svc/debug/pprof/allocs" 2>&1)
 if grep -Eq "gimli|addr2line|backtrace::symbolize" <<< "$top"; then

@@ -3,7 +3,7 @@
 # example service (alloc-tracker/examples/service.rs) on loopback, every
 # thread sampled at Go's default rate (512 KiB), a bounded load, then
 # /debug/pprof/allocs and /debug/pprof/heap fetched three times each. Before
-# the first fetch and after each, /metrics gives the program's live bytes
+# the first fetch and after each, /metrics gives the program's held bytes
 # (allocscope_held_bytes) and the library's own (allocscope_library_held_bytes,
 # and what it allocated since start: allocscope_library_allocated_bytes_total),
 # and /proc the process's resident set; each fetch is timed. Last, `go tool
@@ -48,7 +48,7 @@ row() {
     "$(metric allocscope_library_held_bytes)e-6" "$(metric allocscope_library_allocated_bytes_total)e-6" \
     "$(rss)e-6" "$2"
 }
-echo "| after | live bytes, MB | library's live bytes, MB | library's allocated bytes since start, MB | RSS, MB | fetch time, s |"
+echo "| after | held bytes, MB | library's held bytes, MB | library's allocated bytes since start, MB | RSS, MB | fetch time, s |"
 echo "|---|---:|---:|---:|---:|---:|"
 row "the load, before any fetch" ""
 for i in 1 2 3; do
