@@ -10,6 +10,9 @@
 #      and what the request group holds once the load is over;
 #   3. `go tool pprof -top` (Debian's `golang-go`) reads
 #      /debug/pprof/heap and must name the workload's allocating function;
+#      the addresses-only profile (?symbolize=0) carries the service's
+#      mapping and GNU build id, names nothing, and go tool pprof given the
+#      binary resolves it to the same function;
 #   4. fetching the profiles leaves the held bytes where they were, the
 #      symbolizer is in no profile, names carry their module path,
 #      `go tool pprof -seconds 2` gets a 2-second window, and the index,
@@ -143,6 +146,23 @@ top=$(timeout 120 go tool pprof -top "http://$svc/debug/pprof/heap" 2>&1)
 echo "$top" | head -12
 grep -q "build_report" <<< "$top" || { echo "check-service: go tool pprof does not name build_report" >&2; exit 1; }
 echo "check-service: $(go version | cut -d' ' -f3) go tool pprof read /debug/pprof/heap and names build_report"
+
+# 3b. The addresses-only profile (?symbolize=0): no name in it, the
+# program's mapping with its file and GNU build id; go tool pprof, holding
+# the binary, resolves it and names the workload.
+curl -sf "http://$svc/debug/pprof/heap?symbolize=0" -o "$work/addresses.pb.gz"
+raw=$(go tool pprof -symbolize=none -raw "$work/addresses.pb.gz" 2>&1)
+build_id=$(readelf -n target/release/examples/service | awk '/Build ID/ { print $3 }')
+grep -q "/examples/service $build_id" <<< "$raw" \
+  || { echo "$raw" | sed -n '/^Mappings/,$p'; echo "check-service: no mapping of the service with build id $build_id" >&2; exit 1; }
+if grep -q "build_report" <<< "$raw"; then
+  echo "check-service: the addresses-only profile names functions" >&2
+  exit 1
+fi
+top=$(timeout 120 go tool pprof -top target/release/examples/service "$work/addresses.pb.gz" 2>&1)
+grep -q "build_report" <<< "$top" \
+  || { echo "$top" | head -20; echo "check-service: go tool pprof did not resolve the addresses-only profile" >&2; exit 1; }
+echo "check-service: /debug/pprof/heap?symbolize=0 ($(stat -c %s "$work/addresses.pb.gz") B against $(curl -sf "http://$svc/debug/pprof/heap" | wc -c) B resolved) carries the service's mapping and build id $build_id; go tool pprof resolves it with the binary and names build_report"
 
 # 4. Profiles fit for production, read with Go's own tools.
 live() { curl -sf "http://$svc/metrics" | awk '$1 == "allocscope_held_bytes" { print $2 }'; }

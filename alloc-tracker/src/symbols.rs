@@ -38,6 +38,28 @@ use crate::stack::{self, Frame, Origin, ResolutionLock};
 #[cfg(target_os = "linux")]
 mod objects;
 
+/// One executable segment of a loaded object (the program, a shared
+/// library), for pprof's `Mapping`: where it is mapped, from which offset
+/// of which file, and the file's GNU build id (empty when it has none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Mapping {
+    pub(crate) start: u64,
+    pub(crate) limit: u64,
+    pub(crate) offset: u64,
+    pub(crate) file: String,
+    pub(crate) build_id: String,
+}
+
+/// The process's executable mappings now (none where the platform's
+/// loader is not read: outside Linux). No symbol is resolved, no debug
+/// info read.
+pub(crate) fn mappings() -> Vec<Mapping> {
+    #[cfg(target_os = "linux")]
+    return objects::mappings();
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
 /// The most addresses whose frames are kept between resolutions.
 pub(crate) const MAX_CACHED_ADDRESSES: usize = 1 << 14;
 

@@ -99,7 +99,50 @@ impl SampleType {
     }
 }
 
-fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<SampleType>) -> Vec<u8> {
+/// Whether a profile's locations carry their functions and lines, or
+/// addresses only (for a tool that holds the binary to resolve them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Resolved,
+    AddressesOnly,
+}
+
+/// pprof's `Mapping` messages of `mappings` (ids from 1), saying whether
+/// the locations carry their functions, files, lines and inlined frames.
+fn mapping_msgs(mappings: &[crate::symbols::Mapping], names: Names, strings: &mut Strings) -> Vec<Vec<u8>> {
+    let resolved = u64::from(names == Names::Resolved);
+    mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut msg = Vec::new();
+            uint(&mut msg, 1, i as u64 + 1);
+            uint(&mut msg, 2, m.start);
+            uint(&mut msg, 3, m.limit);
+            uint(&mut msg, 4, m.offset);
+            uint(&mut msg, 5, strings.id(&m.file));
+            uint(&mut msg, 6, strings.id(&m.build_id));
+            for field in 7..=10 {
+                uint(&mut msg, field, resolved);
+            }
+            msg
+        })
+        .collect()
+}
+
+/// The id of the mapping that holds `address`, 0 for none.
+fn mapping_of(mappings: &[crate::symbols::Mapping], address: u64) -> u64 {
+    mappings.iter().position(|m| (m.start..m.limit).contains(&address)).map_or(0, |i| i as u64 + 1)
+}
+
+/// A location's address for a frame's return address: the call
+/// instruction's (one byte back), so that a tool resolving it lands on
+/// the call's line, not the next one's.
+fn call_address(return_address: usize) -> u64 {
+    return_address.saturating_sub(1) as u64
+}
+
+fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<SampleType>, names: Names) -> Vec<u8> {
     let mut strings = Strings::default();
     strings.id("");
     let mut out = Vec::new();
@@ -112,13 +155,32 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
     }
     // default_sample_type = 14, an index into the string table.
     let default = default.map(|t| strings.id(t.name()));
+    let mappings = crate::symbols::mappings();
+    let mapping_msgs = mapping_msgs(&mappings, names, &mut strings);
     let mut functions: HashMap<(String, String), u64> = HashMap::new();
     let mut function_msgs = Vec::new();
     let mut locations: HashMap<(usize, String), u64> = HashMap::new();
     let mut location_msgs = Vec::new();
     for site in &profile.sites {
         let mut ids = Vec::new();
-        for frame in site.user_frames() {
+        if names == Names::AddressesOnly {
+            // Every frame the stack has, the library's own at the top
+            // included: telling them apart takes their names.
+            for &ip in &site.addresses {
+                let next_l = locations.len() as u64 + 1;
+                let lid = *locations.entry((ip, String::new())).or_insert_with(|| {
+                    let mut l = Vec::new();
+                    uint(&mut l, 1, next_l);
+                    uint(&mut l, 2, mapping_of(&mappings, call_address(ip)));
+                    uint(&mut l, 3, call_address(ip));
+                    location_msgs.push(l);
+                    next_l
+                });
+                ids.push(lid);
+            }
+        }
+        let frames = if names == Names::Resolved { site.user_frames() } else { Vec::new() };
+        for frame in frames {
             let fkey = (frame.name.clone(), frame.file.clone());
             let next_f = functions.len() as u64 + 1;
             let fid = *functions.entry(fkey).or_insert_with(|| {
@@ -140,7 +202,8 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
                 uint(&mut line, 2, u64::from(frame.line));
                 let mut l = Vec::new();
                 uint(&mut l, 1, next_l);
-                uint(&mut l, 3, frame.address as u64);
+                uint(&mut l, 2, mapping_of(&mappings, call_address(frame.address)));
+                uint(&mut l, 3, call_address(frame.address));
                 bytes(&mut l, 4, &line);
                 location_msgs.push(l);
                 next_l
@@ -150,12 +213,15 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
         let mut sample = Vec::new();
         packed(&mut sample, 1, ids);
         // A profile since start-up has no negative figure (an estimate's
-        // noise is cut at 0); a window's live figures may fall (pprof's
+        // noise is cut at 0); a window's held figures may fall (pprof's
         // values are int64, written in two's complement).
         let floor = if profile.duration.is_some() { f64::MIN } else { 0.0 };
         let values = [site.allocs, site.bytes, site.held_blocks.max(floor), site.held_bytes.max(floor)];
         packed(&mut sample, 2, values.map(|v| v.round() as i64 as u64));
         bytes(&mut out, 2, &sample);
+    }
+    for m in &mapping_msgs {
+        bytes(&mut out, 3, m);
     }
     for l in &location_msgs {
         bytes(&mut out, 4, l);
@@ -226,14 +292,45 @@ impl HeapProfile {
         self.gzipped(Some(default))
     }
 
-    fn gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
-        self.writing(|p| p.write_gzipped(default))
+    /// [`pprof_gz_with_default`](Self::pprof_gz_with_default) with addresses
+    /// only: no function, file or line, nothing resolved, so writing it
+    /// reads no debug info and costs next to no memory. The profile carries
+    /// each executable mapping's file, address range, offset and GNU build
+    /// id, from which a tool that holds the binary resolves the addresses
+    /// itself (`go tool pprof BINARY PROFILE`; a fleet's central
+    /// symbolizer, by build id). Every frame of each stack is there, the
+    /// library's own at the top included (`go tool pprof
+    /// -hide='^allocscope::'` hides them once resolved). Linux only for the
+    /// mappings; elsewhere the profile has none. Feature `pprof`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static GLOBAL: allocscope::CountingAlloc<std::alloc::System> =
+    /// #     allocscope::CountingAlloc::new(std::alloc::System);
+    /// use allocscope::profile::SampleType;
+    /// allocscope::profile::start_thread_sampling(1);
+    /// let kept = std::hint::black_box(vec![0u8; 100]);
+    /// allocscope::profile::stop_thread_sampling();
+    /// let gz = allocscope::profile::heap_profile().pprof_gz_addresses_only(SampleType::InuseSpace);
+    /// assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+    /// # drop(kept);
+    /// ```
+    pub fn pprof_gz_addresses_only(&self, default: SampleType) -> Vec<u8> {
+        // Nothing to resolve first: written as the library's own work
+        // without the symbolizer.
+        crate::symbols::produce(|| self.write_gzipped(Some(default), Names::AddressesOnly))
     }
 
-    fn write_gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
+    fn gzipped(&self, default: Option<SampleType>) -> Vec<u8> {
+        self.writing(|p| p.write_gzipped(default, Names::Resolved))
+    }
+
+    fn write_gzipped(&self, default: Option<SampleType>, names: Names) -> Vec<u8> {
         use std::io::Write;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let raw = encode(self, self.sample_rate, now, default);
+        let raw = encode(self, self.sample_rate, now, default, names);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&raw).expect("writing to a Vec cannot fail");
         gz.finish().expect("writing to a Vec cannot fail")
@@ -242,7 +339,7 @@ impl HeapProfile {
     /// The uncompressed pprof protobuf (see [`pprof_gz`](Self::pprof_gz)).
     /// Feature `pprof`.
     pub fn pprof_protobuf(&self) -> Vec<u8> {
-        self.writing(|p| encode(p, p.sample_rate, 0, None))
+        self.writing(|p| encode(p, p.sample_rate, 0, None, Names::Resolved))
     }
 }
 

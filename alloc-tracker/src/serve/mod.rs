@@ -13,7 +13,12 @@
 //! - both take Go's parameters: `?debug=1`, the profile as text;
 //!   `?seconds=N` (1 to [`MAX_SECONDS`]), what happened in the next N
 //!   seconds (the difference of two profiles, as `go tool pprof -seconds N`
-//!   asks for it); a bad value gets a 400 that names the parameter;
+//!   asks for it); a bad value gets a 400 that names the parameter; and
+//!   one of allocscope's own, `?symbolize=0`: addresses and the program's
+//!   mappings (file, range, offset, GNU build id) only, nothing resolved,
+//!   for a tool that holds the binary (`go tool pprof BINARY PROFILE`, a
+//!   fleet's central symbolizer), at next to no memory
+//!   ([`HeapProfile::pprof_gz_addresses_only`]);
 //! - `GET /debug/pprof/`: an index of the above with links
 //!   (`/debug/pprof` redirects there, as in Go);
 //! - `GET /debug/pprof/sample_rate`: the process-wide sampling rate, and
@@ -140,6 +145,11 @@
 // (the docs of a build without it), they lead to the crate's list of
 // features, which names it.
 #![cfg_attr(not(feature = "metrics"), doc = "[`metrics`]: crate#feature-flags")]
+#![cfg_attr(
+    feature = "pprof",
+    doc = "[`HeapProfile::pprof_gz_addresses_only`]: crate::profile::HeapProfile::pprof_gz_addresses_only"
+)]
+#![cfg_attr(not(feature = "pprof"), doc = "[`HeapProfile::pprof_gz_addresses_only`]: crate#feature-flags")]
 #![cfg_attr(not(feature = "serve"), doc = "[`router`]: crate#feature-flags")]
 #![cfg_attr(not(feature = "serve"), doc = "[`start`]: crate#feature-flags")]
 #![cfg_attr(not(feature = "serve"), doc = "[`start_on`]: crate#feature-flags")]

@@ -121,3 +121,95 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
     objects.push(Object { path, bias, segments, loader: None });
     0
 }
+
+/// The executable segments of the loaded objects, as the kernel maps them
+/// (start and file offset rounded down to a page, as `/proc/self/maps`
+/// shows them), with each object's file and GNU build id: what pprof's
+/// `Mapping` carries, so that a tool holding the binary symbolizes the
+/// profile's addresses itself.
+pub(crate) fn mappings() -> Vec<super::Mapping> {
+    let mut mappings: Vec<super::Mapping> = Vec::new();
+    // SAFETY: the callback receives `&mut mappings` as its data pointer,
+    // for the duration of this call only.
+    unsafe { libc::dl_iterate_phdr(Some(each_mapping), (&raw mut mappings).cast::<c_void>()) };
+    mappings
+}
+
+/// `dl_iterate_phdr`'s callback for [`mappings`]: one object's executable
+/// segments.
+unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: as in `each_object`.
+    let (mappings, info) = unsafe { (&mut *data.cast::<Vec<super::Mapping>>(), &*info) };
+    let name = if info.dlpi_name.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: a NUL-terminated string of the C library's.
+        unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes()
+    };
+    let file = if name.is_empty() {
+        if !mappings.is_empty() {
+            return 0; // an unnamed object other than the program (the vDSO)
+        }
+        match std::env::current_exe() {
+            Ok(path) => path.display().to_string(),
+            Err(_) => return 0,
+        }
+    } else {
+        String::from_utf8_lossy(name).into_owned()
+    };
+    let bias = info.dlpi_addr as usize;
+    let headers = if info.dlpi_phdr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `dlpi_phnum` program headers at `dlpi_phdr`.
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+    };
+    let build_id = headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_NOTE)
+        // SAFETY: a note segment is loaded (inside a `PT_LOAD` segment of
+        // the object, mapped readable for the process's life) at `bias +
+        // p_vaddr`, `p_memsz` bytes long.
+        .find_map(|h| unsafe { gnu_build_id(bias.wrapping_add(h.p_vaddr as usize) as *const u8, h.p_memsz as usize) })
+        .unwrap_or_default();
+    // SAFETY: `sysconf` has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_X != 0) {
+        let start = bias.wrapping_add(h.p_vaddr as usize);
+        mappings.push(super::Mapping {
+            start: (start & !(page - 1)) as u64,
+            limit: start.wrapping_add(h.p_memsz as usize) as u64,
+            offset: (h.p_offset as usize & !(page - 1)) as u64,
+            file: file.clone(),
+            build_id: build_id.clone(),
+        });
+    }
+    0
+}
+
+/// The GNU build id (`NT_GNU_BUILD_ID`) among the notes at `notes`, in
+/// lower-case hexadecimal, as `readelf -n` and pprof write it.
+///
+/// # Safety
+///
+/// `notes` must point to `len` readable bytes of ELF notes.
+unsafe fn gnu_build_id(notes: *const u8, len: usize) -> Option<String> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    // SAFETY: the caller's.
+    let notes = unsafe { std::slice::from_raw_parts(notes, len) };
+    let word = |at: usize| Some(u32::from_ne_bytes(notes.get(at..at + 4)?.try_into().ok()?));
+    let aligned = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let mut at = 0;
+    while at + 12 <= notes.len() {
+        let (name_len, desc_len, kind) = (word(at)? as usize, word(at + 4)? as usize, word(at + 8)?);
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(aligned(name_len)?)?;
+        let next = desc_at.checked_add(aligned(desc_len)?)?;
+        if kind == NT_GNU_BUILD_ID && notes.get(name_at..name_at + name_len)? == b"GNU\0" {
+            let id = notes.get(desc_at..desc_at + desc_len)?;
+            return Some(id.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        at = next;
+    }
+    None
+}

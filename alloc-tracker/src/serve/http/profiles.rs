@@ -82,7 +82,7 @@ pub(super) async fn pprof(limits: Arc<Limits>, default: SampleType, query: Optio
         Ok(q) => q,
         Err(message) => return plain(StatusCode::BAD_REQUEST, message + "\n"),
     };
-    let text = q.text;
+    let (text, addresses_only) = (q.text, q.addresses_only);
     let window = match q.seconds {
         None => None,
         Some(seconds) => {
@@ -106,7 +106,7 @@ pub(super) async fn pprof(limits: Arc<Limits>, default: SampleType, query: Optio
                     None => now,
                     Some((earlier, elapsed, _)) => now.since(&earlier.0, *elapsed),
                 };
-                render(&profile, default, text)
+                render(&profile, default, text, addresses_only)
             })
         })
         .await;
@@ -124,9 +124,11 @@ pub(super) async fn pprof(limits: Arc<Limits>, default: SampleType, query: Optio
     }
 }
 
-pub(super) fn render(profile: &HeapProfile, default: SampleType, text: bool) -> Vec<u8> {
+pub(super) fn render(profile: &HeapProfile, default: SampleType, text: bool, addresses_only: bool) -> Vec<u8> {
     if text {
         profile.pprof_text(default).into_bytes()
+    } else if addresses_only {
+        profile.pprof_gz_addresses_only(default)
     } else {
         profile.pprof_gz_with_default(default)
     }

@@ -1,6 +1,6 @@
 //! Go's `net/http/pprof` query parameters, decoded and checked: a
-//! profile's (`debug`, `seconds`, `gc`) and the sampling switch's
-//! (`bytes`).
+//! profile's (`debug`, `seconds`, `gc`, and allocscope's `symbolize`) and
+//! the sampling switch's (`bytes`).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -13,6 +13,9 @@ pub(super) struct ProfileQuery {
     /// `seconds=N`: the difference between a profile now and one N
     /// seconds later.
     pub(super) seconds: Option<u64>,
+    /// `symbolize=0`: addresses and mappings only, nothing resolved (for a
+    /// tool that holds the binary); `symbolize=1`, the default: resolved.
+    pub(super) addresses_only: bool,
 }
 
 /// A query's parameters, percent-decoded (`%31` is `1`, `+` a space), as
@@ -30,7 +33,7 @@ pub(super) fn digits(s: &str) -> Option<u64> {
 /// Parses a profile request's query; `Err` is the one-line answer of a
 /// 400 naming the parameter. Other parameters (Go's `gc`) are ignored.
 pub(super) fn parse_query(query: Option<&str>) -> Result<ProfileQuery, String> {
-    let mut q = ProfileQuery { text: false, seconds: None };
+    let mut q = ProfileQuery { text: false, seconds: None, addresses_only: false };
     for (name, value) in decoded(query) {
         match name.as_str() {
             "debug" => {
@@ -48,11 +51,21 @@ pub(super) fn parse_query(query: Option<&str>) -> Result<ProfileQuery, String> {
                     ))
                 }
             },
+            "symbolize" => {
+                q.addresses_only = match value.as_str() {
+                    "0" => true,
+                    "1" => false,
+                    _ => return Err(format!("invalid value for \"symbolize\": {value:?}: must be 0 or 1")),
+                }
+            }
             _ => {}
         }
     }
     if q.text && q.seconds.is_some() {
         return Err("\"seconds\" and \"debug\" cannot be used together (as in Go's net/http/pprof)".to_owned());
+    }
+    if q.text && q.addresses_only {
+        return Err("\"symbolize=0\" is for the protobuf profile: the text one names its frames".to_owned());
     }
     Ok(q)
 }
@@ -88,11 +101,22 @@ mod tests {
     #[test]
     fn profile_queries_follow_gos_parameters_and_name_a_bad_one() {
         let q = |s: &str| parse_query(Some(s));
-        assert_eq!(parse_query(None), Ok(ProfileQuery { text: false, seconds: None }));
-        assert_eq!(q("debug=1"), Ok(ProfileQuery { text: true, seconds: None }));
-        assert_eq!(q("seconds=3&gc=1"), Ok(ProfileQuery { text: false, seconds: Some(3) }));
-        assert_eq!(q("seconds=300"), Ok(ProfileQuery { text: false, seconds: Some(300) }));
-        assert_eq!(q("seconds=%31"), Ok(ProfileQuery { text: false, seconds: Some(1) }), "percent-decoded");
+        assert_eq!(parse_query(None), Ok(ProfileQuery { text: false, seconds: None, addresses_only: false }));
+        assert_eq!(q("debug=1"), Ok(ProfileQuery { text: true, seconds: None, addresses_only: false }));
+        assert_eq!(q("seconds=3&gc=1"), Ok(ProfileQuery { text: false, seconds: Some(3), addresses_only: false }));
+        assert_eq!(q("seconds=300"), Ok(ProfileQuery { text: false, seconds: Some(300), addresses_only: false }));
+        assert_eq!(
+            q("seconds=%31"),
+            Ok(ProfileQuery { text: false, seconds: Some(1), addresses_only: false }),
+            "percent-decoded"
+        );
+        assert_eq!(
+            q("symbolize=0&seconds=2"),
+            Ok(ProfileQuery { text: false, seconds: Some(2), addresses_only: true })
+        );
+        assert_eq!(q("symbolize=1"), Ok(ProfileQuery { text: false, seconds: None, addresses_only: false }));
+        assert_eq!(q("symbolize=no"), Err("invalid value for \"symbolize\": \"no\": must be 0 or 1".to_owned()));
+        assert!(q("symbolize=0&debug=1").unwrap_err().starts_with("\"symbolize=0\" is for the protobuf profile"));
         for bad in ["seconds=abc", "seconds=0", "seconds=-5", "seconds=301", "seconds=", "seconds=+5", "seconds=%2B5"] {
             let e = q(bad).unwrap_err();
             assert!(e.starts_with("invalid value for \"seconds\""), "{bad}: {e}");
