@@ -41,6 +41,8 @@ mod objects;
 /// One executable segment of a loaded object (the program, a shared
 /// library), for pprof's `Mapping`: where it is mapped, from which offset
 /// of which file, and the file's GNU build id (empty when it has none).
+#[cfg(feature = "pprof")]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // made on Linux only
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Mapping {
     pub(crate) start: u64,
@@ -53,6 +55,7 @@ pub(crate) struct Mapping {
 /// The process's executable mappings now (none where the platform's
 /// loader is not read: outside Linux). No symbol is resolved, no debug
 /// info read.
+#[cfg(feature = "pprof")]
 pub(crate) fn mappings() -> Vec<Mapping> {
     #[cfg(target_os = "linux")]
     return objects::mappings();

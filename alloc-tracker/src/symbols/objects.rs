@@ -127,6 +127,7 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
 /// shows them), with each object's file and GNU build id: what pprof's
 /// `Mapping` carries, so that a tool holding the binary symbolizes the
 /// profile's addresses itself.
+#[cfg(feature = "pprof")]
 pub(crate) fn mappings() -> Vec<super::Mapping> {
     let mut mappings: Vec<super::Mapping> = Vec::new();
     // SAFETY: the callback receives `&mut mappings` as its data pointer,
@@ -137,6 +138,7 @@ pub(crate) fn mappings() -> Vec<super::Mapping> {
 
 /// `dl_iterate_phdr`'s callback for [`mappings`]: one object's executable
 /// segments.
+#[cfg(feature = "pprof")]
 unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
     // SAFETY: as in `each_object`.
     let (mappings, info) = unsafe { (&mut *data.cast::<Vec<super::Mapping>>(), &*info) };
@@ -193,6 +195,7 @@ unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, d
 /// # Safety
 ///
 /// `notes` must point to `len` readable bytes of ELF notes.
+#[cfg(feature = "pprof")]
 unsafe fn gnu_build_id(notes: *const u8, len: usize) -> Option<String> {
     const NT_GNU_BUILD_ID: u32 = 3;
     // SAFETY: the caller's.
