@@ -87,17 +87,36 @@ impl Objects {
     }
 }
 
-/// `dl_iterate_phdr`'s callback: records one object.
-unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
-    // SAFETY: `data` is the `Vec` passed by `Objects::new`, and `info` the C
-    // library's description of one object, both valid during the call.
-    let (objects, info) = unsafe { (&mut *data.cast::<Vec<Object>>(), &*info) };
+/// What `dl_iterate_phdr` says of one object: its name (empty for the
+/// program, and for the vDSO), the loader's bias, its program headers.
+///
+/// # Safety
+///
+/// `info` must be the C library's description of a loaded object, valid
+/// while the borrow lasts (the callback's duration).
+unsafe fn loaded(info: &libc::dl_phdr_info) -> (&[u8], usize, &[libc::Elf64_Phdr]) {
     let name = if info.dlpi_name.is_null() {
         &[][..]
     } else {
         // SAFETY: a NUL-terminated string of the C library's.
         unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes()
     };
+    let headers = if info.dlpi_phdr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `dlpi_phnum` program headers at `dlpi_phdr`.
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+    };
+    (name, info.dlpi_addr as usize, headers)
+}
+
+/// `dl_iterate_phdr`'s callback: records one object.
+unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: `data` is the `Vec` passed by `Objects::new`, and `info` the C
+    // library's description of one object, both valid during the call.
+    let (objects, info) = unsafe { (&mut *data.cast::<Vec<Object>>(), &*info) };
+    // SAFETY: the C library's description of one object, during the call.
+    let (name, bias, headers) = unsafe { loaded(info) };
     let path = if name.is_empty() {
         if !objects.is_empty() {
             return 0; // an unnamed object other than the program
@@ -105,13 +124,6 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
         PathBuf::from("/proc/self/exe")
     } else {
         PathBuf::from(std::ffi::OsStr::from_bytes(name))
-    };
-    let bias = info.dlpi_addr as usize;
-    let headers = if info.dlpi_phdr.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: `dlpi_phnum` program headers at `dlpi_phdr`.
-        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
     };
     let segments = headers
         .iter()
@@ -142,12 +154,8 @@ pub(crate) fn mappings() -> Vec<super::Mapping> {
 unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
     // SAFETY: as in `each_object`.
     let (mappings, info) = unsafe { (&mut *data.cast::<Vec<super::Mapping>>(), &*info) };
-    let name = if info.dlpi_name.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: a NUL-terminated string of the C library's.
-        unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes()
-    };
+    // SAFETY: the C library's description of one object, during the call.
+    let (name, bias, headers) = unsafe { loaded(info) };
     let file = if name.is_empty() {
         if !mappings.is_empty() {
             return 0; // an unnamed object other than the program (the vDSO)
@@ -158,13 +166,6 @@ unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, d
         }
     } else {
         String::from_utf8_lossy(name).into_owned()
-    };
-    let bias = info.dlpi_addr as usize;
-    let headers = if info.dlpi_phdr.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: `dlpi_phnum` program headers at `dlpi_phdr`.
-        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
     };
     let build_id = headers
         .iter()
