@@ -186,10 +186,10 @@ fn encode(profile: &HeapProfile, period: u64, time_nanos: u64, default: Option<S
             let fid = *functions.entry(fkey).or_insert_with(|| {
                 let mut f = Vec::new();
                 uint(&mut f, 1, next_f);
-                // name: with its module path, without generic arguments
-                // (pprof's convention, as Go's names are); system_name:
-                // the full symbol name; the file and line stay apart.
-                uint(&mut f, 2, strings.id(&crate::stack::without_generics(&frame.name)));
+                // name: whose method it is, as Go names methods, without
+                // generic arguments (pprof's convention); system_name: the
+                // full symbol name; the file and line stay apart.
+                uint(&mut f, 2, strings.id(&crate::stack::go_name(&frame.name)));
                 uint(&mut f, 3, strings.id(&frame.name));
                 uint(&mut f, 4, strings.id(&frame.file));
                 function_msgs.push(f);

@@ -129,6 +129,66 @@ pub(crate) fn without_generics(name: &str) -> String {
     out
 }
 
+/// `name` as pprof shows a function, in the way Go names its methods
+/// (`pkg.(*Type).Method`): the path of the type a method belongs to, then
+/// the method, without generic arguments. A qualified path `<Type as
+/// Trait>::method` is `Type::method` (a generic parameter's, `<F as
+/// Trait>::call`, or of a type that is no path, is the trait's:
+/// `Trait::call`); `<&mut Type>`, `<dyn
+/// Trait>` and raw pointers are their type's. pprof's own display would
+/// otherwise cut every `<...>` away, leaving `::method` and merging the
+/// methods of one name. The full name stays in the profile's
+/// `system_name`.
+#[cfg_attr(not(feature = "pprof"), allow(dead_code))] // used by the pprof writer (and tested)
+pub(crate) fn go_name(name: &str) -> String {
+    let bare = without_generics(name);
+    let Some(inner) = bare.strip_prefix('<') else { return bare };
+    // The `>` that closes the qualified path (function types inside, as
+    // `<fn() -> u8 as app::Call>`, have `->` arrows, not brackets).
+    let mut depth = 1usize;
+    let mut close = None;
+    let mut last = ' ';
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if last != '-' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+        last = c;
+    }
+    let Some(close) = close else { return bare };
+    let (qualified, rest) = (&inner[..close], &inner[close + 1..]);
+    let (ty, trait_) = match qualified.split_once(" as ") {
+        Some((ty, trait_)) => (ty, Some(trait_)),
+        None => (qualified, None),
+    };
+    let ty = ["&mut ", "&", "dyn ", "*const ", "*mut "].iter().fold(ty.trim(), |t, p| t.strip_prefix(p).unwrap_or(t));
+    // A generic parameter (`F`, `T`), or a type that is no path (a function
+    // pointer, a tuple, a slice), says less than the trait it is used as.
+    let is_parameter = !ty.contains("::") && ty.chars().next().is_some_and(char::is_uppercase) && ty.len() <= 2;
+    let is_path = ty.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':');
+    let owner = match trait_ {
+        Some(t) if is_parameter || !is_path => t,
+        _ => ty,
+    };
+    format!("{owner}{}", go_name_rest(rest))
+}
+
+/// The rest of a name after a qualified path, with any further qualified
+/// path inside it named as [`go_name`] names one.
+fn go_name_rest(rest: &str) -> String {
+    match rest.find("::<") {
+        Some(i) => format!("{}::{}", &rest[..i], go_name(&rest[i + 2..])),
+        None => rest.to_owned(),
+    }
+}
+
 /// `name` as profiles and messages show it: when the debug info gave only
 /// the function's own name (an inlined function in a build with line
 /// tables only: `end_string<W>`, `{closure#0}`), it is prefixed with the
@@ -422,6 +482,33 @@ mod tests {
         );
         assert_eq!(without_generics("{closure#0}<(), allocscope::op::{closure_env#0}<F>>"), "{closure#0}");
         assert_eq!(without_generics("<fn() -> u8 as app::Call>::call"), "<fn() -> u8 as app::Call>::call");
+    }
+
+    #[test]
+    fn pprof_names_say_whose_method_it_is_as_go_does() {
+        assert_eq!(go_name("serde_json::map::Map::insert"), "serde_json::map::Map::insert");
+        assert_eq!(go_name("<serde_json::map::Map as core::ops::Index<&str>>::index"), "serde_json::map::Map::index");
+        assert_eq!(
+            go_name("<&mut serde_json::ser::Serializer<W, F> as serde_core::ser::Serializer>::serialize_seq"),
+            "serde_json::ser::Serializer::serialize_seq"
+        );
+        assert_eq!(
+            go_name("<serde_json::ser::Compound<W, F> as serde::ser::SerializeMap>::serialize_entry<str, V>"),
+            "serde_json::ser::Compound::serialize_entry"
+        );
+        assert_eq!(
+            go_name("<F as axum::handler::Handler<T, S>>::call::{{closure}}"),
+            "axum::handler::Handler::call::{{closure}}"
+        );
+        assert_eq!(go_name("<alloc::vec::Vec<T, A>>::push"), "alloc::vec::Vec::push");
+        assert_eq!(go_name("<dyn core::any::Any>::downcast_ref<T>"), "core::any::Any::downcast_ref");
+        assert_eq!(go_name("service::build_report::{{closure}}"), "service::build_report::{{closure}}");
+        assert_eq!(go_name("<fn() -> u8 as app::Call>::call"), "app::Call::call");
+        // Two impls of one trait method stay apart.
+        assert_ne!(
+            go_name("<u32 as serde::Serialize>::serialize"),
+            go_name("<alloc::string::String as serde::Serialize>::serialize")
+        );
     }
 
     #[test]

@@ -130,4 +130,6 @@ pub struct Frame {
 
 mod frames;
 
+#[cfg(feature = "pprof")]
+pub(crate) use frames::go_name;
 pub(crate) use frames::{describe_frames, keep_user_frames, origin, with_module_path, without_generics, Origin};
