@@ -159,10 +159,21 @@ if grep -q "build_report" <<< "$raw"; then
   echo "check-service: the addresses-only profile names functions" >&2
   exit 1
 fi
-top=$(timeout 120 go tool pprof -top target/release/examples/service "$work/addresses.pb.gz" 2>&1)
-grep -q "build_report" <<< "$top" \
-  || { echo "$top" | head -20; echo "check-service: go tool pprof did not resolve the addresses-only profile" >&2; exit 1; }
-echo "check-service: /debug/pprof/heap?symbolize=0 ($(stat -c %s "$work/addresses.pb.gz") B against $(curl -sf "http://$svc/debug/pprof/heap" | wc -c) B resolved) carries the service's mapping and build id $build_id; go tool pprof resolves it with the binary and names build_report"
+# The load is over, so the held profile no longer changes: the resolved
+# profile and pprof's resolution of the addresses-only one must agree on
+# what build_report holds (addresses resolved a page off, say, would name
+# other functions).
+curl -sf "http://$svc/debug/pprof/heap" -o "$work/resolved.pb.gz"
+cum_of_build_report() { awk '/build_report$/ { print $4; exit }'; }
+ours=$(timeout 120 go tool pprof -top -unit=B "$work/resolved.pb.gz" 2>/dev/null | cum_of_build_report)
+top=$(timeout 120 go tool pprof -top -unit=B target/release/examples/service "$work/addresses.pb.gz" 2>&1)
+theirs=$(cum_of_build_report <<< "$top")
+if [ -z "$ours" ] || [ "$ours" != "$theirs" ]; then
+  echo "$top" | head -20
+  echo "check-service: build_report holds ${ours:-nothing} in the resolved profile, ${theirs:-nothing} in the addresses-only one resolved by go tool pprof" >&2
+  exit 1
+fi
+echo "check-service: /debug/pprof/heap?symbolize=0 ($(stat -c %s "$work/addresses.pb.gz") B against $(curl -sf "http://$svc/debug/pprof/heap" | wc -c) B resolved) carries the service's mapping and build id $build_id; go tool pprof resolves it with the binary to the same $theirs under build_report"
 
 # 4. Profiles fit for production, read with Go's own tools.
 live() { curl -sf "http://$svc/metrics" | awk '$1 == "allocscope_held_bytes" { print $2 }'; }

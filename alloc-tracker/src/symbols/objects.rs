@@ -134,9 +134,9 @@ unsafe extern "C" fn each_object(info: *mut libc::dl_phdr_info, _size: usize, da
     0
 }
 
-/// The executable segments of the loaded objects, as the kernel maps them
-/// (start and file offset rounded down to a page, as `/proc/self/maps`
-/// shows them), with each object's file and GNU build id: what pprof's
+/// The executable segments of the loaded objects (each segment's own
+/// start, end and file offset), with each object's file and GNU build id:
+/// what pprof's
 /// `Mapping` carries, so that a tool holding the binary symbolizes the
 /// profile's addresses itself.
 #[cfg(feature = "pprof")]
@@ -175,14 +175,16 @@ unsafe extern "C" fn each_mapping(info: *mut libc::dl_phdr_info, _size: usize, d
         // p_vaddr`, `p_memsz` bytes long.
         .find_map(|h| unsafe { gnu_build_id(bias.wrapping_add(h.p_vaddr as usize) as *const u8, h.p_memsz as usize) })
         .unwrap_or_default();
-    // SAFETY: `sysconf` has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
     for h in headers.iter().filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_X != 0) {
+        // The segment itself, not the pages around it: at a page-aligned
+        // start and offset, the offset falls in the file's previous
+        // segment, and pprof's reader (Go 1.19's) then takes that segment
+        // for the base and resolves every address a page off.
         let start = bias.wrapping_add(h.p_vaddr as usize);
         mappings.push(super::Mapping {
-            start: (start & !(page - 1)) as u64,
+            start: start as u64,
             limit: start.wrapping_add(h.p_memsz as usize) as u64,
-            offset: (h.p_offset as usize & !(page - 1)) as u64,
+            offset: h.p_offset,
             file: file.clone(),
             build_id: build_id.clone(),
         });
